@@ -1,0 +1,1 @@
+"""RPN ROC: the national TLS reverse proxy between establishments and AMCs."""

@@ -1,0 +1,50 @@
+"""The seams of the relay: each has an in-memory fake in ``rpn.testing``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from zope.interface import Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from roc.model import AmcKey
+
+
+@dataclass(frozen=True, slots=True)
+class AmcEntry:
+    """What the annuaire says of one AMC: its name and one endpoint URL per service offered.
+
+    *endpoints* maps a service code ("IDB") or a service and version ("IDB/V2") to an https URL;
+    a version-specific entry wins over the plain one.
+    """
+
+    amc_number: str
+    name: str
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def endpoint_for(self, service: str, version: str) -> str | None:
+        return self.endpoints.get(f"{service}/{version}") or self.endpoints.get(service)
+
+
+class IAnnuaireSource(Interface):
+    """Where AMC entries come from (the ANN web service, a static file)."""
+
+    def lookup(key: AmcKey) -> Deferred[AmcEntry | None]:
+        """The entry for *key*, None when the annuaire says the AMC is unknown.
+
+        Fails (errback) when the source cannot answer (unreachable, malformed answer).
+        """
+
+
+class IAnnuaire(Interface):
+    """The relay's view of the annuaire: a source behind a cache policy."""
+
+    def resolve(key: AmcKey) -> Deferred[AmcEntry]:
+        """The entry for *key*.
+
+        Fails with ``roc.errors.RpnFailure`` carrying ``AMC_UNKNOWN`` or
+        ``ANNUAIRE_UNAVAILABLE``.
+        """
