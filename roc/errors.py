@@ -25,69 +25,154 @@ class RpnError(Enum):
     """Every fault the relay can answer with. Codes are stable: clients may match on them."""
 
     ROUTING_UNREADABLE = ErrorSpec(
-        "RPN-400-ROUTAGE", 400, "Client",
-        "The routing block in the SOAP header is missing, incomplete or invalid.", False)
+        "RPN-400-ROUTAGE",
+        400,
+        "Client",
+        "The routing block in the SOAP header is missing, incomplete or invalid.",
+        False,
+    )
     XML_FORBIDDEN = ErrorSpec(
-        "RPN-400-XML", 400, "Client",
-        "The message is not well-formed XML, or uses a DTD or entities, which are refused.", False)
+        "RPN-400-XML",
+        400,
+        "Client",
+        "The message is not well-formed XML, or uses a DTD or entities, which are refused.",
+        False,
+    )
     ROUTING_CONTRADICTORY = ErrorSpec(
-        "RPN-400-INCOHERENT", 400, "Client",
-        "The SOAPAction header and the routing block name different services.", False)
+        "RPN-400-INCOHERENT",
+        400,
+        "Client",
+        "The SOAPAction header and the routing block name different services.",
+        False,
+    )
     AMC_UNKNOWN = ErrorSpec(
-        "RPN-400-AMC-INCONNUE", 400, "Client",
-        "No AMC matches these routing identifiers in the AMC directory.", False)
+        "RPN-400-AMC-INCONNUE",
+        400,
+        "Client",
+        "No AMC matches these routing identifiers in the AMC directory.",
+        False,
+    )
     SERVICE_NOT_OFFERED = ErrorSpec(
-        "RPN-400-SERVICE-NON-OFFERT", 400, "Client",
-        "The AMC does not offer this service, or not in this ROC version.", False)
+        "RPN-400-SERVICE-NON-OFFERT",
+        400,
+        "Client",
+        "The AMC does not offer this service, or not in this ROC version.",
+        False,
+    )
     DRE_NOT_RELAYED = ErrorSpec(
-        "RPN-400-DRE", 400, "Client",
+        "RPN-400-DRE",
+        400,
+        "Client",
         "DRE-ES invoices are not relayed by the RPN: send them through the billing channel.",
-        False)
+        False,
+    )
     CONTENT_TYPE = ErrorSpec(
-        "RPN-415-TYPE", 415, "Client",
-        "The request must be SOAP: Content-Type text/xml or application/soap+xml.", False)
+        "RPN-415-TYPE",
+        415,
+        "Client",
+        "The request must be SOAP: Content-Type text/xml or application/soap+xml.",
+        False,
+    )
     SENDER_NOT_REGISTERED = ErrorSpec(
-        "RPN-403-NON-INSCRIT", 403, "Client",
-        "The establishment of the client certificate is not registered with the relay.", False)
+        "RPN-403-NON-INSCRIT",
+        403,
+        "Client",
+        "The establishment of the client certificate is not registered with the relay.",
+        False,
+    )
     SENDER_MISMATCH = ErrorSpec(
-        "RPN-403-EMETTEUR", 403, "Client",
+        "RPN-403-EMETTEUR",
+        403,
+        "Client",
         "The sender named in the message is not the establishment of the client certificate.",
-        False)
+        False,
+    )
     NOT_FOUND = ErrorSpec(
-        "RPN-404-CHEMIN", 404, "Client", "No ROC service is published at this path.", False)
+        "RPN-404-CHEMIN", 404, "Client", "No ROC service is published at this path.", False
+    )
     METHOD_NOT_ALLOWED = ErrorSpec(
-        "RPN-405-METHODE", 405, "Client", "ROC services accept POST only.", False)
+        "RPN-405-METHODE", 405, "Client", "ROC services accept POST only.", False
+    )
     BODY_TOO_LARGE = ErrorSpec(
-        "RPN-413-TAILLE", 413, "Client",
-        "The message is larger than the relay accepts.", False)
+        "RPN-413-TAILLE", 413, "Client", "The message is larger than the relay accepts.", False
+    )
+    REQUEST_TIMEOUT = ErrorSpec(
+        "RPN-408-LECTURE",
+        408,
+        "Client",
+        "The request was not received in time; the connection is closed.",
+        True,
+    )
     RATE_LIMITED = ErrorSpec(
-        "RPN-429-DEBIT", 429, "Client",
-        "Too many exchanges from this establishment at once; retry later.", True)
+        "RPN-429-DEBIT",
+        429,
+        "Client",
+        "Too many exchanges from this establishment at once; retry later.",
+        True,
+    )
+    INTERNAL = ErrorSpec(
+        "RPN-500-INTERNE",
+        500,
+        "Server",
+        "The relay failed unexpectedly; the exchange may not have been delivered.",
+        False,
+    )
     AMC_BAD_ANSWER = ErrorSpec(
-        "RPN-502-AMC-REPONSE", 502, "Server",
-        "The AMC's answer was cut or unreadable; the exchange may have reached the AMC.", False)
+        "RPN-502-AMC-REPONSE",
+        502,
+        "Server",
+        "The AMC's answer was cut or unreadable; the exchange may have reached the AMC.",
+        False,
+    )
     AMC_TLS = ErrorSpec(
-        "RPN-502-AMC-TLS", 502, "Server",
-        "The secure connection to the AMC failed (certificate not trusted, wrong name or "
-        "expired).", True)
+        "RPN-502-AMC-TLS",
+        502,
+        "Server",
+        "The secure connection to the AMC failed (certificate not trusted, wrong name or expired).",
+        True,
+    )
     AMC_UNAVAILABLE = ErrorSpec(
-        "RPN-503-AMC-INDISPONIBLE", 503, "Server",
-        "The AMC cannot be reached right now; the exchange was not delivered.", True)
+        "RPN-503-AMC-INDISPONIBLE",
+        503,
+        "Server",
+        "The AMC cannot be reached right now; the exchange was not delivered.",
+        True,
+    )
     AMC_CIRCUIT_OPEN = ErrorSpec(
-        "RPN-503-AMC-SUSPENDUE", 503, "Server",
-        "The AMC is failing and traffic to it is paused; the exchange was not delivered.", True)
+        "RPN-503-AMC-SUSPENDUE",
+        503,
+        "Server",
+        "The AMC is failing and traffic to it is paused; the exchange was not delivered.",
+        True,
+    )
     OVERLOADED = ErrorSpec(
-        "RPN-503-SURCHARGE", 503, "Server",
-        "Too many exchanges are waiting for this AMC; the exchange was not delivered.", True)
+        "RPN-503-SURCHARGE",
+        503,
+        "Server",
+        "Too many exchanges are waiting for this AMC; the exchange was not delivered.",
+        True,
+    )
     ANNUAIRE_UNAVAILABLE = ErrorSpec(
-        "RPN-503-ANNUAIRE", 503, "Server",
-        "The AMC directory cannot be reached and this AMC is not in the relay's cache.", True)
+        "RPN-503-ANNUAIRE",
+        503,
+        "Server",
+        "The AMC directory cannot be reached and this AMC is not in the relay's cache.",
+        True,
+    )
     SHUTTING_DOWN = ErrorSpec(
-        "RPN-503-ARRET", 503, "Server",
-        "The relay is stopping; the exchange was not delivered.", True)
+        "RPN-503-ARRET",
+        503,
+        "Server",
+        "The relay is stopping; the exchange was not delivered.",
+        True,
+    )
     AMC_TIMEOUT = ErrorSpec(
-        "RPN-504-AMC-DELAI", 504, "Server",
-        "The AMC did not answer in time; the exchange may have reached the AMC.", False)
+        "RPN-504-AMC-DELAI",
+        504,
+        "Server",
+        "The AMC did not answer in time; the exchange may have reached the AMC.",
+        False,
+    )
 
     @property
     def spec(self) -> ErrorSpec:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -26,7 +26,7 @@ SERVICE_NS = {
 SOAP_ACTION_PREFIX = "urn:piano:roc:"
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     """ROC web services. ANN is called by the relay itself; DRE is never relayed."""
 
     IDB = "IDB"
@@ -41,12 +41,12 @@ class Service(str, Enum):
 RELAYED_SERVICES = frozenset({Service.IDB, Service.SIM, Service.CLC, Service.DEL})
 
 
-class RocVersion(str, Enum):
+class RocVersion(StrEnum):
     V1 = "V1"
     V2 = "V2"
 
 
-class SoapVersion(str, Enum):
+class SoapVersion(StrEnum):
     SOAP11 = "1.1"
     SOAP12 = "1.2"
 

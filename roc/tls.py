@@ -1,0 +1,144 @@
+"""TLS contexts for both ends: mutual TLS 1.2+ servers and clients, and the FINESS in a cert.
+
+Contexts are built once from files and swapped whole on reload, never per connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
+from twisted.internet.ssl import TLSVersion
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from roc.identifiers import finess_error
+
+_ATTRIBUTES = {
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "CN": NameOID.COMMON_NAME,
+    "serialNumber": NameOID.SERIAL_NUMBER,
+    "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
+}
+
+
+class TLSConfigError(ValueError):
+    """A certificate, key or CA file is missing or unusable; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    certificate: Path
+    private_key: Path
+    ca_certificates: tuple[Path, ...]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TLSConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load_pem_certificates(path: Path) -> list[ssl.Certificate]:
+    """Every certificate in the PEM file at *path* (a CA bundle may hold several)."""
+    data = _read(path)
+    try:
+        return [
+            ssl.Certificate.loadPEM(c.public_bytes(encoding=Encoding.PEM))
+            for c in x509.load_pem_x509_certificates(data)
+        ]
+    except ValueError as exc:
+        raise TLSConfigError(f"{path}: not a PEM certificate ({exc})") from None
+
+
+def load_private_certificate(cert: Path, key: Path) -> ssl.PrivateCertificate:
+    """The certificate at *cert* with its private key at *key*, checked to match."""
+    try:
+        loaded: ssl.PrivateCertificate = ssl.PrivateCertificate.loadPEM(
+            _read(cert) + b"\n" + _read(key)
+        )
+        return loaded
+    except (SSL.Error, crypto.Error, ValueError) as exc:
+        raise TLSConfigError(f"{cert} / {key}: unusable certificate or key ({exc})") from None
+
+
+def _chain(cert: Path) -> list[crypto.X509]:
+    """Intermediate certificates that follow the leaf in *cert*, if any."""
+    return [c.original for c in load_pem_certificates(cert)[1:]]
+
+
+def server_options(
+    files: TLSFiles, require_client_certificate: bool = True
+) -> ssl.CertificateOptions:
+    """TLS 1.2+ server options; with client certificates verified against the CA files."""
+    private = load_private_certificate(files.certificate, files.private_key)
+    cas = [c.original for path in files.ca_certificates for c in load_pem_certificates(path)]
+    if require_client_certificate and not cas:
+        raise TLSConfigError("client certificates are required but no CA file is configured")
+    return ssl.CertificateOptions(
+        privateKey=private.privateKey.original,
+        certificate=private.original,
+        extraCertChain=_chain(files.certificate),
+        verify=require_client_certificate,
+        caCerts=cas if require_client_certificate else None,
+        requireCertificate=require_client_certificate,
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+        enableSessions=True,
+    )
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class SwappableServerContext:
+    """Hands each new connection the current context; ``swap`` replaces it for new ones."""
+
+    def __init__(self, options: ssl.CertificateOptions) -> None:
+        self._context: SSL.Context = options.getContext()
+
+    def swap(self, options: ssl.CertificateOptions) -> None:
+        self._context = options.getContext()
+
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
+        return SSL.Connection(self._context, None)
+
+
+def client_options(files: TLSFiles, hostname: str) -> IOpenSSLClientConnectionCreator:
+    """Mutual-TLS client options for *hostname*, trusting only the configured CAs."""
+    private = load_private_certificate(files.certificate, files.private_key)
+    cas = [c for path in files.ca_certificates for c in load_pem_certificates(path)]
+    if not cas:
+        raise TLSConfigError("no CA file configured to verify the server")
+    return ssl.optionsForClientTLS(
+        hostname,
+        trustRoot=ssl.trustRootFromCertificates(cas),
+        clientCertificate=private,
+        extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
+    )
+
+
+def finess_from_certificate(cert: x509.Certificate, attribute: str = "OU") -> str | None:
+    """The establishment FINESS named in *cert*'s subject, or None.
+
+    A 10-character value starting with "3" is a health-PKI structure identifier of type
+    FINESS; the FINESS is what follows.
+    """
+    oid = _ATTRIBUTES.get(attribute)
+    if oid is None:
+        raise TLSConfigError(f"unknown subject attribute {attribute!r}")
+    for attr in cert.subject.get_attributes_for_oid(oid):
+        value = attr.value if isinstance(attr.value, str) else attr.value.decode()
+        if len(value) == 10 and value.startswith("3"):
+            value = value[1:]
+        if finess_error(value) is None:
+            return value
+    return None

@@ -1,0 +1,105 @@
+"""The admin endpoint: liveness, readiness and Prometheus metrics, on loopback by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from rpn.breaker import BreakerState
+from rpn.upstream import UpstreamRegistry
+
+
+class QuietSite(Site):
+    """A Site that logs neither its start nor each probe and scrape."""
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
+class _Health(Resource):
+    isLeaf = True
+
+    def __init__(self, ready: Callable[[], bool] | None = None) -> None:
+        super().__init__()
+        self._ready = ready
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        if self._ready is not None and not self._ready():
+            request.setResponseCode(503)
+            return b"not ready\n"
+        return b"ok\n"
+
+
+class _Metrics(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self._registry)
+
+
+def admin_resource(registry: CollectorRegistry, ready: Callable[[], bool]) -> Resource:
+    """/healthz (the process answers), /readyz (it accepts exchanges), /metrics."""
+    root = Resource()
+    root.putChild(b"healthz", _Health())
+    root.putChild(b"readyz", _Health(ready))
+    root.putChild(b"metrics", _Metrics(registry))
+    return root
+
+
+class UpstreamCollector:
+    """Breaker and pool state per AMC, read at scrape time (nothing on the exchange path)."""
+
+    def __init__(self, upstreams: UpstreamRegistry) -> None:
+        self._upstreams = upstreams
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "rpn_breaker_state",
+            "Circuit breaker state per AMC: 1 for the current state, 0 for the others.",
+            labels=("amc", "state"),
+        )
+        opened = CounterMetricFamily(
+            "rpn_breaker_opened",
+            "Times each AMC's circuit breaker opened.",
+            labels=("amc",),
+        )
+        rejected = CounterMetricFamily(
+            "rpn_breaker_rejected",
+            "Exchanges not sent because the AMC's breaker was open.",
+            labels=("amc",),
+        )
+        active = GaugeMetricFamily(
+            "rpn_pool_active_requests", "Exchanges in progress per AMC.", labels=("amc",)
+        )
+        queued = GaugeMetricFamily(
+            "rpn_pool_queued_requests", "Exchanges waiting for a slot per AMC.", labels=("amc",)
+        )
+        shed = CounterMetricFamily(
+            "rpn_pool_shed",
+            "Exchanges refused because the AMC's wait queue was full or too slow.",
+            labels=("amc",),
+        )
+        for amc, upstream in sorted(self._upstreams.upstreams.items()):
+            current = upstream.breaker.state
+            for candidate in BreakerState:
+                state.add_metric((amc, candidate.value), 1.0 if candidate is current else 0.0)
+            opened.add_metric((amc,), upstream.breaker.opened_total)
+            rejected.add_metric((amc,), upstream.breaker.rejected_total)
+            active.add_metric((amc,), upstream.limiter.active)
+            queued.add_metric((amc,), upstream.limiter.queued)
+            shed.add_metric((amc,), upstream.limiter.shed_total + upstream.limiter.timed_out_total)
+        yield from (state, opened, rejected, active, queued, shed)

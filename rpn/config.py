@@ -1,0 +1,204 @@
+"""The relay's configuration: one TOML file parsed into frozen dataclasses at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roc.config import ConfigError, load_file, non_negative, one_of, positive, setting
+from roc.identifiers import finess_error
+
+
+def _finess_list(values: Any) -> str | None:
+    for i, value in enumerate(values):
+        problem = finess_error(value)
+        if problem:
+            return f"[{i}]: {problem}"
+    return None
+
+
+def _paths(values: Any) -> str | None:
+    if not values:
+        return "must list at least one path"
+    for value in values:
+        if not value.startswith("/") or (value.endswith("/") and value != "/"):
+            return f"{value!r}: must start with / and not end with /"
+    return None
+
+
+def _https_url(value: Any) -> str | None:
+    return None if value.startswith("https://") else "must be an https:// URL"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    endpoint: str = setting(
+        "Twisted server endpoint for establishments (TLS is added by the relay); "
+        "'systemd:domain=INET:index=0' for socket activation.",
+        "tcp:8443:interface=127.0.0.1",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundTLSConfig:
+    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
+    private_key: Path = setting("PEM private key of the server certificate.")
+    ca_certificates: tuple[Path, ...] = setting(
+        "PEM files of the CAs whose client certificates are accepted (health PKIs)."
+    )
+    finess_attribute: str = setting(
+        "Subject attribute carrying the establishment FINESS.",
+        "OU",
+        one_of("OU", "O", "CN", "serialNumber", "organizationIdentifier"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    paths: tuple[str, ...] = setting(
+        "URL paths where ROC services are published (a request path must equal one or "
+        "start with it followed by /).",
+        ("/roc",),
+        _paths,
+    )
+    max_body_bytes: int = setting("Largest request body accepted (413 above).", 1 << 20, positive)
+    max_response_bytes: int = setting("Largest AMC answer relayed (502 above).", 4 << 20, positive)
+    idle_timeout: float = setting(
+        "Seconds a client connection may stay silent before it is closed.", 30.0, positive
+    )
+    read_timeout: float = setting(
+        "Seconds a client has to send a whole request once it started (slow clients cut).",
+        30.0,
+        positive,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    policy: str = setting(
+        "Routing-key extraction policy, a Twisted plugin name: soap-header, http-header, "
+        "url-path, or a third-party one.",
+        "soap-header",
+    )
+    options: dict[str, Any] = setting(
+        "Options for the policy (for soap-header: paths, max_header_bytes).", default_factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EstablishmentsConfig:
+    allowed: tuple[str, ...] = setting(
+        "FINESS numbers of the establishments registered with the relay.", (), _finess_list
+    )
+    check_sender: bool = setting(
+        "Refuse a message whose sender FINESS is not the client certificate's.", True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AnnuaireConfig:
+    static_file: Path | None = setting(
+        "TOML directory of AMCs (development, or operator override of the web service).", None
+    )
+    service_url: str | None = setting(
+        "URL of the annuaire web service (ANN), called over mutual TLS.", None, _https_url
+    )
+    timeout: float = setting("Seconds to wait for the annuaire web service.", 5.0, positive)
+    ttl: float = setting("Seconds an AMC entry is used before it is asked again.", 300.0, positive)
+    negative_ttl: float = setting("Seconds an 'unknown AMC' answer is remembered.", 60.0, positive)
+    stale_if_error: float = setting(
+        "Seconds an expired entry may still be used while the annuaire fails.",
+        86400.0,
+        non_negative,
+    )
+    snapshot: Path | None = setting(
+        "File keeping the last-known-good entries, used at start-up if the annuaire is down.",
+        None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    failure_threshold: int = setting(
+        "Consecutive failures that open an AMC's breaker.", 5, positive
+    )
+    open_base: float = setting("Seconds the breaker first stays open.", 1.0, positive)
+    open_max: float = setting(
+        "Longest open period (the back-off doubles up to it).", 60.0, positive
+    )
+    half_open_probes: int = setting("Requests let through to test a recovering AMC.", 3, positive)
+    jitter: float = setting(
+        "Random spread of open periods (fraction, below 1).",
+        0.2,
+        lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1",
+    )
+    recovery_ramp: float = setting(
+        "Seconds over which traffic returns progressively after recovery (0: at once).",
+        10.0,
+        non_negative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    certificate: Path = setting("PEM client certificate the relay presents to AMCs.")
+    private_key: Path = setting("PEM private key of that certificate.")
+    ca_certificates: tuple[Path, ...] = setting("PEM files of the CAs that sign AMC servers.")
+    connect_timeout: float = setting("Seconds to open a connection to an AMC.", 3.0, positive)
+    request_timeout: float = setting(
+        "Seconds an AMC has to answer once the exchange is sent (504 after).", 10.0, positive
+    )
+    max_active: int = setting("Concurrent exchanges per AMC.", 32, positive)
+    max_queued: int = setting("Exchanges waiting for a slot per AMC (503 above).", 64, non_negative)
+    queue_timeout: float = setting("Seconds an exchange may wait for a slot.", 2.0, positive)
+    idle_timeout: float = setting(
+        "Seconds an idle pooled connection is kept (shorter than AMCs' keep-alive).",
+        20.0,
+        positive,
+    )
+    breaker: BreakerConfig = setting("Per-AMC circuit breaker.", default_factory=BreakerConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    endpoint: str = setting(
+        "Endpoint for /healthz, /readyz and /metrics (keep it on loopback).",
+        "tcp:9180:interface=127.0.0.1",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    access_log: Path | None = setting(
+        "File receiving one JSON line per exchange; absent: one event per exchange in the "
+        "service log.",
+        None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RpnConfig:
+    tls: InboundTLSConfig = setting("TLS towards establishments.")
+    upstream: UpstreamConfig = setting("Connections to AMCs.")
+    listen: ListenConfig = setting("Where establishments connect.", default_factory=ListenConfig)
+    http: HttpConfig = setting("HTTP limits.", default_factory=HttpConfig)
+    routing: RoutingConfig = setting("Routing-key extraction.", default_factory=RoutingConfig)
+    establishments: EstablishmentsConfig = setting(
+        "Registered establishments.", default_factory=EstablishmentsConfig
+    )
+    annuaire: AnnuaireConfig = setting("The AMC directory.", default_factory=AnnuaireConfig)
+    admin: AdminConfig = setting("Admin endpoint.", default_factory=AdminConfig)
+    log: LogConfig = setting("Logging.", default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        breaker = self.upstream.breaker
+        if breaker.open_max < breaker.open_base:
+            raise ConfigError("upstream.breaker.open_max: must be >= open_base")
+        if self.annuaire.static_file is None and self.annuaire.service_url is None:
+            raise ConfigError("annuaire: set static_file, service_url or both")
+
+
+def load_config(path: Path) -> RpnConfig:
+    """Read and validate the relay configuration at *path* (ConfigError names the key)."""
+    return load_file(RpnConfig, path)

@@ -1,0 +1,40 @@
+"""``twistd rpn``: translates command-line options into a built relay service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from twisted.application.service import IService
+from twisted.python import usage
+
+from roc.config import ConfigError
+from roc.tls import TLSConfigError
+from rpn.config import RpnConfig, load_config
+
+
+class Options(usage.Options):
+    synopsis = "--config FILE"
+    longdesc = "RPN ROC: the national TLS reverse proxy between establishments and AMCs."
+    optParameters = [["config", "c", None, "The relay's TOML configuration file."]]
+
+    config: RpnConfig
+
+    def postOptions(self) -> None:
+        if not self["config"]:
+            raise usage.UsageError("--config FILE is required")
+        try:
+            self.config = load_config(Path(self["config"]))
+        except ConfigError as exc:
+            raise usage.UsageError(f"invalid configuration: {exc}") from None
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    from rpn.service import build_service
+
+    try:
+        return build_service(options.config, reactor, CollectorRegistry(auto_describe=True))
+    except (ConfigError, TLSConfigError, ValueError) as exc:
+        raise usage.UsageError(f"cannot start: {exc}") from None

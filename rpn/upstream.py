@@ -1,0 +1,334 @@
+"""Forwarding an exchange to one AMC: mutual TLS, a bounded pool, a breaker, a deadline.
+
+One ``AmcUpstream`` per AMC holds its TLS client contexts (built once per host), its
+persistent-connection pool, its concurrency limiter and its circuit breaker, so a failing
+AMC only ever slows down or stops its own traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from OpenSSL import SSL
+from service_identity import VerificationError
+from twisted.internet import error as net_error
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, gatherResults, succeed
+from twisted.internet.interfaces import (
+    IConsumer,
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web._newclient import RequestNotSent, ResponseFailed, ResponseNeverReceived
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS, IResponse
+from zope.interface import implementer
+
+from roc.errors import RpnError, RpnFailure
+from roc.tls import TLSFiles, client_options
+from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout
+
+#: Hop-by-hop headers never relayed back (RFC 9110 section 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    connect_timeout: float
+    request_timeout: float
+    max_active: int
+    max_queued: int
+    queue_timeout: float
+    idle_timeout: float
+    max_response_bytes: int
+    breaker: BreakerPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    """The AMC's answer, relayed as received."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    seconds: float
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """Writes the request body in one go: the relay already holds it whole."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _CappedBody(Protocol):
+    def __init__(self, limit: int, finished: Deferred[bytes]) -> None:
+        self._limit = limit
+        self._size = 0
+        self._chunks: list[bytes] = []
+        self._finished = finished
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._finished.called:
+            return
+        self._size += len(data)
+        if self._size > self._limit:
+            self._finished.errback(_BodyTooLarge())
+            _abort(self.transport)
+            return
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = net_error.ConnectionDone) -> None:  # type: ignore[assignment]
+        if self._finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self._finished.callback(b"".join(self._chunks))
+        else:
+            self._finished.errback(reason)
+
+
+def _abort(transport: Any) -> None:
+    abort = getattr(transport, "abortConnection", None) or getattr(
+        transport, "loseConnection", None
+    )
+    if abort is not None:
+        abort()
+
+
+def read_capped_body(response: IResponse, limit: int) -> Deferred[bytes]:
+    """The whole body of *response*, failing with _BodyTooLarge past *limit* bytes.
+
+    Cancelling the Deferred aborts the connection, so it is never reused.
+    """
+    holder: list[_CappedBody] = []
+    d: Deferred[bytes] = Deferred(lambda _: _abort(holder[0].transport) if holder else None)
+    protocol = _CappedBody(limit, d)
+    holder.append(protocol)
+    response.deliverBody(protocol)
+    return d
+
+
+def _unwrap(failure: Failure) -> list[Failure]:
+    """The failures wrapped inside twisted.web's client exceptions (or the failure itself)."""
+    reasons = getattr(failure.value, "reasons", None)
+    return list(reasons) if reasons else [failure]
+
+
+def classify(failure: Failure) -> RpnError:
+    """Which relay error a failed forward is, from the client's point of view."""
+    if failure.check(TimeoutError, CancelledError, net_error.TimeoutError):
+        return RpnError.AMC_TIMEOUT
+    if failure.check(_BodyTooLarge):
+        return RpnError.AMC_BAD_ANSWER
+    if failure.check(net_error.ConnectError, net_error.DNSLookupError):
+        return RpnError.AMC_UNAVAILABLE
+    for inner in _unwrap(failure):
+        if inner.check(SSL.Error, VerificationError):
+            return RpnError.AMC_TLS
+    if failure.check(ResponseNeverReceived):
+        inner_types = [f.type for f in _unwrap(failure)]
+        if any(t is not None and issubclass(t, CancelledError) for t in inner_types):
+            return RpnError.AMC_TIMEOUT
+    if failure.check(ResponseFailed):
+        return RpnError.AMC_BAD_ANSWER
+    return RpnError.AMC_BAD_ANSWER
+
+
+@implementer(IPolicyForHTTPS)
+class _AmcTLSPolicy:
+    """Mutual-TLS client options per AMC host, built once and reused for every connection."""
+
+    def __init__(self, files: TLSFiles) -> None:
+        self._files = files
+        self._by_host: dict[bytes, IOpenSSLClientConnectionCreator] = {}
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
+        creator = self._by_host.get(hostname)
+        if creator is None:
+            creator = client_options(self._files, hostname.decode("ascii"))
+            self._by_host[hostname] = creator
+        return creator
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """No "Starting factory" log line per upstream connection."""
+
+    noisy = False
+
+
+def quiet_pool(reactor: Any) -> HTTPConnectionPool:
+    """A persistent connection pool whose connections do not log their factories."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = _QuietClientFactory
+    return pool
+
+
+class AmcUpstream:
+    """Everything the relay keeps for one AMC."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        amc_number: str,
+        tls: IPolicyForHTTPS,
+        settings: UpstreamSettings,
+        on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        self.amc_number = amc_number
+        self._clock: IReactorTime = reactor
+        self._settings = settings
+        self.pool = quiet_pool(reactor)
+        self.pool.maxPersistentPerHost = settings.max_active
+        self.pool.cachedConnectionTimeout = int(max(1, settings.idle_timeout))
+        self.pool.retryAutomatically = False
+        self._agent = Agent(reactor, tls, connectTimeout=settings.connect_timeout, pool=self.pool)
+        self.limiter = ConcurrencyLimiter(reactor, settings.max_active, settings.max_queued)
+
+        def transition(old: BreakerState, new: BreakerState) -> None:
+            self.log.warn(
+                "breaker of AMC {amc} {old} -> {new}", amc=amc_number, old=old.value, new=new.value
+            )
+            if on_breaker_transition is not None:
+                on_breaker_transition(amc_number, old, new)
+
+        self.breaker = CircuitBreaker(reactor, settings.breaker, on_transition=transition)
+
+    def forward(self, url: str, body: bytes, headers: Headers) -> Deferred[UpstreamAnswer]:
+        """Send *body* to *url* and collect the answer; fails with RpnFailure."""
+        return Deferred.fromCoroutine(self._forward(url.encode("ascii"), body, headers))
+
+    async def _forward(self, url: bytes, body: bytes, headers: Headers) -> UpstreamAnswer:
+        if not self.breaker.try_acquire():
+            wait = self.breaker.retry_after()
+            raise RpnFailure(
+                RpnError.AMC_CIRCUIT_OPEN,
+                f"next attempt in {wait:.1f} s" if wait > 0 else "recovery probes in progress",
+            )
+        try:
+            slot = await self.limiter.acquire(self._settings.queue_timeout)
+        except QueueFull:
+            self.breaker.record_cancelled()
+            raise RpnFailure(RpnError.OVERLOADED, "queue full") from None
+        except QueueTimeout:
+            self.breaker.record_cancelled()
+            raise RpnFailure(RpnError.OVERLOADED, "no connection slot in time") from None
+        except CancelledError:
+            self.breaker.record_cancelled()
+            raise
+        try:
+            return await self._send(url, body, headers)
+        finally:
+            slot.release()
+
+    async def _send(self, url: bytes, body: bytes, headers: Headers) -> UpstreamAnswer:
+        started = self._clock.seconds()
+        deadline = started + self._settings.request_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = max(0.001, deadline - self._clock.seconds())
+            request = self._agent.request(b"POST", url, headers, _BytesProducer(body))
+            request.addTimeout(remaining, self._clock)
+            try:
+                response: IResponse = await request
+                remaining = max(0.001, deadline - self._clock.seconds())
+                reading = read_capped_body(response, self._settings.max_response_bytes)
+                reading.addTimeout(remaining, self._clock)
+                data = await reading
+            except Exception:  # noqa: BLE001 - every failure is classified below
+                failure = Failure()
+                if failure.check(RequestNotSent) and attempt == 1:
+                    # A pooled connection was found closed before any byte left: the AMC
+                    # provably never saw this exchange, so one more attempt is safe.
+                    self.log.debug(
+                        "AMC {amc}: pooled connection closed, request not sent; retrying once",
+                        amc=self.amc_number,
+                    )
+                    continue
+                error = classify(failure)
+                self.breaker.record_failure()
+                raise RpnFailure(error, failure.type.__name__ if failure.type else "") from None
+            seconds = self._clock.seconds() - started
+            if response.code in (502, 503, 504):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+            relayed = [
+                (name, value)
+                for name, values in response.headers.getAllRawHeaders()
+                if name.lower() not in _HOP_BY_HOP
+                for value in values
+            ]
+            return UpstreamAnswer(response.code, relayed, data, seconds)
+
+    def close(self) -> Deferred[None]:
+        closed: Deferred[None] = self.pool.closeCachedConnections()
+        return closed
+
+
+class UpstreamRegistry:
+    """The AMC upstreams, created on first use; one TLS policy shared by all."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        tls_files: TLSFiles,
+        settings: UpstreamSettings,
+        on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._tls = _AmcTLSPolicy(tls_files)
+        self._settings = settings
+        self._on_transition = on_breaker_transition
+        self.upstreams: dict[str, AmcUpstream] = {}
+
+    def for_amc(self, amc_number: str) -> AmcUpstream:
+        upstream = self.upstreams.get(amc_number)
+        if upstream is None:
+            upstream = AmcUpstream(
+                self._reactor, amc_number, self._tls, self._settings, self._on_transition
+            )
+            self.upstreams[amc_number] = upstream
+        return upstream
+
+    def close(self) -> Deferred[list[None]]:
+        return gatherResults([u.close() for u in self.upstreams.values()])

@@ -1,0 +1,148 @@
+"""Real processes and real TLS for the integration suite: twistd plugins on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TWISTD = Path(sys.executable).parent / "twistd"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def write_toml(path: Path, tables: Mapping[str, Mapping[str, object]]) -> Path:
+    """A TOML file from {table: {key: value}} (dotted table names for nesting)."""
+    lines: list[str] = []
+    for table, values in tables.items():
+        if table:
+            lines.append(f"[{table}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@dataclass
+class Twistd:
+    """One ``twistd -n PLUGIN --config FILE`` process, its log kept for failure reports."""
+
+    plugin: str
+    config: Path
+    log: Path
+    health_url: str
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self, timeout: float = 30.0) -> Twistd:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [str(TWISTD), "-n", "--pidfile=", "--logfile", str(self.log), self.plugin,
+             "--config", str(self.config)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.plugin} exited early:\n{self.log_text()}")
+            try:
+                status, _ = http_get(self.health_url)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.plugin} not ready in {timeout}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-6000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after *timeout*; only the process this object started."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """Plain-HTTP GET on a loopback admin endpoint."""
+    host_port = url.split("://", 1)[1].split("/", 1)
+    host, port = host_port[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/" + (host_port[1] if len(host_port) > 1 else ""))
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def client_context(pki: Path, identity: str | None, ca: str = "ca.pem") -> ssl.SSLContext:
+    """A TLS client context trusting the dev CA and presenting *identity*'s certificate."""
+    ctx = ssl.create_default_context(cafile=str(pki / ca))
+    if identity is not None:
+        ctx.load_cert_chain(str(pki / f"{identity}.pem"), str(pki / f"{identity}.key"))
+    return ctx
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class SoapClient:
+    """An HTTPS client with a client certificate, speaking HTTP/1.1 keep-alive."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, host: str = "127.0.0.1") -> None:
+        self.conn = http.client.HTTPSConnection(host, port, context=context, timeout=30)
+
+    def post(self, body: bytes, path: str = "/roc", headers: Mapping[str, str] | None = None,
+             method: str = "POST") -> Answer:
+        all_headers = {"Content-Type": "text/xml; charset=utf-8"}
+        all_headers.update(headers or {})
+        self.conn.request(method, path, body=body, headers=all_headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+
+    def close(self) -> None:
+        self.conn.close()

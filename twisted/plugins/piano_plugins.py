@@ -1,0 +1,16 @@
+"""Twisted plugin dropin: ``twistd rpn``, ``twistd mutuelle``. Kept thin on purpose."""
+
+from twisted.application.service import ServiceMaker
+
+rpn = ServiceMaker(
+    "PiANO RPN ROC",
+    "rpn.tap",
+    "National ROC reverse proxy between establishments and AMCs.",
+    "rpn",
+)
+mutuelle = ServiceMaker(
+    "PiANO Mutuelle ANS",
+    "mutuelle.tap",
+    "Simulated AMC (ROC V1 and V2) with fictitious data, and a demo annuaire.",
+    "mutuelle",
+)
