@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import signal
 import socket
 import ssl
@@ -18,11 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 TWISTD = Path(sys.executable).parent / "twistd"
 
 
+_used_ports: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free right now, below the kernel's ephemeral range so that no outgoing
+    connection takes it before the process under test binds it."""
+    low, _high = (
+        int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port in _used_ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _used_ports.add(port)
+        return port
+    raise RuntimeError("no free TCP port found")
 
 
 def toml_value(value: object) -> str:
@@ -62,8 +80,16 @@ class Twistd:
     def start(self, timeout: float = 30.0) -> Twistd:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [str(TWISTD), "-n", "--pidfile=", "--logfile", str(self.log), self.plugin,
-             "--config", str(self.config)],
+            [
+                str(TWISTD),
+                "-n",
+                "--pidfile=",
+                "--logfile",
+                str(self.log),
+                self.plugin,
+                "--config",
+                str(self.config),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -135,8 +161,13 @@ class SoapClient:
     def __init__(self, port: int, context: ssl.SSLContext, host: str = "127.0.0.1") -> None:
         self.conn = http.client.HTTPSConnection(host, port, context=context, timeout=30)
 
-    def post(self, body: bytes, path: str = "/roc", headers: Mapping[str, str] | None = None,
-             method: str = "POST") -> Answer:
+    def post(
+        self,
+        body: bytes,
+        path: str = "/roc",
+        headers: Mapping[str, str] | None = None,
+        method: str = "POST",
+    ) -> Answer:
         all_headers = {"Content-Type": "text/xml; charset=utf-8"}
         all_headers.update(headers or {})
         self.conn.request(method, path, body=body, headers=all_headers)
