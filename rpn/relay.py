@@ -239,11 +239,9 @@ class Relay:
         record.finess = finess
         if finess not in self.policy.allowed:
             raise RpnFailure(RpnError.SENDER_NOT_REGISTERED)
-        headers = {
-            name.decode("latin-1").lower(): values[0].decode("latin-1")
-            for name, values in request.requestHeaders.getAllRawHeaders()
-        }
-        key = self.extractor.extract(RequestView(path, headers, body))
+        key = self.extractor.extract(
+            RequestView.from_raw(request.path, request.requestHeaders.getAllRawHeaders(), body)
+        )
         record.exchange_id = key.exchange_id
         record.service = key.service.value
         record.version = key.roc_version.value

@@ -1,0 +1,289 @@
+"""The bounded streaming read of the routing block in a SOAP header (private to ``roc.routing``).
+
+The reader feeds lxml's pull parser only the bytes up to the end of the SOAP ``Header`` (or the
+start of the ``Body`` when no header comes first), so the body is never parsed: the relay
+forwards it untouched, and malformed or hostile content there costs nothing here.
+
+One lxml behaviour shapes the code. With ``resolve_entities=False`` lxml does not raise on an
+undefined entity; it ends the parse silently and a later ``feed`` starts a new document. So
+every fed segment is first screened for DTDs and for ``&`` that does not start a predefined or
+character reference (a literal ``&`` in a comment or CDATA section of the header is refused
+too: the screen does not parse), and the envelope, header and routing block are checked by
+identity so that events from a restarted parse can never complete a routing key. For the
+screens to see bytes as characters, the message must be in UTF-8 or another ASCII-based
+encoding (UTF-16 and UTF-7, among others, are refused).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from lxml import etree
+
+from roc.errors import RpnError, RpnFailure
+from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
+
+#: Where a fed segment may end: a closing tag named ``Header`` (any prefix) or, before it, the
+#: start tag of a ``Body``. A false candidate (in a comment, another namespace) means feeding on.
+_HEADER_END = re.compile(rb"</(?:[^\s<>/:]+:)?Header\s*>")
+_BODY_START = re.compile(rb"<(?:[^\s<>/:!?]+:)?Body(?:[\s/][^<>]*)?>")
+#: What is refused before it reaches the parser: any DTD or entity declaration, and any ``&``
+#: that does not start a predefined entity or a character reference.
+_FORBIDDEN = re.compile(
+    rb"<!DOCTYPE|<!ENTITY|&(?!(?:lt|gt|amp|apos|quot|#[0-9]{1,8}|#x[0-9A-Fa-f]{1,8});)"
+)
+#: How far past a segment's end the screen looks, so a reference cut by the end is whole.
+_SCREEN_OVERLAP = 16
+_UTF8_BOM = b"\xef\xbb\xbf"
+_FIRST_BYTE = re.compile(rb"[^ \t\r\n]")
+_ENCODING_DECL = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+#: Encodings in which the byte screens read '<' and '&' as they are (so not UTF-7).
+_ASCII_BASED = re.compile(
+    rb"(?i)utf-?8|(?:us-)?ascii|iso[-_]?8859-[0-9]{1,2}|latin-?[0-9]|(?:windows|cp)-?125[0-8]"
+)
+#: Only "start" and "end" events of elements are asked for.
+_Events = Iterator[tuple[str, etree._Element]]
+_EVENTS: tuple[Literal["start"], Literal["end"]] = ("start", "end")
+#: libxml2 error codes by number, for details that name the broken rule and nothing else.
+_XML_ERROR_NAMES = {
+    value: name for name, value in vars(etree.ErrorTypes).items() if isinstance(value, int)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    version: SoapVersion
+    header_tag: str
+    body_tag: str
+
+
+_ENVELOPES = {
+    f"{{{ns}}}Envelope": _Envelope(version, f"{{{ns}}}Header", f"{{{ns}}}Body")
+    for ns, version in ((SOAP11_NS, SoapVersion.SOAP11), (SOAP12_NS, SoapVersion.SOAP12))
+}
+
+
+def _unreadable(detail: str) -> RpnFailure:
+    return RpnFailure(RpnError.ROUTING_UNREADABLE, detail)
+
+
+def _forbidden(detail: str) -> RpnFailure:
+    return RpnFailure(RpnError.XML_FORBIDDEN, detail)
+
+
+def _broken() -> RpnFailure:
+    # The parse ended silently and restarted (see the module docstring).
+    return _forbidden("not well-formed XML: the parse of the SOAP Header was interrupted")
+
+
+def _syntax_failure(exc: etree.LxmlError) -> RpnFailure:
+    """A detail naming libxml2's rule and position only: its text may quote the document."""
+    code = getattr(exc, "code", None)
+    rule = _XML_ERROR_NAMES.get(code, "syntax error") if isinstance(code, int) else "syntax error"
+    position = getattr(exc, "position", None)
+    where = ""
+    if isinstance(position, tuple) and len(position) == 2:
+        where = f" at line {position[0]}, column {position[1]}"
+    return _forbidden(f"not well-formed XML ({rule}){where}")
+
+
+def _check_start(body: bytes) -> None:
+    """Refuse what the byte screens cannot read: empty bodies and non-ASCII-based encodings."""
+    first = _FIRST_BYTE.search(body, len(_UTF8_BOM) if body.startswith(_UTF8_BOM) else 0)
+    if first is None:
+        raise _forbidden("not well-formed XML: the message is empty")
+    start = first.start()
+    if body[start] != 0x3C or b"\x00" in body[start : start + 4]:
+        raise _forbidden("not well-formed XML: the message must be UTF-8 XML starting with '<'")
+    declared = _ENCODING_DECL.match(body, start)
+    if declared is not None and not _ASCII_BASED.fullmatch(declared.group(1)):
+        raise _forbidden("the XML declaration must name UTF-8 or an ASCII-based encoding")
+
+
+def _screen(body: bytes, start: int, stop: int) -> None:
+    found = _FORBIDDEN.search(body, start, min(len(body), stop + _SCREEN_OVERLAP))
+    if found is None or found.start() >= stop:
+        return
+    if found.group().startswith(b"<!"):
+        raise _forbidden("DTD and entity declarations are refused")
+    raise _forbidden(
+        "entity references other than the predefined ones are refused "
+        "(a '&' must start one of the five predefined entities or a character reference)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingBlockReader:
+    """Reads the texts of a routing block's fields from the start of a SOAP message.
+
+    *fields* maps each field's tag path below the block (Clark notation) to its key; *names*
+    maps each key to the name used in failure details.
+    """
+
+    block_tag: str
+    block_name: str
+    fields: Mapping[tuple[str, ...], str]
+    names: Mapping[str, str]
+    max_header_bytes: int
+    max_depth: int
+    chunk_size: int
+
+    def read(self, body: bytes) -> tuple[SoapVersion, dict[str, str]]:
+        """The SOAP version and the text of each field found, or RpnFailure."""
+        _check_start(body)
+        parser = etree.XMLPullParser(
+            events=_EVENTS,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        )
+        walk = _Walk(self)
+        limit = min(len(body), self.max_header_bytes)
+        pos = 0
+        while pos < limit:
+            found = _HEADER_END.search(body, pos, limit)
+            stop = found.end() if found is not None else limit
+            if body.find(b"Body", pos, stop) >= 0:
+                found = _BODY_START.search(body, pos, stop)
+                if found is not None:
+                    stop = found.end()
+            _screen(body, pos, stop)
+            while pos < stop:
+                end = min(pos + self.chunk_size, stop)
+                try:
+                    parser.feed(body[pos:end])
+                except etree.LxmlError as exc:
+                    # Events parsed before the error may already settle the matter.
+                    if walk.consume(cast(_Events, parser.read_events())):
+                        return walk.result()
+                    raise _syntax_failure(exc) from None
+                pos = end
+                if walk.consume(cast(_Events, parser.read_events())):
+                    return walk.result()
+        if len(body) > limit:
+            raise _unreadable(
+                f"the SOAP Header must end within the first {self.max_header_bytes} bytes"
+            )
+        raise _forbidden("not well-formed XML: the message ends before its SOAP Header does")
+
+
+class _Walk:
+    """The state of one read: where the parse is, and the field texts found so far."""
+
+    __slots__ = (
+        "block",
+        "block_seen",
+        "depth",
+        "envelope",
+        "header",
+        "kind",
+        "path",
+        "reader",
+        "values",
+    )
+
+    def __init__(self, reader: RoutingBlockReader) -> None:
+        self.reader = reader
+        self.depth = 0
+        self.kind: _Envelope | None = None
+        self.envelope: etree._Element | None = None
+        self.header: etree._Element | None = None
+        self.block: etree._Element | None = None
+        self.block_seen = False
+        self.path: list[str] = []
+        self.values: dict[str, str] = {}
+
+    def result(self) -> tuple[SoapVersion, dict[str, str]]:
+        assert self.kind is not None
+        if not self.block_seen:
+            raise _unreadable(f"{self.reader.block_name}: no routing block in the SOAP Header")
+        return self.kind.version, self.values
+
+    def consume(self, events: _Events) -> bool:
+        """Follow *events*; True once the SOAP Header has ended."""
+        # On every request's path: state lives in locals while the loop runs.
+        reader = self.reader
+        max_depth = reader.max_depth
+        fields = reader.fields
+        path = self.path
+        depth = self.depth
+        block = self.block
+        try:
+            for event, node in events:
+                if event == "start":
+                    depth += 1
+                    if depth > max_depth:
+                        raise _unreadable(f"elements are nested deeper than {max_depth} levels")
+                    if block is not None:
+                        path.append(node.tag)
+                    elif depth == 3:
+                        if node.tag == reader.block_tag:
+                            block = self._block_start(node)
+                    elif depth == 2:
+                        self._envelope_child(node)
+                    elif depth == 1:
+                        self._root(node)
+                    continue
+                # An "end" event.
+                if block is not None:
+                    if depth > 3:
+                        key = fields.get(tuple(path))
+                        if key is not None:
+                            self._field(key, node)
+                        path.pop()
+                    elif node is block:
+                        block = None
+                    else:
+                        raise _broken()
+                elif depth == 2:
+                    if node is not self.header:
+                        raise _broken()
+                    return True
+                elif depth == 1:
+                    raise _unreadable("no routing block: the SOAP Envelope has no Header")
+                depth -= 1
+        finally:
+            self.depth = depth
+            self.block = block
+        return False
+
+    def _root(self, node: etree._Element) -> None:
+        kind = _ENVELOPES.get(node.tag)
+        if kind is None:
+            raise _unreadable("the root element must be a SOAP 1.1 or SOAP 1.2 Envelope")
+        docinfo = node.getroottree().docinfo
+        if getattr(docinfo, "doctype", ""):
+            raise _forbidden("DTD and entity declarations are refused")
+        self.kind = kind
+        self.envelope = node
+
+    def _envelope_child(self, node: etree._Element) -> None:
+        assert self.kind is not None
+        if node.tag == self.kind.header_tag:
+            if node.getparent() is not self.envelope:
+                raise _broken()
+            self.header = node
+        elif node.tag == self.kind.body_tag:
+            raise _unreadable("no routing block: the SOAP Body comes before any SOAP Header")
+        else:
+            raise _unreadable("the first child of the SOAP Envelope must be its Header")
+
+    def _block_start(self, node: etree._Element) -> etree._Element:
+        if self.block_seen:
+            raise _unreadable(f"{self.reader.block_name}: given more than once")
+        if node.getparent() is not self.header:
+            raise _broken()
+        self.block_seen = True
+        return node
+
+    def _field(self, key: str, node: etree._Element) -> None:
+        name = self.reader.names[key]
+        if key in self.values:
+            raise _unreadable(f"{name}: given more than once")
+        if len(node):
+            raise _unreadable(f"{name}: must hold text only")
+        self.values[key] = node.text or ""
