@@ -185,7 +185,7 @@ def build_service(config: RpnConfig, reactor: Any, registry: CollectorRegistry) 
         relay.record_early_refusal,
         config.http.idle_timeout,
     )
-    tls_factory = TLSMemoryBIOFactory(server_tls, False, site)
+    tls_factory = TLSMemoryBIOFactory(server_tls, False, site, clock=reactor)
     strports.service(config.listen.endpoint, tls_factory, reactor=reactor).setServiceParent(service)
     admin = QuietSite(admin_resource(registry, lambda: service.ready and relay.accepting))
     strports.service(config.admin.endpoint, admin, reactor=reactor).setServiceParent(service)

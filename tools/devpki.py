@@ -155,14 +155,24 @@ def generate(directory: Path) -> None:
     write(
         directory,
         "hospital-a",
-        issue(ca, "CH Fictif A - ROC", client=True, finess=HOSPITAL_A["site"],
-              organisation="Centre hospitalier fictif A"),
+        issue(
+            ca,
+            "CH Fictif A - ROC",
+            client=True,
+            finess=HOSPITAL_A["site"],
+            organisation="Centre hospitalier fictif A",
+        ),
     )
     write(
         directory,
         "hospital-b",
-        issue(ca, "CH Fictif B - ROC", client=True, finess=HOSPITAL_B["site"],
-              organisation="Centre hospitalier fictif B"),
+        issue(
+            ca,
+            "CH Fictif B - ROC",
+            client=True,
+            finess=HOSPITAL_B["site"],
+            organisation="Centre hospitalier fictif B",
+        ),
     )
     rogue = make_ca("Untrusted Dev CA")
     write(directory, "untrusted-ca", rogue, with_key=False)

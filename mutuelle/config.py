@@ -1,0 +1,88 @@
+"""Mutuelle ANS's configuration: one TOML file parsed into frozen dataclasses at start-up.
+
+Unknown keys and bad values are rejected with their path (``tls.certificate: required``)
+before anything listens; relative paths resolve against the configuration file's directory.
+See ``etc/mutuelle.toml`` for a commented example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from roc.config import load_file, positive, setting
+
+
+def _https_base_url(value: Any) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        return "must be an https:// URL"
+    if parts.query or parts.fragment or value.endswith("/"):
+        return "must have no query, fragment or trailing slash"
+    return None
+
+
+def _plain_endpoint(value: Any) -> str | None:
+    if not value.strip():
+        return "must be a Twisted endpoint string"
+    if value.split(":", 1)[0].lower() == "ssl":
+        return "must not be an ssl: endpoint (the simulator adds TLS itself)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    endpoint: str = setting(
+        "Twisted server endpoint for ROC clients (TLS is added by the simulator); "
+        "'systemd:domain=INET:index=0' for socket activation.",
+        "tcp:8444:interface=127.0.0.1",
+        _plain_endpoint,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
+    private_key: Path = setting("PEM private key of the server certificate.")
+    ca_certificates: tuple[Path, ...] = setting(
+        "PEM files of the CAs whose client certificates are accepted (the relay's, or "
+        "establishments' for direct training access).",
+        (),
+    )
+    require_client_certificate: bool = setting(
+        "Require and verify a client certificate (mutual TLS), as ROC does.", True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    endpoint: str = setting(
+        "Plain-HTTP endpoint serving /healthz; keep it on loopback.",
+        "tcp:9181:interface=127.0.0.1",
+        _plain_endpoint,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MutuelleConfig:
+    public_url: str = setting(
+        "https URL at which clients reach the simulator (no trailing slash); the demo "
+        "annuaire lists <public_url>/roc/<SERVICE> for every AMC.",
+        check=_https_base_url,
+    )
+    tls: TLSConfig = setting("Server TLS.")
+    listen: ListenConfig = setting("Where ROC clients connect.")
+    admin: AdminConfig = setting("Loopback administration endpoint.")
+    data_dir: Path | None = setting(
+        "Directory holding amcs.toml and beneficiaries.toml to use instead of the shipped "
+        "fictitious data (python -m mutuelle.generate writes them).",
+        None,
+    )
+    max_body_bytes: int = setting("Largest request accepted, in bytes.", 1 << 20, positive)
+
+
+def load_config(path: Path) -> MutuelleConfig:
+    """Read and validate the TOML configuration at *path*."""
+    return load_file(MutuelleConfig, path)

@@ -1,0 +1,154 @@
+"""The simulator's technical faults: one stable code, HTTP status and message each.
+
+Business answers (rights closed, unknown beneficiary...) are never faults: they are ordinary
+answers with a ``CodeRetour``. A fault says the request could not be processed at all. Codes
+start with ``MUT-`` so a publisher can tell them from the relay's ``RPN-`` faults; the detail
+element lives in its own namespace (``roc/schemas/mutuelle-erreurs.xsd``).
+
+Fault messages and details name fields and rules, never the values sent: a request carries
+personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from lxml import etree
+
+from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
+
+#: Namespace of the detail element of the simulator's faults.
+MUTUELLE_FAULT_NS = "urn:piano:mutuelle:erreurs:v1"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    code: str
+    http_status: int
+    #: "Client" (the sender must change its request) or "Server".
+    fault_role: str
+    message: str
+
+
+class MutuelleError(Enum):
+    """Every fault Mutuelle ANS answers with. Codes are stable: clients may match on them."""
+
+    XML_FORBIDDEN = FaultSpec(
+        "MUT-400-XML",
+        400,
+        "Client",
+        "The message is not well-formed XML, or uses a DTD or entities, which are refused.",
+    )
+    NOT_SOAP = FaultSpec(
+        "MUT-400-SOAP",
+        400,
+        "Client",
+        "The message is not a SOAP 1.1 or 1.2 envelope with exactly one element in its Body.",
+    )
+    ROUTING_INVALID = FaultSpec(
+        "MUT-400-ROUTAGE",
+        400,
+        "Client",
+        "The routing block in the SOAP header is missing, incomplete or invalid.",
+    )
+    CONTRADICTORY = FaultSpec(
+        "MUT-400-INCOHERENT",
+        400,
+        "Client",
+        "The path, the SOAP action, the routing block and the body must name the same service.",
+    )
+    REQUEST_INVALID = FaultSpec(
+        "MUT-400-DEMANDE",
+        400,
+        "Client",
+        "The request body is missing a field or has an invalid value.",
+    )
+    AMC_NOT_SIMULATED = FaultSpec(
+        "MUT-400-AMC-INCONNUE",
+        400,
+        "Client",
+        "Mutuelle ANS does not simulate the AMC named in the routing block.",
+    )
+    NOT_FOUND = FaultSpec(
+        "MUT-404-CHEMIN", 404, "Client", "No ROC service is published at this path."
+    )
+    METHOD_NOT_ALLOWED = FaultSpec(
+        "MUT-405-METHODE", 405, "Client", "ROC services accept POST only."
+    )
+    BODY_TOO_LARGE = FaultSpec(
+        "MUT-413-TAILLE", 413, "Client", "The message is larger than the simulator accepts."
+    )
+    CONTENT_TYPE = FaultSpec(
+        "MUT-415-TYPE",
+        415,
+        "Client",
+        "The request must be SOAP: Content-Type text/xml or application/soap+xml.",
+    )
+    INTERNAL = FaultSpec(
+        "MUT-500-INTERNE",
+        500,
+        "Server",
+        "The simulator failed to process the request; this is a defect of Mutuelle ANS.",
+    )
+    SERVICE_NOT_SIMULATED = FaultSpec(
+        "MUT-501-NON-SIMULE",
+        501,
+        "Server",
+        "Mutuelle ANS does not simulate this service yet: only IDB and ANN answer for now.",
+    )
+
+    @property
+    def spec(self) -> FaultSpec:
+        return self.value
+
+    @property
+    def code(self) -> str:
+        return self.value.code
+
+    @property
+    def http_status(self) -> int:
+        return self.value.http_status
+
+
+class MutuelleFault(Exception):
+    """A request the simulator answers with a fault; *detail* is safe to show and log."""
+
+    def __init__(self, error: MutuelleError, detail: str = "") -> None:
+        super().__init__(f"{error.code}: {detail or error.spec.message}")
+        self.error = error
+        self.detail = detail
+
+
+def fault_document(
+    error: MutuelleError,
+    detail: str = "",
+    exchange_id: str = "",
+    version: SoapVersion = SoapVersion.SOAP11,
+) -> bytes:
+    """A complete SOAP envelope, in *version*, carrying *error* as a Fault."""
+    spec = error.spec
+    text = spec.message + (f" ({detail})" if detail else "")
+    soap_ns = SOAP12_NS if version is SoapVersion.SOAP12 else SOAP11_NS
+    envelope = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={"soap": soap_ns})
+    body = etree.SubElement(envelope, f"{{{soap_ns}}}Body")
+    fault = etree.SubElement(body, f"{{{soap_ns}}}Fault")
+    if version is SoapVersion.SOAP12:
+        role = "soap:Sender" if spec.fault_role == "Client" else "soap:Receiver"
+        code = etree.SubElement(fault, f"{{{soap_ns}}}Code")
+        etree.SubElement(code, f"{{{soap_ns}}}Value").text = role
+        reason = etree.SubElement(fault, f"{{{soap_ns}}}Reason")
+        reason_text = etree.SubElement(reason, f"{{{soap_ns}}}Text")
+        reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+        reason_text.text = text
+        detail_parent = etree.SubElement(fault, f"{{{soap_ns}}}Detail")
+    else:
+        etree.SubElement(fault, "faultcode").text = f"soap:{spec.fault_role}"
+        etree.SubElement(fault, "faultstring").text = text
+        detail_parent = etree.SubElement(fault, "detail")
+    ns = MUTUELLE_FAULT_NS
+    error_element = etree.SubElement(detail_parent, f"{{{ns}}}ErreurSimulateur", nsmap={"m": ns})
+    etree.SubElement(error_element, f"{{{ns}}}Code").text = spec.code
+    etree.SubElement(error_element, f"{{{ns}}}Message").text = text
+    etree.SubElement(error_element, f"{{{ns}}}IdentifiantEchange").text = exchange_id
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(envelope, encoding="UTF-8")

@@ -1,0 +1,78 @@
+"""The project's XSDs (``roc/schemas/``), loaded once, and validation with safe messages.
+
+The simulator validates every request body against its service's schema, so a publisher
+learns exactly which element is wrong. lxml's messages quote the offending value for facet
+and type errors; those are replaced by a generic reason so that no personal data reaches a
+fault or a log.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Any
+
+from lxml import etree
+
+from roc.xmlsafe import safe_parser
+
+#: Schema file of each service's body, and of the routing block and fault details.
+SCHEMA_FILES = {
+    "IDB": "roc-idb.xsd",
+    "SIM": "roc-sim.xsd",
+    "CLC": "roc-clc.xsd",
+    "DEL": "roc-del.xsd",
+    "ANN": "roc-ann.xsd",
+    "ROUTAGE": "roc-routage.xsd",
+    "RPN_ERREURS": "rpn-erreurs.xsd",
+    "MUTUELLE_ERREURS": "mutuelle-erreurs.xsd",
+}
+WSDL_FILE = "roc.wsdl"
+
+#: lxml error types whose message names elements or attributes only, never a value.
+_STRUCTURAL = frozenset(
+    {
+        "SCHEMAV_ELEMENT_CONTENT",
+        "SCHEMAV_CVC_COMPLEX_TYPE_2_3",
+        "SCHEMAV_CVC_COMPLEX_TYPE_2_4",
+        "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1",
+        "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2",
+        "SCHEMAV_CVC_COMPLEX_TYPE_4",
+        "SCHEMAV_CVC_ELT_1",
+    }
+)
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*:")
+_CLARK = re.compile(r"\{[^}]*\}")
+_ELEMENT_PREFIX = re.compile(r"^Element '[^']*'(?:, attribute '[^']*')?: ")
+
+
+def schema_text(name: str) -> bytes:
+    """The bytes of a file of ``roc/schemas/`` (an XSD or the WSDL)."""
+    return resources.files("roc.schemas").joinpath(name).read_bytes()
+
+
+@functools.cache
+def schema(key: str) -> etree.XMLSchema:
+    """The compiled schema for *key* (a service code or a key of ``SCHEMA_FILES``)."""
+    name = SCHEMA_FILES[key]
+    document = etree.fromstring(schema_text(name), parser=safe_parser(), base_url=name)
+    return etree.XMLSchema(document)
+
+
+def _path(entry: Any) -> str:
+    return _PREFIX.sub("", entry.path or "").lstrip("/") or "(root)"
+
+
+def validation_error(element: etree._Element, key: str) -> str | None:
+    """Why *element* is not valid against schema *key*, naming the element, or None."""
+    checker = schema(key)
+    if checker.validate(element):
+        return None
+    errors: Any = checker.error_log  # lxml-stubs leave _ErrorLog empty
+    entry = errors[0]
+    if entry.type_name in _STRUCTURAL:
+        reason = _ELEMENT_PREFIX.sub("", _CLARK.sub("", entry.message)).rstrip(".")
+    else:
+        reason = "value does not match the schema (type, pattern or allowed codes)"
+    return f"{_path(entry)}: {reason}"

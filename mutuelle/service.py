@@ -1,0 +1,83 @@
+"""Mutuelle ANS wired together: data, catalogue, simulator, TLS site and admin site.
+
+``build_service`` is what ``twistd mutuelle`` runs (through ``mutuelle.tap``) and what tests
+call with a memory reactor; nothing listens until the returned service starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from mutuelle.catalogue import Catalogue, build_catalogue
+from mutuelle.config import MutuelleConfig
+from mutuelle.datafiles import DataError, SimulatorData, load_data
+from mutuelle.server import admin_site, roc_site
+from mutuelle.simulator import Simulator
+from roc.config import ConfigError
+from roc.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
+
+
+class MutuelleService(MultiService):
+    """The simulator's root service; keeps the parts a reload or a test needs."""
+
+    def __init__(self, simulator: Simulator, tls_context: SwappableServerContext) -> None:
+        super().__init__()
+        self.simulator = simulator
+        self.tls_context = tls_context
+
+    def reload_tls(self, config: MutuelleConfig) -> None:
+        """Serve new connections with the certificates *config* names (for a later SIGHUP)."""
+        self.tls_context.swap(_tls_options(config))
+
+
+def _tls_options(config: MutuelleConfig) -> Any:
+    tls = config.tls
+    try:
+        return server_options(
+            TLSFiles(tls.certificate, tls.private_key, tls.ca_certificates),
+            tls.require_client_certificate,
+        )
+    except TLSConfigError as exc:
+        raise ConfigError(f"tls: {exc}") from None
+
+
+def load_simulator_data(config: MutuelleConfig) -> tuple[SimulatorData, Catalogue]:
+    """The configured data and its catalogue; ConfigError naming ``data_dir`` if unusable."""
+    try:
+        data = load_data(config.data_dir)
+        return data, build_catalogue(data)
+    except (DataError, ValueError) as exc:
+        raise ConfigError(f"data_dir: {exc}") from None
+
+
+def _listen(description: str, factory: Any, reactor: Any, path: str, parent: MultiService) -> None:
+    try:
+        service = strports.service(description, factory, reactor=reactor)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a usable endpoint ({exc})") from None
+    service.setServiceParent(parent)
+
+
+def build_service(
+    config: MutuelleConfig, reactor: Any, data: SimulatorData | None = None
+) -> MutuelleService:
+    """Every part of the simulator wired together; ConfigError (with its path) if unusable.
+
+    *data* replaces the configured data (tests pass generated data).
+    """
+    if data is None:
+        data, catalogue = load_simulator_data(config)
+    else:
+        catalogue = build_catalogue(data)
+    simulator = Simulator(data, catalogue, config.public_url, config.max_body_bytes)
+    tls_context = SwappableServerContext(_tls_options(config))
+    root = MutuelleService(simulator, tls_context)
+    site = roc_site(simulator, reactor)
+    tls_factory = TLSMemoryBIOFactory(tls_context, False, site, clock=reactor)
+    _listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
+    _listen(config.admin.endpoint, admin_site(reactor), reactor, "admin.endpoint", root)
+    return root

@@ -1,0 +1,214 @@
+"""SOAP envelopes for the simulator: read a request, its routing block, and write answers.
+
+Pure: bytes and header values in, elements or a ``MutuelleFault`` out. The routing block is
+read from the parsed document with the project model's default paths (docs/roc-model.md);
+the relay reads the same block with its own bounded streaming parser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lxml import etree
+
+from mutuelle.faults import MutuelleError, MutuelleFault
+from roc.identifiers import amc_number_error, finess_error
+from roc.model import (
+    ROUTING_NS,
+    SOAP11_NS,
+    SOAP12_NS,
+    AmcKey,
+    RocVersion,
+    RoutingKey,
+    Service,
+    SoapVersion,
+    soap_action,
+)
+from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
+
+_ENVELOPE_NS = {SOAP11_NS: SoapVersion.SOAP11, SOAP12_NS: SoapVersion.SOAP12}
+_MEDIA_TYPES = {"text/xml": SoapVersion.SOAP11, "application/soap+xml": SoapVersion.SOAP12}
+_CONVENTION_TYPE = re.compile(r"[A-Z0-9]{1,5}")
+_SECONDARY_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
+_EXCHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_SERVICES = frozenset(s.value for s in Service)
+_VERSIONS = frozenset(v.value for v in RocVersion)
+_ACTION_PARAM = re.compile(r'(?:^|;)\s*action\s*=\s*"?([^";]*)"?', re.IGNORECASE)
+
+
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+@dataclass(frozen=True, slots=True)
+class SoapRequest:
+    """A parsed SOAP request: its version, the header element if any, and the body's child."""
+
+    version: SoapVersion
+    header: etree._Element | None
+    body: etree._Element
+
+
+def soap_version_of_content_type(content_type: str | None) -> SoapVersion | None:
+    """The SOAP version a Content-Type announces, None when it is not a SOAP media type."""
+    if not content_type:
+        return None
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return _MEDIA_TYPES.get(media_type)
+
+
+def action_of(content_type: str | None, soap_action_header: str | None) -> str | None:
+    """The SOAP action the client announced (SOAPAction header, or SOAP 1.2 action=)."""
+    if soap_action_header is not None:
+        action = soap_action_header.strip().strip('"').strip()
+        return action or None
+    if content_type:
+        match = _ACTION_PARAM.search(content_type)
+        if match and match.group(1).strip():
+            return match.group(1).strip()
+    return None
+
+
+def read_envelope(data: bytes, max_bytes: int) -> SoapRequest:
+    """The envelope in *data*; faults name the broken rule, never the content."""
+    try:
+        root = parse_document(data, max_bytes=max_bytes)
+    except UnsafeXml as exc:
+        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, str(exc)) from None
+    except MalformedXml as exc:
+        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, str(exc)) from None
+    namespace = etree.QName(root).namespace
+    version = _ENVELOPE_NS.get(namespace or "")
+    if version is None or etree.QName(root).localname != "Envelope":
+        raise MutuelleFault(MutuelleError.NOT_SOAP, "root element is not a SOAP Envelope")
+    children = _elements(root)
+    header: etree._Element | None = None
+    if children and children[0].tag == f"{{{namespace}}}Header":
+        header = children.pop(0)
+    if len(children) != 1 or children[0].tag != f"{{{namespace}}}Body":
+        raise MutuelleFault(
+            MutuelleError.NOT_SOAP, "Envelope must hold an optional Header and a Body"
+        )
+    payload = _elements(children[0])
+    if len(payload) != 1:
+        raise MutuelleFault(MutuelleError.NOT_SOAP, "Body must hold exactly one element")
+    return SoapRequest(version, header, payload[0])
+
+
+def _elements(parent: etree._Element) -> list[etree._Element]:
+    return [child for child in parent if isinstance(child.tag, str)]
+
+
+def _text(parent: etree._Element, path: str) -> str | None:
+    node = parent
+    for step in path.split("/"):
+        found = node.find(f"{{{ROUTING_NS}}}{step}")
+        if found is None:
+            return None
+        node = found
+    if _elements(node):
+        return None
+    return (node.text or "").strip()
+
+
+def _required(routage: etree._Element, path: str) -> str:
+    value = _text(routage, path)
+    if not value:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path}: missing or empty")
+    return value
+
+
+def read_routing(request: SoapRequest) -> RoutingKey:
+    """The routing block of *request*, checked field by field."""
+    routage = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
+    if routage is None:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "no Routage block in the SOAP Header")
+    service = _required(routage, "Service")
+    if service not in _SERVICES:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/Service: unknown service")
+    version = _required(routage, "VersionROC")
+    if version not in _VERSIONS:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/VersionROC: must be V1 or V2")
+    amc_number = _required(routage, "AMC/Numero")
+    if (reason := amc_number_error(amc_number)) is not None:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/AMC/Numero: {reason}")
+    convention = _required(routage, "AMC/TypeConvention")
+    if not _CONVENTION_TYPE.fullmatch(convention):
+        raise MutuelleFault(
+            MutuelleError.ROUTING_INVALID, "Routage/AMC/TypeConvention: 1 to 5 of A-Z 0-9"
+        )
+    criterion = _text(routage, "AMC/CritereSecondaire")
+    if criterion is None or not _SECONDARY_CRITERION.fullmatch(criterion):
+        raise MutuelleFault(
+            MutuelleError.ROUTING_INVALID,
+            "Routage/AMC/CritereSecondaire: missing, or not 0 to 10 letters and digits",
+        )
+    finess = {}
+    for path in ("Emetteur/FinessJuridique", "Emetteur/FinessGeographique"):
+        finess[path] = _required(routage, path)
+        if (reason := finess_error(finess[path])) is not None:
+            raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path}: {reason}")
+    exchange_id = _required(routage, "IdentifiantEchange")
+    if not _EXCHANGE_ID.fullmatch(exchange_id):
+        raise MutuelleFault(
+            MutuelleError.ROUTING_INVALID,
+            "Routage/IdentifiantEchange: 1 to 64 of A-Z a-z 0-9 . _ : -",
+        )
+    return RoutingKey(
+        service=Service(service),
+        roc_version=RocVersion(version),
+        amc=AmcKey(amc_number, convention, criterion),
+        sender_finess_legal=finess["Emetteur/FinessJuridique"],
+        sender_finess_site=finess["Emetteur/FinessGeographique"],
+        exchange_id=exchange_id,
+        soap_version=request.version,
+    )
+
+
+def routing_element(key: RoutingKey) -> etree._Element:
+    """The ``Routage`` header block naming *key* (for clients, examples and tests)."""
+    ns = ROUTING_NS
+    routage = etree.Element(f"{{{ns}}}Routage", nsmap={"rt": ns})
+
+    def add(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+        child = etree.SubElement(parent, f"{{{ns}}}{name}")
+        child.text = text
+        return child
+
+    add(routage, "Service", key.service.value)
+    add(routage, "VersionROC", key.roc_version.value)
+    amc = add(routage, "AMC")
+    add(amc, "Numero", key.amc.amc_number)
+    add(amc, "TypeConvention", key.amc.convention_type)
+    add(amc, "CritereSecondaire", key.amc.secondary_criterion)
+    sender = add(routage, "Emetteur")
+    add(sender, "FinessJuridique", key.sender_finess_legal)
+    add(sender, "FinessGeographique", key.sender_finess_site)
+    add(routage, "IdentifiantEchange", key.exchange_id)
+    return routage
+
+
+def envelope(
+    body: etree._Element,
+    version: SoapVersion,
+    headers: Iterable[etree._Element] = (),
+    pretty: bool = False,
+) -> bytes:
+    """A complete SOAP document in *version* holding *body* (and *headers*, if any)."""
+    soap_ns = SOAP12_NS if version is SoapVersion.SOAP12 else SOAP11_NS
+    root = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={"soap": soap_ns})
+    header_elements = list(headers)
+    if header_elements:
+        header = etree.SubElement(root, f"{{{soap_ns}}}Header")
+        header.extend(header_elements)
+    etree.SubElement(root, f"{{{soap_ns}}}Body").append(body)
+    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", pretty_print=pretty)
+
+
+def request_headers(service: Service, version: SoapVersion) -> dict[str, str]:
+    """HTTP headers a client sends with a *service* request in SOAP *version*."""
+    action = soap_action(service)
+    if version is SoapVersion.SOAP12:
+        return {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
+    return {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}

@@ -1,0 +1,75 @@
+"""Test helpers: talk HTTP to the simulator's site in memory, without sockets or a reactor.
+
+``post`` feeds a real ``twisted.web`` channel through a ``StringTransport``, so header
+parsing, status codes and content types are the ones a client would see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.server import Site
+
+from mutuelle.catalogue import build_catalogue
+from mutuelle.datafiles import SimulatorData, load_data
+from mutuelle.server import roc_site
+from mutuelle.simulator import Simulator
+
+PUBLIC_URL = "https://mutuelle.test:8444"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def simulator(data: SimulatorData | None = None, max_body_bytes: int = 1 << 20) -> Simulator:
+    """A simulator over *data* (default: the shipped data) answering as ``PUBLIC_URL``."""
+    data = data or load_data()
+    return Simulator(data, build_catalogue(data), PUBLIC_URL, max_body_bytes)
+
+
+def site(sim: Simulator | None = None) -> Site:
+    """The public site of *sim*, its timeouts on a memory clock."""
+    return roc_site(sim or simulator(), MemoryReactorClock())
+
+
+def request(
+    target: Site,
+    path: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    method: str = "POST",
+) -> HttpReply:
+    """Send one HTTP/1.1 request to *target* in memory and parse the whole answer."""
+    channel = target.buildProtocol(None)
+    assert channel is not None
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    lines = [f"{method} {path} HTTP/1.1", "Host: mutuelle.test", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    raw = transport.value()
+    channel.connectionLost(None)
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parsed = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        parsed[name.strip().lower()] = value.strip()
+    length = int(parsed.get("content-length", len(payload)))
+    return HttpReply(int(status_line.split()[1]), parsed, payload[:length])
+
+
+def post(
+    target: Site, path: str, body: bytes, headers: Mapping[str, str] | None = None
+) -> HttpReply:
+    return request(target, path, body, headers)
