@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
+from twisted.internet.error import VerifyError
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
@@ -69,7 +70,7 @@ def load_private_certificate(cert: Path, key: Path) -> ssl.PrivateCertificate:
             _read(cert) + b"\n" + _read(key)
         )
         return loaded
-    except (SSL.Error, crypto.Error, ValueError) as exc:
+    except (SSL.Error, crypto.Error, ValueError, VerifyError) as exc:
         raise TLSConfigError(f"{cert} / {key}: unusable certificate or key ({exc})") from None
 
 

@@ -153,12 +153,14 @@ def _unwrap(failure: Failure) -> list[Failure]:
 
 def classify(failure: Failure) -> RpnError:
     """Which relay error a failed forward is, from the client's point of view."""
-    if failure.check(TimeoutError, CancelledError, net_error.TimeoutError):
+    # A connection that could not be opened (refused, unreachable, connect timeout, which
+    # twisted reports as a ConnectError too) means nothing left the relay.
+    if failure.check(net_error.ConnectError, net_error.DNSLookupError):
+        return RpnError.AMC_UNAVAILABLE
+    if failure.check(TimeoutError, CancelledError):
         return RpnError.AMC_TIMEOUT
     if failure.check(_BodyTooLarge):
         return RpnError.AMC_BAD_ANSWER
-    if failure.check(net_error.ConnectError, net_error.DNSLookupError):
-        return RpnError.AMC_UNAVAILABLE
     for inner in _unwrap(failure):
         if inner.check(SSL.Error, VerificationError):
             return RpnError.AMC_TLS

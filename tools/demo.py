@@ -1,0 +1,221 @@
+"""``make demo``: Mutuelle ANS and the relay on loopback, one exchange per case through the relay.
+
+Starts both twistd plugins with the development configuration (etc/dev/) and the development
+PKI (.dev/pki/, generated if missing), sends every IDB case of the catalogue through the relay
+with hospital A's certificate, prints one line per exchange, then keeps both services running
+until Ctrl-C (or exits at once with --once, as the integration test does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import FrameType
+
+from lxml import etree
+
+from mutuelle.catalogue import default_catalogue
+from mutuelle.examples import case_request
+from roc.messages import Routing, envelope
+from tools import devpki
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / ".dev"
+PKI = DEV / "pki"
+#: Ports of etc/dev/: relay, relay admin, simulator, simulator admin, the unreachable AMC.
+PORTS = (8443, 9180, 8444, 9181, 8449)
+UNREACHABLE_AMC = "990000404"
+
+
+def _configs(offset: int) -> tuple[Path, Path]:
+    """The etc/dev configurations, with every port moved by *offset* (written to .dev/demo)."""
+    out = DEV / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def shift(text: str) -> str:
+        return re.sub(
+            r"\b(" + "|".join(map(str, PORTS)) + r")\b",
+            lambda m: str(int(m.group(1)) + offset),
+            text,
+        )
+
+    for name in ("rpn.toml", "mutuelle.toml", "annuaire.toml"):
+        (out / name).write_text(shift((ROOT / "etc" / "dev" / name).read_text()))
+    return out / "mutuelle.toml", out / "rpn.toml"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _start(plugin: str, config: Path) -> subprocess.Popen[bytes]:
+    log = DEV / "logs" / f"{plugin}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "twistd"),
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            str(log),
+            plugin,
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        stdout=log.with_suffix(".out").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, path: str, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} stopped at start-up: see .dev/logs/{name}.log and {name}.out")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{name} not ready after 30 s: see .dev/logs/{name}.log")
+
+
+def _text(body: bytes, name: str) -> str:
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return ""
+    found = root.xpath(f"//*[local-name()='{name}']/text()")
+    return str(found[0]) if isinstance(found, list) and found else ""
+
+
+def _send(relay_port: int, context: ssl.SSLContext, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", relay_port, context=context, timeout=30)
+    try:
+        conn.request("POST", "/roc", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def exchanges(relay_port: int) -> int:
+    """Send one exchange per catalogue case (and two refusals); return how many went wrong."""
+    context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+    context.load_cert_chain(str(PKI / "hospital-a.pem"), str(PKI / "hospital-a.key"))
+    wrong = 0
+    print(f"\nExchanges through the relay (https://127.0.0.1:{relay_port}/roc, hospital A):\n")
+    for case in default_catalogue():
+        status, body = _send(relay_port, context, case_request(case, str(uuid.uuid4())))
+        code, label = _text(body, "CodeRetour"), _text(body, "LibelleRetour")
+        ok = status == 200 and code == case.expected_code
+        wrong += not ok
+        print(
+            f"  {'ok ' if ok else 'BAD'} {case.amc_number} {case.name:<44} HTTP {status} "
+            f"{code} {label or _text(body, 'Code')}"
+        )
+    refusals = [
+        ("AMC unreachable", UNREACHABLE_AMC, devpki.HOSPITAL_A, "RPN-503-AMC-INDISPONIBLE"),
+        ("sender is not the certificate", "990000101", devpki.HOSPITAL_B, "RPN-403-EMETTEUR"),
+    ]
+    for name, amc, sender, expected in refusals:
+        request = envelope(
+            Routing("IDB", amc, sender["legal"], sender["site"]),
+            '<i:DemandeIDB xmlns:i="urn:piano:roc:idb:v1"/>',
+        )
+        status, body = _send(relay_port, context, request)
+        code = _text(body, "Code")
+        ok = code == expected
+        wrong += not ok
+        print(f"  {'ok ' if ok else 'BAD'} {amc} {'(' + name + ')':<44} HTTP {status} {code}")
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="stop after sending the exchanges")
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="move every demo port by this much (to run beside another demo)",
+    )
+    args = parser.parse_args(argv)
+    relay_port, admin_port, _, mutuelle_admin, _ = (p + args.port_offset for p in PORTS)
+    busy = [p + args.port_offset for p in PORTS[:4] if not _port_free(p + args.port_offset)]
+    if busy:
+        print(f"ports already in use: {busy}; stop the other demo or use --port-offset")
+        return 2
+    if not (PKI / "ca.pem").exists():
+        devpki.generate(PKI)
+    mutuelle_config, rpn_config = _configs(args.port_offset)
+    processes = []
+    try:
+        mutuelle = _start("mutuelle", mutuelle_config)
+        processes.append(mutuelle)
+        _wait_ready(mutuelle, mutuelle_admin, "/healthz", "mutuelle")
+        relay = _start("rpn", rpn_config)
+        processes.append(relay)
+        _wait_ready(relay, admin_port, "/readyz", "rpn")
+        print(
+            f"Mutuelle ANS (pid {mutuelle.pid}) and RPN ROC (pid {relay.pid}) are running; "
+            "logs in .dev/logs/, access log in .dev/rpn-access.log"
+        )
+        wrong = exchanges(relay_port)
+        print(
+            f"\n{'All' if not wrong else 'Not all'} exchanges gave their documented answer"
+            f"{'' if not wrong else f' ({wrong} did not)'}."
+        )
+        if args.once:
+            return 1 if wrong else 0
+        print(
+            "\nTry more (other cases: docs/catalogue.md, examples/):\n"
+            f"  curl --cacert .dev/pki/ca.pem --cert .dev/pki/hospital-a.pem "
+            f"--key .dev/pki/hospital-a.key \\\n"
+            f"       -H 'Content-Type: text/xml; charset=utf-8' "
+            f"--data-binary @examples/idb-droits-ouverts.xml https://127.0.0.1:{relay_port}/roc\n"
+            f"  curl http://127.0.0.1:{admin_port}/metrics\n\nCtrl-C stops both services."
+        )
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("a service stopped unexpectedly: see .dev/logs/")
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...")
+        return 0
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
