@@ -9,6 +9,7 @@ and ``describe`` renders the same schema for the configuration reference.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -41,10 +42,14 @@ def setting(
 
 
 def positive(value: Any) -> str | None:
+    if not math.isfinite(value):
+        return "must be a finite number"
     return None if value > 0 else "must be > 0"
 
 
 def non_negative(value: Any) -> str | None:
+    if not math.isfinite(value):
+        return "must be a finite number"
     return None if value >= 0 else "must be >= 0"
 
 
@@ -152,6 +157,8 @@ def load_file(cls: type[T], path: Path) -> T:
             data = tomllib.load(f)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     return load(cls, data, path.parent.resolve())

@@ -65,10 +65,9 @@ def load_pem_certificates(path: Path) -> list[ssl.Certificate]:
 
 def load_private_certificate(cert: Path, key: Path) -> ssl.PrivateCertificate:
     """The certificate at *cert* with its private key at *key*, checked to match."""
+    pem = _read(cert) + b"\n" + _read(key)
     try:
-        loaded: ssl.PrivateCertificate = ssl.PrivateCertificate.loadPEM(
-            _read(cert) + b"\n" + _read(key)
-        )
+        loaded: ssl.PrivateCertificate = ssl.PrivateCertificate.loadPEM(pem)
         return loaded
     except (SSL.Error, crypto.Error, ValueError, VerifyError) as exc:
         raise TLSConfigError(f"{cert} / {key}: unusable certificate or key ({exc})") from None

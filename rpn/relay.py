@@ -23,7 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from roc.errors import RpnError, RpnFailure
 from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
-from roc.routing import IRoutingExtractor, RequestView
+from roc.routing import IRoutingExtractor, RequestView, soap_version_of
 from roc.soap import content_type, fault_document
 from roc.tls import finess_from_certificate
 from rpn.interfaces import IAnnuaire
@@ -58,6 +58,10 @@ class RelayPolicy:
     finess_attribute: str
     max_body_bytes: int
     read_timeout: float
+
+
+def _first(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
 
 
 def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -118,12 +122,15 @@ class RelayRequest(Request):
         if self.refused:
             return
         self.refused = True
-        body = fault_document(error, detail)
+        # Twisted would otherwise answer "100 Continue" after this refusal.
+        self.requestHeaders.removeHeader(b"expect")
+        version = soap_version_of(_first(self.getHeader(b"content-type")))
+        body = fault_document(error, detail, version=version)
         status = error.http_status
         head = (
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n"
-            % (status, _REASONS.get(status, b"Error"), len(body))
+            % (status, _REASONS.get(status, b"Error"), content_type(version).encode(), len(body))
         )
         transport: Any = self.channel.transport
         if transport is not None:
@@ -145,7 +152,7 @@ class RelaySite(Site):
         on_early_refusal: Callable[[RpnError, int, int], None],
         idle_timeout: float,
     ) -> None:
-        super().__init__(resource, timeout=idle_timeout)
+        super().__init__(resource, timeout=idle_timeout, reactor=clock)
         self.clock = clock
         self.policy = policy
         self.on_early_refusal = on_early_refusal
@@ -195,10 +202,11 @@ class Relay:
         body = request.content.getvalue() if isinstance(request.content, BytesIO) else b""
         record.bytes_in = len(body)
         self.in_flight += 1
+        version = soap_version_of(_first(request.getHeader(b"content-type")))
         try:
             key = self._admit(request, body, record)
         except RpnFailure as failure:
-            self._fault(request, record, failure, SoapVersion.SOAP11, started)
+            self._fault(request, record, failure, version, started)
             return
         d = Deferred.fromCoroutine(self._exchange(request, body, key, record))
         d.addCallback(self._relay_answer, request, record, started)
@@ -375,7 +383,7 @@ _OUTCOME = {
     RpnError.OVERLOADED: "overloaded",
     RpnError.AMC_TIMEOUT: "timeout",
     RpnError.ANNUAIRE_UNAVAILABLE: "annuaire_unavailable",
-    RpnError.INTERNAL: "amc_error",
+    RpnError.INTERNAL: "relay_error",
 }
 
 

@@ -22,6 +22,7 @@ OUTCOMES = (
     "timeout",  # the AMC did not answer before the deadline
     "annuaire_unavailable",
     "client_gone",  # the establishment disconnected before the answer
+    "relay_error",  # the relay itself failed (a bug: see its log)
 )
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
