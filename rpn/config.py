@@ -75,6 +75,16 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    drain_timeout: float = setting(
+        "Seconds exchanges in flight may take to finish once the relay is asked to stop "
+        "(it stops accepting at once; what is still running after this is cut).",
+        15.0,
+        non_negative,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     policy: str = setting(
         "Routing-key extraction policy, a Twisted plugin name: soap-header, http-header, "
@@ -190,6 +200,7 @@ class RpnConfig:
     annuaire: AnnuaireConfig = setting("The AMC directory.", default_factory=AnnuaireConfig)
     admin: AdminConfig = setting("Admin endpoint.", default_factory=AdminConfig)
     log: LogConfig = setting("Logging.", default_factory=LogConfig)
+    shutdown: ShutdownConfig = setting("Graceful stop.", default_factory=ShutdownConfig)
 
     def __post_init__(self) -> None:
         breaker = self.upstream.breaker

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -187,6 +187,15 @@ class Relay:
         self.stats = stats
         self.in_flight = 0
         self.accepting = True
+        self._idle_waiters: list[Deferred[None]] = []
+
+    def wait_idle(self) -> Deferred[None]:
+        """Fires once no exchange is in flight (at once if none is)."""
+        if self.in_flight == 0:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
 
     # -- early refusals (before any routing) ---------------------------------------------
 
@@ -373,6 +382,10 @@ class Relay:
         record.total_seconds = self.clock.seconds() - started
         self.in_flight -= 1
         self.stats.record(record)
+        if self.in_flight == 0 and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
 
 _OUTCOME = {

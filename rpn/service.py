@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.client import Agent
@@ -124,12 +124,14 @@ class RelayService(MultiService):
         annuaire: CachedAnnuaire,
         upstreams: UpstreamRegistry,
         access_log: AccessLog,
+        drain_timeout: float,
     ) -> None:
         super().__init__()
         self.relay = relay
         self.annuaire = annuaire
         self.upstreams = upstreams
         self.access_log = access_log
+        self.drain_timeout = drain_timeout
         self.ready = False
 
     def startService(self) -> None:
@@ -138,19 +140,29 @@ class RelayService(MultiService):
         self.log.info("relay started")
 
     def stopService(self) -> Deferred[None]:
+        """Stop accepting, let exchanges in flight finish (up to the drain timeout), close."""
         self.ready = False
         self.relay.accepting = False
         stopped = super().stopService()
+        return Deferred.fromCoroutine(self._drain(stopped))
 
-        def close(_: object) -> Deferred[Any]:
-            self.annuaire.flush()
-            self.access_log.close()
-            return self.upstreams.close()
-
-        d: Deferred[Any] = DeferredList([stopped]) if stopped is not None else succeed(None)
-        d.addCallback(close)
-        d.addCallback(lambda _: None)
-        return d
+    async def _drain(self, listeners_stopped: Deferred[None] | None) -> None:
+        if listeners_stopped is not None:
+            await listeners_stopped
+        if self.relay.in_flight:
+            self.log.info("draining {count} exchanges in flight", count=self.relay.in_flight)
+            idle = self.relay.wait_idle()
+            idle.addTimeout(self.drain_timeout, self.relay.clock)
+            try:
+                await idle
+            except TimeoutError:
+                self.log.warn(
+                    "drain timeout: {count} exchanges still in flight are cut",
+                    count=self.relay.in_flight,
+                )
+        self.annuaire.flush()
+        self.access_log.close()
+        await self.upstreams.close()
 
 
 def build_service(config: RpnConfig, reactor: Any, registry: CollectorRegistry) -> RelayService:
@@ -177,7 +189,7 @@ def build_service(config: RpnConfig, reactor: Any, registry: CollectorRegistry) 
     registry.register(UpstreamCollector(upstreams))
     registry.register(AnnuaireCollector(annuaire, reactor))
 
-    service = RelayService(relay, annuaire, upstreams, access_log)
+    service = RelayService(relay, annuaire, upstreams, access_log, config.shutdown.drain_timeout)
     site = RelaySite(
         RelayResource(lambda: relay),
         reactor,

@@ -27,7 +27,7 @@ from twisted.web._newclient import RequestNotSent, ResponseFailed, ResponseNever
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
@@ -155,7 +155,7 @@ def classify(failure: Failure) -> RpnError:
     """Which relay error a failed forward is, from the client's point of view."""
     # A connection that could not be opened (refused, unreachable, connect timeout, which
     # twisted reports as a ConnectError too) means nothing left the relay.
-    if failure.check(net_error.ConnectError, net_error.DNSLookupError):
+    if failure.check(net_error.ConnectError, net_error.DNSLookupError, RequestNotSent):
         return RpnError.AMC_UNAVAILABLE
     if failure.check(TimeoutError, CancelledError):
         return RpnError.AMC_TIMEOUT
@@ -214,6 +214,7 @@ class AmcUpstream:
         tls: IPolicyForHTTPS,
         settings: UpstreamSettings,
         on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
+        agent: IAgent | None = None,
     ) -> None:
         self.amc_number = amc_number
         self._clock: IReactorTime = reactor
@@ -222,7 +223,9 @@ class AmcUpstream:
         self.pool.maxPersistentPerHost = settings.max_active
         self.pool.cachedConnectionTimeout = int(max(1, settings.idle_timeout))
         self.pool.retryAutomatically = False
-        self._agent = Agent(reactor, tls, connectTimeout=settings.connect_timeout, pool=self.pool)
+        self._agent: IAgent = agent or Agent(
+            reactor, tls, connectTimeout=settings.connect_timeout, pool=self.pool
+        )
         self.limiter = ConcurrencyLimiter(reactor, settings.max_active, settings.max_queued)
 
         def transition(old: BreakerState, new: BreakerState) -> None:

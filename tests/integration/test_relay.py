@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -332,3 +334,28 @@ def test_health_and_metrics_on_the_admin_endpoint(start_relay: StartRelay) -> No
     text = relay.metrics()
     assert "# HELP rpn_exchanges_total" in text
     assert "rpn_annuaire_entries" in text
+
+
+def test_sigterm_lets_the_exchange_in_flight_finish(
+    start_relay: StartRelay, fake_amc: FakeAmc, hospital_a: ssl.SSLContext
+) -> None:
+    fake_amc.behaviour.body = ANSWER
+    fake_amc.behaviour.delay = 1.5
+    relay = start_relay({AMC_OK: f"https://127.0.0.1:{fake_amc.port}"})
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(SoapClient(relay.port, hospital_a).post(idb()).status)
+    )
+    sender.start()
+    deadline = time.monotonic() + 10
+    while not fake_amc.received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert relay.twistd.process is not None
+    relay.twistd.process.send_signal(signal.SIGTERM)
+    sender.join(10)
+    assert answers == [200]
+    # twistd ends by re-raising the signal it stopped on, as systemd expects.
+    assert relay.twistd.process.wait(10) in (0, -signal.SIGTERM)
+    assert "draining 1 exchanges in flight" in relay.twistd.log_text()
+    with pytest.raises(OSError):
+        SoapClient(relay.port, hospital_a).post(idb())
