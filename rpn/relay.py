@@ -27,7 +27,7 @@ from roc.routing import IRoutingExtractor, RequestView, soap_version_of
 from roc.soap import content_type, fault_document
 from roc.tls import finess_from_certificate
 from rpn.interfaces import IAnnuaire
-from rpn.stats import ExchangeRecord, IStatsSink
+from rpn.stats import ExchangeRecord, IStatsSink, answer_outcome, business_code
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
 
 _SOAP_TYPES = (b"text/xml", b"application/soap+xml")
@@ -45,7 +45,6 @@ _REASONS = {
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
 }
-_NO_FINESS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,12 +249,14 @@ class Relay:
         ctype = (request.getHeader(b"content-type") or b"").lower()
         if not ctype.startswith(_SOAP_TYPES):
             raise RpnFailure(RpnError.CONTENT_TYPE)
-        finess = self._finess(request)
+        finess, expiry = self._identity(request)
         if finess is None:
             raise RpnFailure(RpnError.SENDER_NOT_REGISTERED, "no FINESS in the certificate")
         record.finess = finess
         if finess not in self.policy.allowed:
             raise RpnFailure(RpnError.SENDER_NOT_REGISTERED)
+        record.registered = True
+        record.certificate_expiry = expiry
         key = self.extractor.extract(
             RequestView.from_raw(request.path, request.requestHeaders.getAllRawHeaders(), body)
         )
@@ -270,19 +271,22 @@ class Relay:
             raise RpnFailure(RpnError.SENDER_MISMATCH)
         return key
 
-    def _finess(self, request: Request) -> str | None:
-        """The FINESS of the client certificate, read once per connection."""
-        channel = request.channel
-        cached = getattr(channel, "_rpn_finess", None)
+    def _identity(self, request: Request) -> tuple[str | None, float | None]:
+        """FINESS and expiry (unix time) of the client certificate, read once per connection."""
+        channel: Any = request.channel
+        cached = getattr(channel, "_rpn_identity", None)
         if cached is not None:
-            return None if cached is _NO_FINESS else str(cached)
-        transport = channel.transport
-        peer = getattr(transport, "getPeerCertificate", lambda: None)()
-        finess = None
+            return cached  # type: ignore[no-any-return]
+        peer = getattr(channel.transport, "getPeerCertificate", lambda: None)()
+        identity: tuple[str | None, float | None] = (None, None)
         if peer is not None:
-            finess = finess_from_certificate(peer.to_cryptography(), self.policy.finess_attribute)
-        channel._rpn_finess = finess if finess is not None else _NO_FINESS  # type: ignore[attr-defined]
-        return finess
+            cert = peer.to_cryptography()
+            identity = (
+                finess_from_certificate(cert, self.policy.finess_attribute),
+                cert.not_valid_after_utc.timestamp(),
+            )
+        channel._rpn_identity = identity
+        return identity
 
     def _upstream_headers(
         self, request: Request, key: RoutingKey, record: ExchangeRecord
@@ -306,7 +310,8 @@ class Relay:
     def _relay_answer(
         self, answer: UpstreamAnswer, request: Request, record: ExchangeRecord, started: float
     ) -> None:
-        record.outcome = "answered"
+        record.business_code = business_code(answer.body)
+        record.outcome = answer_outcome(answer.status, record.business_code)
         record.status = answer.status
         record.upstream_seconds = answer.seconds
         record.bytes_out = len(answer.body)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 #: Outcomes of an exchange: a closed set, so metric labels stay bounded.
 OUTCOMES = (
-    "answered",  # the AMC answered (whatever its business verdict)
+    "ok",  # the AMC answered with business code 00
+    "refused",  # the AMC answered with another business code (a business refusal)
+    "amc_fault",  # the AMC answered without a business code (SOAP Fault, HTTP error...)
     "rejected",  # the relay refused the request (4xx fault)
     "amc_error",  # the AMC's answer was cut, garbled, or its TLS failed
     "amc_unavailable",  # connection refused or failed before anything was sent
@@ -24,6 +28,28 @@ OUTCOMES = (
     "client_gone",  # the establishment disconnected before the answer
     "relay_error",  # the relay itself failed (a bug: see its log)
 )
+
+#: Where the business return code sits in an answer (the project's model): read from a
+#: bounded prefix of the bytes, which are relayed untouched whatever this finds.
+_RETURN_CODE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?CodeRetour>\s*([0-9A-Za-z]{1,4})\s*</")
+_RETURN_CODE_WINDOW = 64 * 1024
+OK_CODE = "00"
+
+
+def business_code(answer: bytes) -> str:
+    """The answer's business return code, or "" when it has none (a fault, an HTML error)."""
+    found = _RETURN_CODE.search(answer, 0, _RETURN_CODE_WINDOW)
+    return found.group(1).decode("ascii") if found else ""
+
+
+def answer_outcome(status: int, code: str) -> str:
+    """The outcome of an exchange the AMC answered."""
+    if status == 200 and code == OK_CODE:
+        return "ok"
+    if status == 200 and code:
+        return "refused"
+    return "amc_fault"
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -39,6 +65,9 @@ class ExchangeRecord:
     version: str = ""
     outcome: str = "rejected"
     code: str = ""  # the relay's error code, empty when the AMC answered
+    business_code: str = ""  # the AMC's return code ("00", "02"...), empty if none
+    registered: bool = False  # the establishment is on the allow-list (bounded labels)
+    certificate_expiry: float | None = None  # notAfter of its client certificate (unix time)
     status: int = 0  # HTTP status returned to the establishment
     upstream_seconds: float | None = None
     total_seconds: float = 0.0
@@ -55,7 +84,35 @@ class IStatsSink(Interface):
 class PrometheusStats:
     """Counters and histograms of exchanges, registered in the given registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, clock: IReactorTime) -> None:
+        self._clock = clock
+        self.by_establishment = Counter(
+            "rpn_establishment_exchanges_total",
+            "Exchanges by registered establishment (FINESS of its certificate), ROC service "
+            "and outcome.",
+            ("finess", "service", "outcome"),
+            registry=registry,
+        )
+        self.codes = Counter(
+            "rpn_establishment_codes_total",
+            "Business return codes and relay error codes received by each registered "
+            "establishment.",
+            ("finess", "code"),
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "rpn_establishment_last_success_timestamp_seconds",
+            "Unix time of each registered establishment's last exchange answered with code 00.",
+            ("finess",),
+            registry=registry,
+        )
+        self.certificate_expiry = Gauge(
+            "rpn_client_certificate_expiry_timestamp_seconds",
+            "Expiry (notAfter, unix time) of the last client certificate each registered "
+            "establishment presented.",
+            ("finess",),
+            registry=registry,
+        )
         self.exchanges = Counter(
             "rpn_exchanges_total",
             "Exchanges handled by the relay, by ROC service, AMC number and outcome.",
@@ -99,6 +156,16 @@ class PrometheusStats:
             self.upstream_duration.labels(exchange.amc).observe(exchange.upstream_seconds)
         self.bytes.labels("request").inc(exchange.bytes_in)
         self.bytes.labels("response").inc(exchange.bytes_out)
+        if exchange.registered:
+            finess = exchange.finess
+            self.by_establishment.labels(finess, service, exchange.outcome).inc()
+            code = exchange.business_code or exchange.code
+            if code:
+                self.codes.labels(finess, code).inc()
+            if exchange.outcome == "ok":
+                self.last_success.labels(finess).set(self._clock.seconds())
+            if exchange.certificate_expiry is not None:
+                self.certificate_expiry.labels(finess).set(exchange.certificate_expiry)
 
 
 @implementer(IStatsSink)
@@ -117,6 +184,7 @@ class AccessLog:
 
     def record(self, exchange: ExchangeRecord) -> None:
         fields = asdict(exchange)
+        del fields["registered"], fields["certificate_expiry"]
         if self._stream is None:
             self.log.info(
                 "exchange {exchange_id} finess={finess} amc={amc} service={service} "

@@ -84,7 +84,8 @@ def test_keep_alive_connection_serves_many_exchanges(
     client.close()
     lines = [json.loads(x) for x in relay.access_log.read_text().splitlines()]
     assert len(lines) == 20
-    assert {x["outcome"] for x in lines} == {"answered"}
+    assert {x["outcome"] for x in lines} == {"ok"}
+    assert {x["business_code"] for x in lines} == {"00"}
     assert all(x["finess"] == HOSPITAL_A["site"] and x["amc"] == AMC_OK for x in lines)
     assert "180059999900135" not in relay.access_log.read_text()
 
@@ -111,7 +112,7 @@ def test_failing_amc_opens_only_its_own_breaker(
     assert codes[3:] == [(503, "RPN-503-AMC-SUSPENDUE")] * 3
     assert relay.metric("rpn_breaker_state", amc=AMC_DOWN, state="open") == 1.0
     assert relay.metric("rpn_breaker_state", amc=AMC_OK, state="closed") == 1.0
-    assert relay.metric("rpn_exchanges_total", amc=AMC_OK, outcome="answered") == 6.0
+    assert relay.metric("rpn_exchanges_total", amc=AMC_OK, outcome="ok") == 6.0
     assert len(fake_amc.received) == 6
     client.close()
 

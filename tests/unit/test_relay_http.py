@@ -406,7 +406,7 @@ def test_an_amc_error_status_is_relayed_as_is(relay: RelayHarness) -> None:
     relay.upstreams.calls[0].answer.callback(answer(500, b"<soap:Fault/>"))
     response = client.response()
     assert (response.status, response.body) == (500, b"<soap:Fault/>")
-    assert relay.records[0].outcome == "answered"
+    assert relay.records[0].outcome == "amc_fault"
 
 
 def test_an_answered_exchange_is_recorded_once_with_its_identifiers_and_timings(
@@ -423,14 +423,17 @@ def test_an_answered_exchange_is_recorded_once_with_its_identifiers_and_timings(
         amc=AMC,
         service="IDB",
         version="V1",
-        outcome="answered",
+        outcome="amc_fault",  # an answer without a business return code
         code="",
         status=200,
         upstream_seconds=0.5,
         total_seconds=0.75,
         bytes_in=len(body),
         bytes_out=len(b"<reponse/>"),
+        registered=True,
+        certificate_expiry=record.certificate_expiry,
     )
+    assert record.certificate_expiry is not None
 
 
 def test_a_path_below_a_published_path_is_accepted(relay: RelayHarness) -> None:

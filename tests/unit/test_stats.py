@@ -8,13 +8,23 @@ import json
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from rpn.relay import _OUTCOME
-from rpn.stats import OUTCOMES, AccessLog, ExchangeRecord, IStatsSink, PrometheusStats, StatsFanout
+from rpn.stats import (
+    OUTCOMES,
+    AccessLog,
+    ExchangeRecord,
+    IStatsSink,
+    PrometheusStats,
+    StatsFanout,
+    answer_outcome,
+    business_code,
+)
 
 ANSWERED = ExchangeRecord(
     exchange_id="ex-1",
@@ -45,7 +55,7 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 @pytest.mark.parametrize(
     "sink",
     [
-        lambda: PrometheusStats(CollectorRegistry()),
+        lambda: PrometheusStats(CollectorRegistry(), Clock()),
         lambda: AccessLog(io.StringIO()),
         lambda: StatsFanout(),
     ],
@@ -61,7 +71,7 @@ def test_every_sink_is_a_stats_sink(sink: object) -> None:
 def test_an_answered_exchange_is_counted_by_service_amc_and_outcome(
     registry: CollectorRegistry,
 ) -> None:
-    stats = PrometheusStats(registry)
+    stats = PrometheusStats(registry, Clock())
     stats.record(ANSWERED)
     stats.record(ANSWERED)
     labels = {"service": "IDB", "amc": "990000101", "outcome": "answered"}
@@ -70,7 +80,7 @@ def test_an_answered_exchange_is_counted_by_service_amc_and_outcome(
 
 
 def test_a_relay_fault_is_counted_by_its_code(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry)
+    stats = PrometheusStats(registry, Clock())
     stats.record(REFUSED_EARLY)
     assert sample(registry, "rpn_relay_errors_total", code="RPN-413-TAILLE") == 1
     labels = {"service": "unknown", "amc": "none", "outcome": "rejected"}
@@ -78,7 +88,7 @@ def test_a_relay_fault_is_counted_by_its_code(registry: CollectorRegistry) -> No
 
 
 def test_exchange_durations_land_in_the_histogram_buckets(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry)
+    stats = PrometheusStats(registry, Clock())
     stats.record(ANSWERED)
     name = "rpn_exchange_duration_seconds"
     assert sample(registry, f"{name}_count", service="IDB") == 1
@@ -90,7 +100,7 @@ def test_exchange_durations_land_in_the_histogram_buckets(registry: CollectorReg
 def test_upstream_time_is_observed_only_for_exchanges_that_reached_an_amc(
     registry: CollectorRegistry,
 ) -> None:
-    stats = PrometheusStats(registry)
+    stats = PrometheusStats(registry, Clock())
     stats.record(ANSWERED)
     stats.record(dataclasses.replace(ANSWERED, upstream_seconds=None, outcome="breaker_open"))
     name = "rpn_upstream_duration_seconds"
@@ -99,7 +109,7 @@ def test_upstream_time_is_observed_only_for_exchanges_that_reached_an_amc(
 
 
 def test_body_bytes_are_counted_by_direction(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry)
+    stats = PrometheusStats(registry, Clock())
     stats.record(ANSWERED)
     stats.record(REFUSED_EARLY)
     assert sample(registry, "rpn_exchange_bytes_total", direction="request") == 1200
@@ -107,7 +117,7 @@ def test_body_bytes_are_counted_by_direction(registry: CollectorRegistry) -> Non
 
 
 def test_metric_help_texts_are_written(registry: CollectorRegistry) -> None:
-    PrometheusStats(registry)
+    PrometheusStats(registry, Clock())
     families = list(registry.collect())
     assert {f.name for f in families} >= {
         "rpn_exchanges",
@@ -120,7 +130,7 @@ def test_metric_help_texts_are_written(registry: CollectorRegistry) -> None:
 
 
 def test_every_outcome_the_relay_records_is_a_documented_label() -> None:
-    produced = set(_OUTCOME.values()) | {"answered", "rejected", "client_gone"}
+    produced = set(_OUTCOME.values()) | {"ok", "refused", "amc_fault", "rejected", "client_gone"}
     assert produced <= set(OUTCOMES)
     assert ExchangeRecord().outcome in OUTCOMES
 
@@ -136,8 +146,10 @@ def test_the_access_log_writes_one_json_line_per_exchange_with_the_record_fields
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
-    assert first == dataclasses.asdict(ANSWERED)
-    assert set(second) == {f.name for f in dataclasses.fields(ExchangeRecord)}
+    internal = {"registered", "certificate_expiry"}  # for metrics only
+    expected = {k: v for k, v in dataclasses.asdict(ANSWERED).items() if k not in internal}
+    assert first == expected
+    assert set(second) == {f.name for f in dataclasses.fields(ExchangeRecord)} - internal
     assert second["code"] == "RPN-413-TAILLE"
 
 
@@ -153,6 +165,7 @@ def test_the_access_log_holds_identifiers_never_message_content() -> None:
         "version",
         "outcome",
         "code",
+        "business_code",
         "status",
         "upstream_seconds",
         "total_seconds",
@@ -219,3 +232,72 @@ def test_a_failing_sink_does_not_lose_the_record_for_the_others_and_is_logged() 
     [event] = [e for e in events if "log_failure" in e]
     assert event["exchange_id"] == "ex-1"
     assert event["log_failure"].check(OSError)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "code", "outcome"),
+    [
+        (200, b"<r:ReponseIDB><r:CodeRetour>00</r:CodeRetour></r:ReponseIDB>", "00", "ok"),
+        (200, b"<ReponseIDB><CodeRetour> 02 </CodeRetour></ReponseIDB>", "02", "refused"),
+        (500, b"<soap:Fault><faultcode>soap:Server</faultcode></soap:Fault>", "", "amc_fault"),
+        (200, b"<html>proxy error</html>", "", "amc_fault"),
+        (503, b"<x:CodeRetour>00</x:CodeRetour>", "00", "amc_fault"),
+    ],
+)
+def test_the_business_outcome_is_read_from_the_answer_return_code(
+    status: int, answer: bytes, code: str, outcome: str
+) -> None:
+    assert business_code(answer) == code
+    assert answer_outcome(status, code) == outcome
+
+
+def test_a_return_code_beyond_the_bounded_window_is_not_searched() -> None:
+    assert business_code(b" " * 70_000 + b"<CodeRetour>00</CodeRetour>") == ""
+
+
+def test_registered_establishments_get_their_own_counts_codes_and_certificate_expiry() -> None:
+    registry = CollectorRegistry()
+    clock = Clock()
+    clock.advance(1_800_000_000)
+    stats = PrometheusStats(registry, clock)
+    base = {"finess": "990000028", "service": "IDB", "amc": "990000101", "registered": True}
+    stats.record(
+        ExchangeRecord(**base, outcome="ok", business_code="00", certificate_expiry=1_900_000_000.0)
+    )
+    stats.record(ExchangeRecord(**base, outcome="refused", business_code="02"))
+    stats.record(ExchangeRecord(**base, outcome="timeout", code="RPN-504-AMC-DELAI"))
+
+    def value(name: str, **labels: str) -> float | None:
+        result: float | None = registry.get_sample_value(name, labels)
+        return result
+
+    for outcome in ("ok", "refused", "timeout"):
+        assert (
+            value(
+                "rpn_establishment_exchanges_total",
+                finess="990000028",
+                service="IDB",
+                outcome=outcome,
+            )
+            == 1.0
+        )
+    assert value("rpn_establishment_codes_total", finess="990000028", code="02") == 1.0
+    assert (
+        value("rpn_establishment_codes_total", finess="990000028", code="RPN-504-AMC-DELAI") == 1.0
+    )
+    assert (
+        value("rpn_establishment_last_success_timestamp_seconds", finess="990000028")
+        == 1_800_000_000
+    )
+    assert (
+        value("rpn_client_certificate_expiry_timestamp_seconds", finess="990000028")
+        == 1_900_000_000.0
+    )
+
+
+def test_an_unregistered_certificate_never_creates_an_establishment_label() -> None:
+    registry = CollectorRegistry()
+    stats = PrometheusStats(registry, Clock())
+    stats.record(ExchangeRecord(finess="990000051", code="RPN-403-NON-INSCRIT", registered=False))
+    text = generate_latest(registry).decode()
+    assert "990000051" not in text

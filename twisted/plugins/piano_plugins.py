@@ -1,4 +1,4 @@
-"""Twisted plugin dropin: ``twistd rpn``, ``twistd mutuelle``. Kept thin on purpose."""
+"""Twisted plugin dropin: ``twistd rpn``, ``twistd mutuelle``, ``twistd indicators``. Thin."""
 
 from twisted.application.service import ServiceMaker
 
@@ -13,4 +13,10 @@ mutuelle = ServiceMaker(
     "mutuelle.tap",
     "Simulated AMC (ROC V1 and V2) with fictitious data, and a demo annuaire.",
     "mutuelle",
+)
+indicators = ServiceMaker(
+    "PiANO Indicators",
+    "indicators.tap",
+    "Per-establishment ROC indicators read from Prometheus, one page per establishment.",
+    "indicators",
 )
