@@ -150,18 +150,22 @@ def load(cls: type[T], data: dict[str, Any], base: Path | None = None) -> T:
     return _load(cls, data, "", base or Path.cwd())
 
 
-def load_file(cls: type[T], path: Path) -> T:
-    """Read and validate the TOML file at *path* into *cls*."""
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed TOML file at *path*; ConfigError names the file and what is wrong."""
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        with open(path, "rb") as f:
+            return tomllib.load(f)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return load(cls, data, path.parent.resolve())
+
+
+def load_file(cls: type[T], path: Path) -> T:
+    """Read and validate the TOML file at *path* into *cls*."""
+    return load(cls, read_toml(path), path.parent.resolve())
 
 
 def _type_name(tp: Any) -> str:

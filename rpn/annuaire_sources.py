@@ -8,25 +8,21 @@ cannot be trusted: the cache keeps its last-known-good entry and counts it for a
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from lxml import etree
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol, connectionDone
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
+from roc.config import ConfigError, read_toml
 from roc.identifiers import amc_number_error
 from roc.model import (
     RELAYED_SERVICES,
@@ -38,6 +34,7 @@ from roc.model import (
     soap_action,
 )
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
+from rpn._http import BodyTooLarge, BytesProducer, read_capped_body
 from rpn.interfaces import AmcEntry, IAnnuaireSource
 
 ANN_NS = SERVICE_NS["ANN"]
@@ -51,10 +48,6 @@ _SECONDARY_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
 _BARE_TOML_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _RETURN_CODE = re.compile(r"[A-Za-z0-9]{2}")
 _FAULT_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-class ConfigError(ValueError):
-    """A static directory is invalid; the message names the offending path."""
 
 
 class MalformedAnswer(Exception):
@@ -134,15 +127,7 @@ class StaticAnnuaireSource:
         cls, path: str | PathLike[str], *, allow_http: bool = False
     ) -> StaticAnnuaireSource:
         """Read a directory file; errors name the file and the path inside it."""
-        try:
-            with open(path, "rb") as file:
-                data = tomllib.load(file)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path)
         try:
             return cls.from_mapping(data, allow_http=allow_http)
         except ConfigError as exc:
@@ -411,7 +396,10 @@ class SoapAnnuaireSource:
         response = await self._agent.request(
             b"POST", self._url, headers, BytesProducer(ann_request(key))
         )
-        body = await read_capped_body(response, self._max_answer_bytes)
+        try:
+            body = await read_capped_body(response, self._max_answer_bytes)
+        except BodyTooLarge as exc:
+            raise MalformedAnswer(str(exc)) from None
         if response.code != 200:
             fault = _soap_fault_code(body, self._max_answer_bytes)
             suffix = f" (SOAP Fault {fault})" if fault is not None else ""
@@ -422,70 +410,3 @@ class SoapAnnuaireSource:
         if entry is not None and entry.amc_number != key.amc_number:
             raise MalformedAnswer("answer names another AMC than the one asked for")
         return entry
-
-
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body already in memory (no cooperator, so no global reactor)."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-class _CappedBody(Protocol):
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.finished: Deferred[bytes] = Deferred(self._cancel)
-
-    def _stop(self) -> None:
-        if self.transport is not None:
-            cast(IPushProducer, self.transport).stopProducing()
-
-    def _cancel(self, finished: Deferred[bytes]) -> None:
-        # Fail first: stopping may report the lost connection at once, which is not the news.
-        finished.errback(CancelledError())
-        self._stop()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        self._size += len(data)
-        if self._size > self._limit:
-            self.finished.errback(MalformedAnswer(f"answer larger than {self._limit} bytes"))
-            self._stop()
-            return
-        self._chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.finished.called:
-            return
-        if isinstance(reason.value, ResponseDone | PotentialDataLoss):
-            self.finished.callback(b"".join(self._chunks))
-        else:
-            self.finished.errback(reason)
-
-
-def read_capped_body(response: IResponse, limit: int) -> Deferred[bytes]:
-    """The body of *response*; fails with ``MalformedAnswer`` past *limit* bytes.
-
-    Cancelling the Deferred stops reading and closes the connection.
-    """
-    protocol = _CappedBody(limit)
-    response.deliverBody(protocol)  # untyped in Twisted
-    return protocol.finished

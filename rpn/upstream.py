@@ -14,24 +14,22 @@ from typing import Any
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import error as net_error
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, gatherResults, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, gatherResults
 from twisted.internet.interfaces import (
-    IConsumer,
     IOpenSSLClientConnectionCreator,
     IReactorTime,
 )
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._newclient import RequestNotSent, ResponseFailed, ResponseNeverReceived
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
-from twisted.web.http import PotentialDataLoss
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import IAgent, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.tls import TLSFiles, client_options
+from rpn._http import BodyTooLarge, BytesProducer, read_capped_body
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout
 
@@ -72,79 +70,6 @@ class UpstreamAnswer:
     seconds: float
 
 
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """Writes the request body in one go: the relay already holds it whole."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _CappedBody(Protocol):
-    def __init__(self, limit: int, finished: Deferred[bytes]) -> None:
-        self._limit = limit
-        self._size = 0
-        self._chunks: list[bytes] = []
-        self._finished = finished
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._finished.called:
-            return
-        self._size += len(data)
-        if self._size > self._limit:
-            self._finished.errback(_BodyTooLarge())
-            _abort(self.transport)
-            return
-        self._chunks.append(data)
-
-    def connectionLost(self, reason: Failure = net_error.ConnectionDone) -> None:  # type: ignore[assignment]
-        if self._finished.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self._finished.callback(b"".join(self._chunks))
-        else:
-            self._finished.errback(reason)
-
-
-def _abort(transport: Any) -> None:
-    abort = getattr(transport, "abortConnection", None) or getattr(
-        transport, "loseConnection", None
-    )
-    if abort is not None:
-        abort()
-
-
-def read_capped_body(response: IResponse, limit: int) -> Deferred[bytes]:
-    """The whole body of *response*, failing with _BodyTooLarge past *limit* bytes.
-
-    Cancelling the Deferred aborts the connection, so it is never reused.
-    """
-    holder: list[_CappedBody] = []
-    d: Deferred[bytes] = Deferred(lambda _: _abort(holder[0].transport) if holder else None)
-    protocol = _CappedBody(limit, d)
-    holder.append(protocol)
-    response.deliverBody(protocol)
-    return d
-
-
 def _unwrap(failure: Failure) -> list[Failure]:
     """The failures wrapped inside twisted.web's client exceptions (or the failure itself)."""
     reasons = getattr(failure.value, "reasons", None)
@@ -159,7 +84,7 @@ def classify(failure: Failure) -> RpnError:
         return RpnError.AMC_UNAVAILABLE
     if failure.check(TimeoutError, CancelledError):
         return RpnError.AMC_TIMEOUT
-    if failure.check(_BodyTooLarge):
+    if failure.check(BodyTooLarge):
         return RpnError.AMC_BAD_ANSWER
     for inner in _unwrap(failure):
         if inner.check(SSL.Error, VerificationError):
@@ -271,7 +196,7 @@ class AmcUpstream:
         while True:
             attempt += 1
             remaining = max(0.001, deadline - self._clock.seconds())
-            request = self._agent.request(b"POST", url, headers, _BytesProducer(body))
+            request = self._agent.request(b"POST", url, headers, BytesProducer(body))
             request.addTimeout(remaining, self._clock)
             try:
                 response: IResponse = await request

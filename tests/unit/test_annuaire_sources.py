@@ -18,9 +18,9 @@ from zope.interface.verify import verifyObject
 
 from roc.model import SOAP11_NS, AmcKey
 from roc.xmlsafe import parse_document
+from rpn._http import BytesProducer
 from rpn.annuaire_sources import (
     MAX_ANSWER_BYTES,
-    BytesProducer,
     ConfigError,
     MalformedAnswer,
     OverrideSource,

@@ -37,14 +37,13 @@ from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.tls import TLSFiles, server_options
+from rpn._http import BodyTooLarge, read_capped_body
 from rpn.breaker import BreakerPolicy, BreakerState
 from rpn.upstream import (
     AmcUpstream,
     UpstreamSettings,
     _AmcTLSPolicy,
-    _BodyTooLarge,
     classify,
-    read_capped_body,
 )
 from tools.devpki import issue, make_ca, write
 
@@ -113,7 +112,7 @@ def _never_received(inner: BaseException) -> Failure:
         (_never_received(CancelledError()), RpnError.AMC_TIMEOUT),
         (_never_received(net_error.ConnectionLost()), RpnError.AMC_BAD_ANSWER),
         (Failure(ResponseFailed([Failure(net_error.ConnectionLost())])), RpnError.AMC_BAD_ANSWER),
-        (Failure(_BodyTooLarge()), RpnError.AMC_BAD_ANSWER),
+        (Failure(BodyTooLarge(10)), RpnError.AMC_BAD_ANSWER),
         (Failure(ValueError("unexpected")), RpnError.AMC_BAD_ANSWER),
     ],
     ids=lambda value: type(value.value).__name__ if isinstance(value, Failure) else value.name,
@@ -174,7 +173,7 @@ def test_a_body_over_the_limit_fails_at_once_and_closes_the_connection() -> None
     reading = read_capped_body(cast(IResponse, response), 5)
     response.send(b"1234")
     response.send(b"56")
-    failure_result_of(reading, _BodyTooLarge)
+    failure_result_of(reading, BodyTooLarge)
     assert response.connection.disconnecting
     response.send(b"more")  # late bytes are ignored, the Deferred does not fire twice
     response.end(net_error.ConnectionDone())
