@@ -222,6 +222,11 @@ class CachedAnnuaire:
         else:
             self._negative.pop(key, None)
 
+    def replace_source(self, source: IAnnuaireSource) -> None:
+        """Ask *source* from now on (on reload); what the old one said stays last-known-good."""
+        self._source = source
+        self.invalidate()
+
     def flush(self) -> None:
         """Save the snapshot now if anything changed (at shutdown); cancels a pending save."""
         if self._save_call is not None and self._save_call.active():

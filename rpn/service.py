@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -14,13 +17,14 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.client import Agent
 
+from roc.config import ConfigError
 from roc.routing import build_extractor
-from roc.tls import SwappableServerContext, TLSFiles, server_options
+from roc.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
 from rpn.admin import QuietSite, UpstreamCollector, admin_resource
 from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.breaker import BreakerPolicy
-from rpn.config import RpnConfig
+from rpn.config import RpnConfig, load_config
 from rpn.interfaces import IAnnuaireSource
 from rpn.relay import Relay, RelayPolicy, RelayResource, RelaySite
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
@@ -120,29 +124,84 @@ class RelayService(MultiService):
 
     def __init__(
         self,
+        config: RpnConfig,
+        reactor: Any,
+        server_tls: SwappableServerContext,
         relay: Relay,
         annuaire: CachedAnnuaire,
         upstreams: UpstreamRegistry,
         access_log: AccessLog,
-        drain_timeout: float,
+        config_path: Path | None = None,
     ) -> None:
         super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.server_tls = server_tls
         self.relay = relay
         self.annuaire = annuaire
         self.upstreams = upstreams
         self.access_log = access_log
-        self.drain_timeout = drain_timeout
+        self.config_path = config_path
         self.ready = False
+        self.reloads = 0
+
+    @property
+    def drain_timeout(self) -> float:
+        return self.config.shutdown.drain_timeout
+
+    def reload(self) -> bool:
+        """Re-read the configuration file and apply it without dropping a connection.
+
+        Certificates, CAs, allow-list, routing, limits, deadlines and the annuaire sources
+        are replaced for new connections and exchanges; exchanges in flight finish as they
+        started. A configuration that fails validation is refused and the running one kept.
+        """
+        if self.config_path is None:
+            self.log.warn("reload asked but the relay was not started from a file")
+            return False
+        try:
+            config = load_config(self.config_path)
+            options = server_options(inbound_tls_files(config))
+            extractor = build_extractor(config.routing.policy, config.routing.options)
+            source = annuaire_source(config, self.reactor)
+            tls_files, settings = upstream_tls_files(config), upstream_settings(config)
+            policy = relay_policy(config)
+        except (ConfigError, TLSConfigError, ValueError) as exc:
+            self.log.error(
+                "reload refused, the running configuration is kept: {error}", error=str(exc)
+            )
+            return False
+        for fixed in ("listen", "admin", "log"):
+            if getattr(config, fixed) != getattr(self.config, fixed):
+                self.log.warn("{table}: changes need a restart; kept as started", table=fixed)
+        self.server_tls.swap(options)
+        self.relay.policy = policy
+        self.relay.extractor = extractor
+        self.annuaire.replace_source(source)
+        self.upstreams.reconfigure(tls_files, settings)
+        self.access_log.reopen()
+        self.config = config
+        self.reloads += 1
+        self.log.info("configuration reloaded from {path}", path=str(self.config_path))
+        return True
 
     def startService(self) -> None:
         super().startService()
         self.ready = True
+        if self.config_path is not None and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGHUP, self._on_sighup)
+            self._previous_sighup = previous
         self.log.info("relay started")
+
+    def _on_sighup(self, signum: int, frame: object) -> None:
+        self.reactor.callFromThread(self.reload)
 
     def stopService(self) -> Deferred[None]:
         """Stop accepting, let exchanges in flight finish (up to the drain timeout), close."""
         self.ready = False
         self.relay.accepting = False
+        if getattr(self, "_previous_sighup", None) is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
         stopped = super().stopService()
         return Deferred.fromCoroutine(self._drain(stopped))
 
@@ -165,13 +224,21 @@ class RelayService(MultiService):
         await self.upstreams.close()
 
 
-def build_service(config: RpnConfig, reactor: Any, registry: CollectorRegistry) -> RelayService:
-    """Every part of the relay wired together; nothing listens until the service starts."""
-    server_tls = SwappableServerContext(
-        server_options(
-            TLSFiles(config.tls.certificate, config.tls.private_key, config.tls.ca_certificates)
-        )
-    )
+def inbound_tls_files(config: RpnConfig) -> TLSFiles:
+    return TLSFiles(config.tls.certificate, config.tls.private_key, config.tls.ca_certificates)
+
+
+def build_service(
+    config: RpnConfig,
+    reactor: Any,
+    registry: CollectorRegistry,
+    config_path: Path | None = None,
+) -> RelayService:
+    """Every part of the relay wired together; nothing listens until the service starts.
+
+    With *config_path*, SIGHUP re-reads that file (see ``RelayService.reload``).
+    """
+    server_tls = SwappableServerContext(server_options(inbound_tls_files(config)))
     extractor = build_extractor(config.routing.policy, config.routing.options)
     ann = config.annuaire
     annuaire = CachedAnnuaire(
@@ -189,7 +256,9 @@ def build_service(config: RpnConfig, reactor: Any, registry: CollectorRegistry) 
     registry.register(UpstreamCollector(upstreams))
     registry.register(AnnuaireCollector(annuaire, reactor))
 
-    service = RelayService(relay, annuaire, upstreams, access_log, config.shutdown.drain_timeout)
+    service = RelayService(
+        config, reactor, server_tls, relay, annuaire, upstreams, access_log, config_path
+    )
     site = RelaySite(
         RelayResource(lambda: relay),
         reactor,

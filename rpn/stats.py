@@ -174,13 +174,20 @@ class AccessLog:
 
     log = Logger()
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, path: Path | None = None) -> None:
         self._stream = stream
+        self._path = path
 
     @classmethod
     def to_file(cls, path: Path) -> AccessLog:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path.open("a", encoding="utf-8", buffering=1))
+        return cls(path.open("a", encoding="utf-8", buffering=1), path)
+
+    def reopen(self) -> None:
+        """Reopen the file (after logrotate moved it away), on reload."""
+        if self._path is not None and self._stream is not None:
+            self._stream.close()
+            self._stream = self._path.open("a", encoding="utf-8", buffering=1)
 
     def record(self, exchange: ExchangeRecord) -> None:
         fields = asdict(exchange)

@@ -10,6 +10,7 @@ from twisted.python import usage
 
 from roc.config import ConfigError
 from roc.tls import TLSConfigError
+from roc.version import version_line
 from rpn.config import RpnConfig, load_config
 
 
@@ -19,6 +20,11 @@ class Options(usage.Options):
     optParameters = [["config", "c", None, "The relay's TOML configuration file."]]
 
     config: RpnConfig
+
+    def opt_version(self) -> None:
+        """Print the relay's version and exit."""
+        print(version_line("rpn"))
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         if not self["config"]:
@@ -35,6 +41,11 @@ def makeService(options: Options) -> IService:
     from rpn.service import build_service
 
     try:
-        return build_service(options.config, reactor, CollectorRegistry(auto_describe=True))
+        return build_service(
+            options.config,
+            reactor,
+            CollectorRegistry(auto_describe=True),
+            config_path=Path(options["config"]),
+        )
     except (ConfigError, TLSConfigError, ValueError) as exc:
         raise usage.UsageError(f"cannot start: {exc}") from None

@@ -162,6 +162,20 @@ class AmcUpstream:
 
         self.breaker = CircuitBreaker(reactor, settings.breaker, on_transition=transition)
 
+    def reconfigure(self, tls: IPolicyForHTTPS, settings: UpstreamSettings) -> None:
+        """New limits, deadlines and client certificate for exchanges from now on.
+
+        Exchanges in flight finish with what they started with; pooled connections are
+        reused until idle; the breaker keeps its state (and its policy).
+        """
+        self._settings = settings
+        self.limiter.set_limits(settings.max_active, settings.max_queued)
+        self.pool.maxPersistentPerHost = settings.max_active
+        self.pool.cachedConnectionTimeout = int(max(1, settings.idle_timeout))
+        self._agent = Agent(
+            self._clock, tls, connectTimeout=settings.connect_timeout, pool=self.pool
+        )
+
     def forward(self, url: str, body: bytes, headers: Headers) -> Deferred[UpstreamAnswer]:
         """Send *body* to *url* and collect the answer; fails with RpnFailure."""
         return Deferred.fromCoroutine(self._forward(url.encode("ascii"), body, headers))
@@ -259,6 +273,13 @@ class UpstreamRegistry:
             )
             self.upstreams[amc_number] = upstream
         return upstream
+
+    def reconfigure(self, tls_files: TLSFiles, settings: UpstreamSettings) -> None:
+        """Apply a reloaded configuration to every AMC, and to those seen from now on."""
+        self._tls = _AmcTLSPolicy(tls_files)
+        self._settings = settings
+        for upstream in self.upstreams.values():
+            upstream.reconfigure(self._tls, settings)
 
     def close(self) -> Deferred[list[None]]:
         return gatherResults([u.close() for u in self.upstreams.values()])

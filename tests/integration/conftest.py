@@ -65,6 +65,9 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
         allowed: tuple[str, ...] = (devpki.HOSPITAL_A["site"], devpki.HOSPITAL_B["site"]),
         tables: Mapping[str, Mapping[str, object]] | None = None,
         annuaire: Mapping[str, object] | None = None,
+        env: dict[str, str] | None = None,
+        logger: str | None = None,
+        access_log: bool = True,
     ) -> RelayProcess:
         port, admin_port = free_port(), free_port()
         directory = tmp_path / f"relay{len(started)}"
@@ -95,7 +98,7 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
                 "request_timeout": 5.0,
             },
             "admin": {"endpoint": f"tcp:{admin_port}:interface=127.0.0.1"},
-            "log": {"access_log": "access.log"},
+            "log": {"access_log": "access.log"} if access_log else {},
         }
         for table, values in (tables or {}).items():
             config.setdefault(table, {}).update(values)
@@ -105,6 +108,8 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
             directory / "rpn.toml",
             directory / "twistd.log",
             f"http://127.0.0.1:{admin_port}/readyz",
+            env=env or {},
+            logger=logger,
         )
         started.append(twistd)
         twistd.start()

@@ -75,21 +75,15 @@ class Twistd:
     config: Path
     log: Path
     health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    logger: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self, timeout: float = 30.0) -> Twistd:
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **self.env)
+        logging = ["--logger", self.logger] if self.logger else ["--logfile", str(self.log)]
         self.process = subprocess.Popen(
-            [
-                str(TWISTD),
-                "-n",
-                "--pidfile=",
-                "--logfile",
-                str(self.log),
-                self.plugin,
-                "--config",
-                str(self.config),
-            ],
+            [str(TWISTD), "-n", "--pidfile=", *logging, self.plugin, "--config", str(self.config)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
