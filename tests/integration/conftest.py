@@ -68,8 +68,15 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
         env: dict[str, str] | None = None,
         logger: str | None = None,
         access_log: bool = True,
+        socket_activated: bool = False,
     ) -> RelayProcess:
         port, admin_port = free_port(), free_port()
+        listen = f"tcp:{port}:interface=127.0.0.1"
+        prefix: list[str] = []
+        if socket_activated:
+            listen = "systemd:domain=INET:index=0"
+            # systemd always names its sockets (LISTEN_FDNAMES), which Twisted requires.
+            prefix = ["systemd-socket-activate", "--fdname=rpn", "-l", f"127.0.0.1:{port}"]
         directory = tmp_path / f"relay{len(started)}"
         directory.mkdir()
         lines = []
@@ -83,7 +90,7 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
             lines += [f'{s} = "{base}/roc/{s}"' for s in SERVICES]
         (directory / "annuaire.toml").write_text("\n".join(lines) + "\n")
         config: dict[str, dict[str, object]] = {
-            "listen": {"endpoint": f"tcp:{port}:interface=127.0.0.1"},
+            "listen": {"endpoint": listen},
             "tls": {
                 "certificate": pki / "rpn-server.pem",
                 "private_key": pki / "rpn-server.key",
@@ -110,6 +117,8 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
             f"http://127.0.0.1:{admin_port}/readyz",
             env=env or {},
             logger=logger,
+            prefix=prefix,
+            activation_port=port if socket_activated else None,
         )
         started.append(twistd)
         twistd.start()

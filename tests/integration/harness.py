@@ -77,19 +77,34 @@ class Twistd:
     health_url: str
     env: dict[str, str] = field(default_factory=dict)
     logger: str | None = None
+    #: Command run before twistd (systemd-socket-activate...).
+    prefix: list[str] = field(default_factory=list)
+    #: With socket activation, the first connection to this port is what starts twistd.
+    activation_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self, timeout: float = 30.0) -> Twistd:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **self.env)
         logging = ["--logger", self.logger] if self.logger else ["--logfile", str(self.log)]
         self.process = subprocess.Popen(
-            [str(TWISTD), "-n", "--pidfile=", *logging, self.plugin, "--config", str(self.config)],
+            [
+                *self.prefix,
+                str(TWISTD),
+                "-n",
+                "--pidfile=",
+                *logging,
+                self.plugin,
+                "--config",
+                str(self.config),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
+        if self.activation_port is not None:
+            self._knock(self.activation_port, deadline)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.plugin} exited early:\n{self.log_text()}")
@@ -102,6 +117,14 @@ class Twistd:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.plugin} not ready in {timeout}s:\n{self.log_text()}")
+
+    def _knock(self, port: int, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
 
     def log_text(self) -> str:
         try:

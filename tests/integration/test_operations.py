@@ -149,3 +149,14 @@ def test_json_logs_carry_the_exchange_id_and_no_personal_data(
     assert (exchanges[0]["finess"], exchanges[0]["amc"]) == (HOSPITAL_A["site"], AMC)
     assert any(e.get("log_format", "").startswith("relay started") for e in events)
     assert "180059999900135" not in log_file.read_text()
+
+
+def test_socket_activation_serves_on_the_socket_systemd_passes(
+    start_relay: StartRelay, fake_amc: FakeAmc, pki: Path
+) -> None:
+    fake_amc.behaviour.body = b"<ok/>"
+    relay = start_relay({AMC: f"https://127.0.0.1:{fake_amc.port}"}, socket_activated=True)
+    answer = SoapClient(relay.port, client_context(pki, "hospital-a")).post(
+        idb(HOSPITAL_A, "activated-1")
+    )
+    assert (answer.status, answer.body) == (200, b"<ok/>")
