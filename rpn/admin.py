@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from twisted.web.resource import Resource
+from twisted.web.pages import forbidden
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from rpn.breaker import BreakerState
@@ -51,13 +53,39 @@ class _Metrics(Resource):
         return generate_latest(self._registry)
 
 
-def admin_resource(registry: CollectorRegistry, ready: Callable[[], bool]) -> Resource:
-    """/healthz (the process answers), /readyz (it accepts exchanges), /metrics."""
+class _Guard(Resource):
+    """Answers 403 to clients outside the allowed networks, else hands over to the tree."""
+
+    def __init__(self, inner: Resource, networks: Callable[[], tuple[str, ...]]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._networks = networks
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        address = request.getClientAddress()
+        host = getattr(address, "host", None)
+        try:
+            client = ipaddress.ip_address(host) if host else None
+        except ValueError:
+            client = None
+        if client is None or not any(client in ipaddress.ip_network(n) for n in self._networks()):
+            return forbidden("Forbidden", "This address may not use the admin endpoint.")
+        child: IResource = self._inner.getChildWithDefault(path, request)
+        return child
+
+
+def admin_resource(
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    allowed_networks: Callable[[], tuple[str, ...]] = lambda: ("127.0.0.0/8", "::1/128"),
+) -> Resource:
+    """/healthz (the process answers), /readyz (it accepts exchanges), /metrics; only for
+    clients in *allowed_networks*."""
     root = Resource()
     root.putChild(b"healthz", _Health())
     root.putChild(b"readyz", _Health(ready))
     root.putChild(b"metrics", _Metrics(registry))
-    return root
+    return _Guard(root, allowed_networks)
 
 
 class UpstreamCollector:

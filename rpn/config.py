@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ def _paths(values: Any) -> str | None:
     for value in values:
         if not value.startswith("/") or (value.endswith("/") and value != "/"):
             return f"{value!r}: must start with / and not end with /"
+    return None
+
+
+def _networks(values: Any) -> str | None:
+    for i, value in enumerate(values):
+        try:
+            ipaddress.ip_network(value)
+        except ValueError:
+            return f"[{i}]: not an IP network (a.b.c.d/n)"
     return None
 
 
@@ -104,6 +114,12 @@ class EstablishmentsConfig:
     check_sender: bool = setting(
         "Refuse a message whose sender FINESS is not the client certificate's.", True
     )
+    max_in_flight: int = setting(
+        "Exchanges one establishment may have in flight at once (429 above), so that one "
+        "misbehaving client cannot take every AMC slot.",
+        64,
+        positive,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +191,12 @@ class AdminConfig:
     endpoint: str = setting(
         "Endpoint for /healthz, /readyz and /metrics (keep it on loopback).",
         "tcp:9180:interface=127.0.0.1",
+    )
+    allowed_networks: tuple[str, ...] = setting(
+        "Client networks allowed on the admin endpoint (403 for others), e.g. the "
+        "Prometheus servers' and load balancers' addresses.",
+        ("127.0.0.0/8", "::1/128"),
+        _networks,
     )
 
 

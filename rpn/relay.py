@@ -57,6 +57,8 @@ class RelayPolicy:
     finess_attribute: str
     max_body_bytes: int
     read_timeout: float
+    #: Exchanges one establishment may have in flight at once (429 above).
+    max_in_flight_per_establishment: int = 64
 
 
 def _first(value: bytes | None) -> str | None:
@@ -185,6 +187,8 @@ class Relay:
         self.upstreams = upstreams
         self.stats = stats
         self.in_flight = 0
+        #: Exchanges in flight per registered establishment (only those with some).
+        self.in_flight_by_establishment: dict[str, int] = {}
         self.accepting = True
         self._idle_waiters: list[Deferred[None]] = []
 
@@ -216,10 +220,21 @@ class Relay:
         except RpnFailure as failure:
             self._fault(request, record, failure, version, started)
             return
+        finess = record.finess
+        held = self.in_flight_by_establishment
+        held[finess] = held.get(finess, 0) + 1
         d = Deferred.fromCoroutine(self._exchange(request, body, key, record))
         d.addCallback(self._relay_answer, request, record, started)
         d.addErrback(self._failed, request, record, key.soap_version, started)
         d.addErrback(self._bug, request, record, started)
+        d.addBoth(self._release, finess)
+
+    def _release(self, _: object, finess: str) -> None:
+        left = self.in_flight_by_establishment[finess] - 1
+        if left:
+            self.in_flight_by_establishment[finess] = left
+        else:
+            del self.in_flight_by_establishment[finess]
 
     async def _exchange(
         self, request: Request, body: bytes, key: RoutingKey, record: ExchangeRecord
@@ -257,6 +272,10 @@ class Relay:
             raise RpnFailure(RpnError.SENDER_NOT_REGISTERED)
         record.registered = True
         record.certificate_expiry = expiry
+        if self.in_flight_by_establishment.get(finess, 0) >= (
+            self.policy.max_in_flight_per_establishment
+        ):
+            raise RpnFailure(RpnError.RATE_LIMITED)
         key = self.extractor.extract(
             RequestView.from_raw(request.path, request.requestHeaders.getAllRawHeaders(), body)
         )

@@ -39,6 +39,7 @@ def relay_policy(config: RpnConfig) -> RelayPolicy:
         finess_attribute=config.tls.finess_attribute,
         max_body_bytes=config.http.max_body_bytes,
         read_timeout=config.http.read_timeout,
+        max_in_flight_per_establishment=config.establishments.max_in_flight,
     )
 
 
@@ -268,6 +269,12 @@ def build_service(
     )
     tls_factory = TLSMemoryBIOFactory(server_tls, False, site, clock=reactor)
     strports.service(config.listen.endpoint, tls_factory, reactor=reactor).setServiceParent(service)
-    admin = QuietSite(admin_resource(registry, lambda: service.ready and relay.accepting))
+    admin = QuietSite(
+        admin_resource(
+            registry,
+            lambda: service.ready and relay.accepting,
+            lambda: service.config.admin.allowed_networks,
+        )
+    )
     strports.service(config.admin.endpoint, admin, reactor=reactor).setServiceParent(service)
     return service

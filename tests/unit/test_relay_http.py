@@ -245,6 +245,7 @@ class RelayHarness:
         max_body_bytes: int = MAX_BODY,
         check_sender: bool = True,
         stats: IStatsSink | None = None,
+        max_in_flight: int = 64,
     ) -> None:
         self.certificates = certificates
         self.clock = Clock()
@@ -264,6 +265,7 @@ class RelayHarness:
             finess_attribute="OU",
             max_body_bytes=max_body_bytes,
             read_timeout=READ_TIMEOUT,
+            max_in_flight_per_establishment=max_in_flight,
         )
         self.relay = Relay(
             self.clock,
@@ -723,3 +725,26 @@ def test_an_establishment_gone_before_the_answer_is_recorded_as_client_gone(
     [record] = relay.records
     assert (record.outcome, record.status) == ("client_gone", 200)
     assert relay.relay.in_flight == 0
+
+
+def test_an_establishment_over_its_in_flight_cap_gets_429_and_others_are_unaffected(
+    make_relay: Callable[..., RelayHarness],
+) -> None:
+    relay = make_relay(max_in_flight=2)
+    first, second = relay.exchange(post(envelope())), relay.exchange(post(envelope()))
+    third = relay.exchange(post(envelope()))
+    assert (third.response().status, third.response().fault_code) == (429, "RPN-429-DEBIT")
+    assert third.response().header("Retry-After") == "1"
+    assert len(relay.upstreams.calls) == 2
+    other = relay.exchange(
+        post(envelope(routage(legal="990000036", site=OTHER_REGISTERED))), certificate="hospital-b"
+    )
+    assert len(relay.upstreams.calls) == 3
+    relay.upstreams.calls[0].answer.callback(answer())
+    assert first.response().status == 200
+    again = relay.exchange(post(envelope()))
+    assert len(relay.upstreams.calls) == 4
+    for call in relay.upstreams.calls[1:]:
+        call.answer.callback(answer())
+    assert [c.response().status for c in (second, other, again)] == [200, 200, 200]
+    assert relay.relay.in_flight_by_establishment == {}
