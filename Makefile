@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKI := .dev/pki
 
-.PHONY: install dev-pki demo lint test test-unit test-integration clean
+.PHONY: install system-deps dev-pki demo lint test test-unit test-integration clean
+
+# Debian packages the tests use as real peers (openssl s_client, curl, systemd-analyze and
+# systemd-socket-activate). Installed only when missing; needs root (or sudo).
+SYSTEM_PACKAGES := openssl curl systemd
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.
 $(STAMP): setup.cfg pyproject.toml
@@ -15,6 +20,15 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 # A development PKI under .dev/pki (git-ignored); kept if already there.
 dev-pki: $(STAMP)
@@ -32,7 +46,7 @@ lint: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) system-deps
 	$(BIN)/pytest -q -m integration tests/integration
 
 test: lint test-unit test-integration
