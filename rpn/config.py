@@ -9,6 +9,7 @@ from typing import Any
 
 from roc.config import ConfigError, load_file, non_negative, one_of, positive, setting
 from roc.identifiers import finess_error
+from rpn.workers import check_worker_endpoint
 
 
 def _finess_list(values: Any) -> str | None:
@@ -47,6 +48,12 @@ class ListenConfig:
         "Twisted server endpoint for establishments (TLS is added by the relay); "
         "'systemd:domain=INET:index=0' for socket activation.",
         "tcp:8443:interface=127.0.0.1",
+    )
+    workers: int = setting(
+        "Relay processes on this host sharing the listening socket (one per core); the "
+        "admin endpoint of worker N is the admin port + N.",
+        1,
+        positive,
     )
 
 
@@ -225,6 +232,9 @@ class RpnConfig:
     shutdown: ShutdownConfig = setting("Graceful stop.", default_factory=ShutdownConfig)
 
     def __post_init__(self) -> None:
+        problem = check_worker_endpoint(self.listen.endpoint, self.listen.workers)
+        if problem:
+            raise ConfigError(f"listen.endpoint: {problem}")
         breaker = self.upstream.breaker
         if breaker.open_max < breaker.open_base:
             raise ConfigError("upstream.breaker.open_max: must be >= open_base")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.systemd import ListenFDs
 from twisted.web.client import Agent
 
 from roc.config import ConfigError
@@ -29,6 +32,14 @@ from rpn.interfaces import IAnnuaireSource
 from rpn.relay import Relay, RelayPolicy, RelayResource, RelaySite
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
 from rpn.upstream import UpstreamRegistry, UpstreamSettings, _AmcTLSPolicy, quiet_pool
+from rpn.workers import (
+    SINGLE_PROCESS,
+    AdoptedPortService,
+    WorkerRole,
+    WorkerSupervisor,
+    admin_endpoint_for,
+    open_listening_socket,
+)
 
 
 def relay_policy(config: RpnConfig) -> RelayPolicy:
@@ -145,6 +156,8 @@ class RelayService(MultiService):
         self.config_path = config_path
         self.ready = False
         self.reloads = 0
+        self.supervisor: WorkerSupervisor | None = None
+        self.listening_socket: socket.socket | None = None
 
     @property
     def drain_timeout(self) -> float:
@@ -183,6 +196,8 @@ class RelayService(MultiService):
         self.access_log.reopen()
         self.config = config
         self.reloads += 1
+        if self.supervisor is not None:
+            self.supervisor.reload()
         self.log.info("configuration reloaded from {path}", path=str(self.config_path))
         return True
 
@@ -234,10 +249,12 @@ def build_service(
     reactor: Any,
     registry: CollectorRegistry,
     config_path: Path | None = None,
+    role: WorkerRole = SINGLE_PROCESS,
 ) -> RelayService:
     """Every part of the relay wired together; nothing listens until the service starts.
 
-    With *config_path*, SIGHUP re-reads that file (see ``RelayService.reload``).
+    With *config_path*, SIGHUP re-reads that file (see ``RelayService.reload``). *role*
+    says which worker this process is when ``listen.workers`` > 1 (see ``rpn.workers``).
     """
     server_tls = SwappableServerContext(server_options(inbound_tls_files(config)))
     extractor = build_extractor(config.routing.policy, config.routing.options)
@@ -268,7 +285,7 @@ def build_service(
         config.http.idle_timeout,
     )
     tls_factory = TLSMemoryBIOFactory(server_tls, False, site, clock=reactor)
-    strports.service(config.listen.endpoint, tls_factory, reactor=reactor).setServiceParent(service)
+    _listen(service, config, reactor, tls_factory, role)
     admin = QuietSite(
         admin_resource(
             registry,
@@ -276,5 +293,39 @@ def build_service(
             lambda: service.config.admin.allowed_networks,
         )
     )
-    strports.service(config.admin.endpoint, admin, reactor=reactor).setServiceParent(service)
+    admin_endpoint = admin_endpoint_for(config.admin.endpoint, role.index)
+    strports.service(admin_endpoint, admin, reactor=reactor).setServiceParent(service)
     return service
+
+
+def _listen(
+    service: RelayService, config: RpnConfig, reactor: Any, factory: Any, role: WorkerRole
+) -> None:
+    """One process: the configured endpoint. Several: a socket shared by every worker."""
+    endpoint = config.listen.endpoint
+    if role.inherited_fd is not None:
+        family = socket.fromfd(role.inherited_fd, socket.AF_INET, socket.SOCK_STREAM).family
+        AdoptedPortService(reactor, role.inherited_fd, family, factory).setServiceParent(service)
+        return
+    if config.listen.workers == 1:
+        strports.service(endpoint, factory, reactor=reactor).setServiceParent(service)
+        return
+    if endpoint.startswith("systemd:"):
+        fds = ListenFDs.fromEnvironment()
+        name = endpoint.partition("name=")[2].split(":")[0]
+        index = endpoint.partition("index=")[2].split(":")[0]
+        fileno = (
+            fds.inheritedNamedDescriptors()[name]
+            if name
+            else (fds.inheritedDescriptors()[int(index or 0)])
+        )
+        os.set_inheritable(fileno, True)
+        family = socket.fromfd(fileno, socket.AF_INET, socket.SOCK_STREAM).family
+    else:
+        sock = open_listening_socket(endpoint)
+        service.listening_socket = sock  # kept open for the workers' lifetime
+        fileno, family = sock.fileno(), sock.family
+    AdoptedPortService(reactor, fileno, family, factory).setServiceParent(service)
+    supervisor = WorkerSupervisor(reactor, config.listen.workers, fileno)
+    supervisor.setServiceParent(service)
+    service.supervisor = supervisor

@@ -12,12 +12,17 @@ from roc.config import ConfigError
 from roc.tls import TLSConfigError
 from roc.version import version_line
 from rpn.config import RpnConfig, load_config
+from rpn.workers import WorkerRole
 
 
 class Options(usage.Options):
     synopsis = "--config FILE"
     longdesc = "RPN ROC: the national TLS reverse proxy between establishments and AMCs."
-    optParameters = [["config", "c", None, "The relay's TOML configuration file."]]
+    optParameters = [
+        ["config", "c", None, "The relay's TOML configuration file."],
+        ["worker", None, "0", "(set by worker 0) index of this worker process", int],
+        ["inherit-fd", None, None, "(set by worker 0) listening socket to serve on", int],
+    ]
 
     config: RpnConfig
 
@@ -46,6 +51,10 @@ def makeService(options: Options) -> IService:
             reactor,
             CollectorRegistry(auto_describe=True),
             config_path=Path(options["config"]),
+            role=WorkerRole(
+                int(options["worker"]),
+                None if options["inherit-fd"] is None else int(options["inherit-fd"]),
+            ),
         )
     except (ConfigError, TLSConfigError, ValueError) as exc:
         raise usage.UsageError(f"cannot start: {exc}") from None

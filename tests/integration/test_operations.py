@@ -9,10 +9,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from roc.messages import Routing, envelope
 from tests.integration.conftest import RelayProcess, StartRelay
 from tests.integration.fake_amc import FakeAmc
-from tests.integration.harness import ROOT, TWISTD, SoapClient, client_context
+from tests.integration.harness import ROOT, TWISTD, SoapClient, client_context, http_get
 from tools import devpki
 from tools.devpki import HOSPITAL_A, HOSPITAL_B
 
@@ -160,3 +162,44 @@ def test_socket_activation_serves_on_the_socket_systemd_passes(
         idb(HOSPITAL_A, "activated-1")
     )
     assert (answer.status, answer.body) == (200, b"<ok/>")
+
+
+def test_two_workers_share_the_socket_and_their_metrics_add_up(
+    start_relay: StartRelay, fake_amc: FakeAmc, pki: Path
+) -> None:
+    fake_amc.behaviour.body = b"<ok/>"
+    relay = start_relay(
+        {AMC: f"https://127.0.0.1:{fake_amc.port}"}, tables={"listen": {"workers": 2}}
+    )
+    second_admin = f"http://127.0.0.1:{relay.admin_port + 1}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if http_get(second_admin + "/readyz")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, relay.twistd.log_text()
+        time.sleep(0.1)
+    context = client_context(pki, "hospital-a")
+    sent = 40
+    for i in range(sent):  # a fresh connection each time: the kernel spreads them
+        client = SoapClient(relay.port, context)
+        assert client.post(idb(HOSPITAL_A, f"w-{i}")).status == 200
+        client.close()
+
+    def exchanges(base: str) -> float:
+        text = http_get(base + "/metrics")[1].decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("rpn_exchanges_total{")
+        )
+
+    counts = [exchanges(f"http://127.0.0.1:{relay.admin_port}"), exchanges(second_admin)]
+    assert sum(counts) == sent == len(fake_amc.received)
+    assert all(c > 0 for c in counts), counts
+    # Stopping worker 0 stops the other one too.
+    relay.twistd.stop()
+    with pytest.raises(OSError):
+        http_get(second_admin + "/healthz")
