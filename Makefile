@@ -7,9 +7,10 @@ PKI := .dev/pki
 
 .PHONY: install system-deps dev-pki demo lint test test-unit test-integration clean
 
-# Debian packages the tests use as real peers (openssl s_client, curl, systemd-analyze and
-# systemd-socket-activate). Installed only when missing; needs root (or sudo).
-SYSTEM_PACKAGES := openssl curl systemd
+# Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
+# systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
+# missing; needs root (or sudo).
+SYSTEM_PACKAGES := openssl curl systemd prometheus chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.
@@ -27,7 +28,7 @@ system-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 # A development PKI under .dev/pki (git-ignored); kept if already there.
@@ -41,7 +42,7 @@ demo: dev-pki
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy roc rpn mutuelle tools twisted/plugins
+	$(BIN)/mypy roc rpn mutuelle indicators tools twisted/plugins
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.pages import forbidden
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from rpn.breaker import BreakerState
+from rpn.metric_tables import MetricTable, exposition
 from rpn.upstream import UpstreamRegistry
 
 
@@ -41,16 +45,47 @@ class _Health(Resource):
         return b"ok\n"
 
 
-class _Metrics(Resource):
-    isLeaf = True
+def render_metrics(registry: CollectorRegistry, tables: Sequence[MetricTable]) -> bytes:
+    """One scrape: the registry's families, then the hand-rendered tables."""
+    return generate_latest(registry) + exposition(tables)
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+
+class _Metrics(Resource):
+    """The registry plus the hand-rendered tables, rendered in a thread: a national-scale
+    scrape takes long enough that it must not stall the exchanges the reactor is serving."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(
+        self, registry: CollectorRegistry, tables: Sequence[MetricTable], reactor: Any
+    ) -> None:
         super().__init__()
         self._registry = registry
+        self._tables = tables
+        self._reactor = reactor
 
-    def render_GET(self, request: Request) -> bytes:
+    def _render(self) -> bytes:
+        return render_metrics(self._registry, self._tables)
+
+    def render_GET(self, request: Request) -> int:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self._registry)
+        rendering = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._render)
+
+        def send(body: bytes) -> None:
+            if not getattr(request, "_disconnected", False):
+                request.write(body)
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("metrics rendering failed", failure)
+            if not getattr(request, "_disconnected", False):
+                request.setResponseCode(500)
+                request.write(b"metrics rendering failed\n")
+                request.finish()
+
+        rendering.addCallbacks(send, failed)
+        return NOT_DONE_YET
 
 
 class _Guard(Resource):
@@ -78,13 +113,19 @@ def admin_resource(
     registry: CollectorRegistry,
     ready: Callable[[], bool],
     allowed_networks: Callable[[], tuple[str, ...]] = lambda: ("127.0.0.0/8", "::1/128"),
+    tables: Sequence[MetricTable] = (),
+    reactor: Any = None,
 ) -> Resource:
     """/healthz (the process answers), /readyz (it accepts exchanges), /metrics; only for
     clients in *allowed_networks*."""
     root = Resource()
     root.putChild(b"healthz", _Health())
     root.putChild(b"readyz", _Health(ready))
-    root.putChild(b"metrics", _Metrics(registry))
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    root.putChild(b"metrics", _Metrics(registry, tables, reactor))
     return _Guard(root, allowed_networks)
 
 

@@ -269,7 +269,8 @@ def build_service(
     )
     upstreams = UpstreamRegistry(reactor, upstream_tls_files(config), upstream_settings(config))
     access_log = AccessLog.to_file(config.log.access_log) if config.log.access_log else AccessLog()
-    stats = StatsFanout(PrometheusStats(registry, reactor), access_log)
+    prometheus = PrometheusStats(registry, reactor)
+    stats = StatsFanout(prometheus, access_log)
     relay = Relay(reactor, relay_policy(config), extractor, annuaire, upstreams, stats)
     registry.register(UpstreamCollector(upstreams))
     registry.register(AnnuaireCollector(annuaire, reactor))
@@ -291,6 +292,8 @@ def build_service(
             registry,
             lambda: service.ready and relay.accepting,
             lambda: service.config.admin.allowed_networks,
+            prometheus.tables,
+            reactor,
         )
     )
     admin_endpoint = admin_endpoint_for(config.admin.endpoint, role.index)

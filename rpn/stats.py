@@ -6,12 +6,14 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
+
+from rpn.metric_tables import MetricTable
 
 #: Outcomes of an exchange: a closed set, so metric labels stay bounded.
 OUTCOMES = (
@@ -86,33 +88,42 @@ class PrometheusStats:
 
     def __init__(self, registry: CollectorRegistry, clock: IReactorTime) -> None:
         self._clock = clock
-        self.by_establishment = Counter(
+        # Per-establishment families: hundreds of thousands of series at national scale,
+        # kept as dicts (see rpn.metric_tables) and appended to the registry's exposition.
+        self.by_establishment = MetricTable(
             "rpn_establishment_exchanges_total",
             "Exchanges by registered establishment (FINESS of its certificate), ROC service "
             "and outcome.",
+            "counter",
             ("finess", "service", "outcome"),
-            registry=registry,
         )
-        self.codes = Counter(
+        self.codes = MetricTable(
             "rpn_establishment_codes_total",
             "Business return codes and relay error codes received by each registered "
             "establishment.",
+            "counter",
             ("finess", "code"),
-            registry=registry,
         )
-        self.last_success = Gauge(
+        self.last_success = MetricTable(
             "rpn_establishment_last_success_timestamp_seconds",
             "Unix time of each registered establishment's last exchange answered with code 00.",
+            "gauge",
             ("finess",),
-            registry=registry,
         )
-        self.certificate_expiry = Gauge(
+        self.certificate_expiry = MetricTable(
             "rpn_client_certificate_expiry_timestamp_seconds",
             "Expiry (notAfter, unix time) of the last client certificate each registered "
             "establishment presented.",
+            "gauge",
             ("finess",),
-            registry=registry,
         )
+        self.tables = (
+            self.by_establishment,
+            self.codes,
+            self.last_success,
+            self.certificate_expiry,
+        )
+        self._children: dict[tuple[str, ...], Any] = {}
         self.exchanges = Counter(
             "rpn_exchanges_total",
             "Exchanges handled by the relay, by ROC service, AMC number and outcome.",
@@ -146,26 +157,35 @@ class PrometheusStats:
             registry=registry,
         )
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The labelled child of *metric*, cached: prometheus_client's labels() is slow."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def record(self, exchange: ExchangeRecord) -> None:
         service = exchange.service or "unknown"
-        self.exchanges.labels(service, exchange.amc or "none", exchange.outcome).inc()
+        outcome = exchange.outcome
+        self._child(self.exchanges, service, exchange.amc or "none", outcome).inc()
         if exchange.code:
-            self.errors.labels(exchange.code).inc()
-        self.duration.labels(service).observe(exchange.total_seconds)
+            self._child(self.errors, exchange.code).inc()
+        self._child(self.duration, service).observe(exchange.total_seconds)
         if exchange.upstream_seconds is not None:
-            self.upstream_duration.labels(exchange.amc).observe(exchange.upstream_seconds)
-        self.bytes.labels("request").inc(exchange.bytes_in)
-        self.bytes.labels("response").inc(exchange.bytes_out)
+            self._child(self.upstream_duration, exchange.amc).observe(exchange.upstream_seconds)
+        self._child(self.bytes, "request").inc(exchange.bytes_in)
+        self._child(self.bytes, "response").inc(exchange.bytes_out)
         if exchange.registered:
             finess = exchange.finess
-            self.by_establishment.labels(finess, service, exchange.outcome).inc()
+            self.by_establishment.inc((finess, service, outcome))
             code = exchange.business_code or exchange.code
             if code:
-                self.codes.labels(finess, code).inc()
-            if exchange.outcome == "ok":
-                self.last_success.labels(finess).set(self._clock.seconds())
+                self.codes.inc((finess, code))
+            if outcome == "ok":
+                self.last_success.set((finess,), self._clock.seconds())
             if exchange.certificate_expiry is not None:
-                self.certificate_expiry.labels(finess).set(exchange.certificate_expiry)
+                self.certificate_expiry.set((finess,), exchange.certificate_expiry)
 
 
 @implementer(IStatsSink)

@@ -123,8 +123,9 @@ def wait_for_totals(
     indicators: IndicatorsProcess, identity: str, finess: str, expected: int, pki: Path
 ) -> dict[str, object]:
     """The establishment's JSON once Prometheus scraped and the service read all its traffic."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     document: dict[str, object] = {}
+    status, body = 0, b""
     while time.monotonic() < deadline:
         status, body = indicators.get(
             f"/establishments/{finess}.json", client_context(pki, identity)
@@ -136,7 +137,10 @@ def wait_for_totals(
             if totals["all"] == expected:
                 return document
         time.sleep(0.5)
-    raise AssertionError(f"{finess}: never read {expected} exchanges, last: {document}")
+    raise AssertionError(
+        f"{finess}: never read {expected} exchanges; last answer {status} {body[:2000]!r}\n"
+        f"{indicators.twistd.log_text()}"
+    )
 
 
 def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_page(

@@ -17,7 +17,7 @@ from roc.routing import routing_policies
 import rpn
 names = sorted(p.tapname for p in getPlugins(IServiceMaker))
 assert rpn.__file__.startswith(sys.argv[1]), rpn.__file__
-print(" ".join(n for n in names if n in ("rpn", "mutuelle")))
+print(" ".join(n for n in names if n in ("rpn", "mutuelle", "indicators")))
 print(" ".join(sorted(routing_policies())))
 """
 
@@ -78,5 +78,5 @@ def test_installed_wheel_provides_the_twistd_plugins(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     plugins, policies = done.stdout.splitlines()
-    assert plugins.split() == ["mutuelle", "rpn"]
+    assert plugins.split() == ["indicators", "mutuelle", "rpn"]
     assert policies.split() == ["http-header", "soap-header", "url-path"]

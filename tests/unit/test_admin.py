@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from twisted.internet.address import IPv4Address
+from twisted.python.failure import Failure
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from rpn.admin import admin_resource
+from rpn.metric_tables import MetricTable
+
+
+class _InlinePool:
+    """Runs "threaded" work at once: the unit tests start no thread."""
+
+    def callInThreadWithCallback(self, on_result: Any, f: Any, *args: Any) -> None:
+        try:
+            result = f(*args)
+        except Exception:  # noqa: BLE001 - handed to the callback like the real pool does
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class _InlineReactor:
+    def getThreadPool(self) -> _InlinePool:
+        return _InlinePool()
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        f(*args)
 
 
 def get(
@@ -16,7 +40,9 @@ def get(
 ) -> tuple[int, bytes]:
     registry = CollectorRegistry()
     Counter("rpn_example_total", "An example.", registry=registry).inc()
-    root = admin_resource(registry, lambda: ready, lambda: networks)
+    table = MetricTable("rpn_example_table_total", "A table.", "counter", ("finess",))
+    table.inc(("990000028",), 2)
+    root = admin_resource(registry, lambda: ready, lambda: networks, (table,), _InlineReactor())
     request = DummyRequest(path.strip(b"/").split(b"/"))
     request.client = IPv4Address("TCP", host, 40000)
     resource = getChildForRequest(root, request)
@@ -31,6 +57,7 @@ def test_probes_and_metrics_answer_loopback_clients() -> None:
     assert get(b"/readyz", "127.0.0.1") == (200, b"ok\n")
     status, body = get(b"/metrics", "127.0.0.1")
     assert status == 200 and b"rpn_example_total 1.0" in body
+    assert b'rpn_example_table_total{finess="990000028"} 2.0' in body
 
 
 def test_readiness_fails_while_the_relay_does_not_accept_exchanges() -> None:

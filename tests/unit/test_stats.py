@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from rpn.metric_tables import exposition
 from rpn.relay import _OUTCOME
 from rpn.stats import (
     OUTCOMES,
@@ -267,31 +269,28 @@ def test_registered_establishments_get_their_own_counts_codes_and_certificate_ex
     stats.record(ExchangeRecord(**base, outcome="refused", business_code="02"))
     stats.record(ExchangeRecord(**base, outcome="timeout", code="RPN-504-AMC-DELAI"))
 
-    def value(name: str, **labels: str) -> float | None:
-        result: float | None = registry.get_sample_value(name, labels)
-        return result
-
-    for outcome in ("ok", "refused", "timeout"):
-        assert (
-            value(
+    assert [
+        stats.by_establishment.get(("990000028", "IDB", o)) for o in ("ok", "refused", "timeout")
+    ] == [1.0, 1.0, 1.0]
+    assert stats.codes.get(("990000028", "02")) == 1.0
+    assert stats.codes.get(("990000028", "RPN-504-AMC-DELAI")) == 1.0
+    assert stats.last_success.get(("990000028",)) == 1_800_000_000
+    assert stats.certificate_expiry.get(("990000028",)) == 1_900_000_000.0
+    # What Prometheus reads: the registry and the tables, one valid text exposition.
+    text = (generate_latest(registry) + exposition(stats.tables)).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for s in families["rpn_establishment_exchanges"].samples
+    }
+    assert (
+        samples[
+            (
                 "rpn_establishment_exchanges_total",
-                finess="990000028",
-                service="IDB",
-                outcome=outcome,
+                (("finess", "990000028"), ("outcome", "refused"), ("service", "IDB")),
             )
-            == 1.0
-        )
-    assert value("rpn_establishment_codes_total", finess="990000028", code="02") == 1.0
-    assert (
-        value("rpn_establishment_codes_total", finess="990000028", code="RPN-504-AMC-DELAI") == 1.0
-    )
-    assert (
-        value("rpn_establishment_last_success_timestamp_seconds", finess="990000028")
-        == 1_800_000_000
-    )
-    assert (
-        value("rpn_client_certificate_expiry_timestamp_seconds", finess="990000028")
-        == 1_900_000_000.0
+        ]
+        == 1.0
     )
 
 
@@ -299,5 +298,5 @@ def test_an_unregistered_certificate_never_creates_an_establishment_label() -> N
     registry = CollectorRegistry()
     stats = PrometheusStats(registry, Clock())
     stats.record(ExchangeRecord(finess="990000051", code="RPN-403-NON-INSCRIT", registered=False))
-    text = generate_latest(registry).decode()
+    text = (generate_latest(registry) + exposition(stats.tables)).decode()
     assert "990000051" not in text

@@ -1,0 +1,1 @@
+"""PiANO Indicators: per-establishment ROC indicators read from Prometheus, one page each."""

@@ -1,0 +1,53 @@
+"""Who may read what: an establishment its own page (certificate FINESS), the agency all pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from roc.tls import TLSConfigError, finess_from_certificate, load_pem_certificates
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The reader named by a client certificate: an establishment, the agency, or nobody."""
+
+    finess: str | None = None
+    agency: bool = False
+
+    def may_read(self, finess: str) -> bool:
+        return self.agency or self.finess == finess
+
+    @property
+    def known(self) -> bool:
+        return self.agency or self.finess is not None
+
+
+def fingerprint(cert: x509.Certificate) -> bytes:
+    return cert.fingerprint(hashes.SHA256())
+
+
+def agency_fingerprints(paths: Sequence[Path]) -> frozenset[bytes]:
+    """SHA-256 fingerprints of every certificate in the PEM files at *paths*."""
+    found = set()
+    for path in paths:
+        for cert in load_pem_certificates(path):
+            found.add(fingerprint(cert.original.to_cryptography()))
+    if paths and not found:
+        raise TLSConfigError("access.agency_certificates: no certificate found")
+    return frozenset(found)
+
+
+def identify(
+    cert: x509.Certificate | None, finess_attribute: str, agency: frozenset[bytes]
+) -> Identity:
+    """The reader *cert* names; an agency certificate wins over a FINESS it may also carry."""
+    if cert is None:
+        return Identity()
+    if fingerprint(cert) in agency:
+        return Identity(agency=True)
+    return Identity(finess=finess_from_certificate(cert, finess_attribute))

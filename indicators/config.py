@@ -1,0 +1,104 @@
+"""The indicators service's configuration: one TOML file parsed into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roc.config import ConfigError, load_file, one_of, positive, setting
+
+
+def _http_url(value: Any) -> str | None:
+    if not value.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    return None if not value.endswith("/") else "must not end with /"
+
+
+def _days(value: Any) -> str | None:
+    return None if 1 <= value <= 400 else "must be between 1 and 400"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    endpoint: str = setting(
+        "Twisted server endpoint for the pages (TLS is added by the service); "
+        "'systemd:domain=INET:index=0' for socket activation.",
+        "tcp:8445:interface=127.0.0.1",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
+    private_key: Path = setting("PEM private key of the server certificate.")
+    ca_certificates: tuple[Path, ...] = setting(
+        "PEM files of the CAs whose client certificates are accepted (health PKIs)."
+    )
+    finess_attribute: str = setting(
+        "Subject attribute carrying the establishment FINESS.",
+        "OU",
+        one_of("OU", "O", "CN", "serialNumber", "organizationIdentifier"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    agency_certificates: tuple[Path, ...] = setting(
+        "PEM files of the client certificates granted the agency view (every establishment); "
+        "matched by SHA-256 fingerprint, so a renewed agency certificate must be listed.",
+        (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    url: str = setting(
+        "Base URL of the Prometheus server that scrapes the relays.",
+        "http://127.0.0.1:9090",
+        _http_url,
+    )
+    timeout: float = setting("Seconds a query may take.", 10.0, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorsConfig:
+    window_days: int = setting(
+        "Days covered by the figures (volumes, rates, codes, latency).", 30, _days
+    )
+    daily_days: int = setting("Days shown in the daily volume chart (today included).", 14, _days)
+    refresh_interval: float = setting(
+        "Seconds between two readings of Prometheus (pages show the latest reading).",
+        60.0,
+        positive,
+    )
+    top_codes: int = setting("Error codes listed per establishment.", 5, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    endpoint: str = setting(
+        "Endpoint for /healthz, /readyz and /metrics (keep it on loopback).",
+        "tcp:9182:interface=127.0.0.1",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    tls: TLSConfig = setting("TLS towards establishments and the agency.")
+    listen: ListenConfig = setting("Where browsers connect.", default_factory=ListenConfig)
+    access: AccessConfig = setting("Who sees what.", default_factory=AccessConfig)
+    prometheus: PrometheusConfig = setting(
+        "The Prometheus server read.", default_factory=PrometheusConfig
+    )
+    indicators: IndicatorsConfig = setting("What is computed.", default_factory=IndicatorsConfig)
+    admin: AdminConfig = setting("Admin endpoint.", default_factory=AdminConfig)
+
+    def __post_init__(self) -> None:
+        if self.indicators.daily_days > self.indicators.window_days:
+            raise ConfigError("indicators.daily_days: must be <= window_days")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the configuration at *path* (ConfigError names the key)."""
+    return load_file(Config, path)

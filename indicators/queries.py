@@ -1,0 +1,84 @@
+"""The PromQL the service sends: pure functions of the window, so tests can read them.
+
+Counts must be exact (an establishment compares them with its own logs), so windows are not
+read with ``increase()``, which extrapolates and misses the first exchanges of a series born
+inside the window. Per series, the count over a window is instead:
+
+- ``last - first`` when the series existed before the window and did not reset;
+- ``last`` when it was born inside the window (relay labels appear on their first exchange);
+- ``last`` when it went down (the relay process restarted inside the window): exchanges between
+  the window start and the restart are then not counted.
+
+Series of several relay processes differ by their ``instance`` label and are summed.
+
+Cost: the window's two ends are read, never every sample in between (a 30-day range over
+60,000 series would exceed Prometheus' ``query.max-samples``). "Last" is the latest sample of
+the last ``RECENT`` minutes, so a relay process that stopped less than that ago still counts;
+gauges (certificate expiry, last success) are also sampled hourly over the window by a subquery.
+"""
+
+from __future__ import annotations
+
+EXCHANGES = "rpn_establishment_exchanges_total"
+CODES = "rpn_establishment_codes_total"
+AMC_EXCHANGES = "rpn_exchanges_total"
+UPSTREAM_BUCKETS = "rpn_upstream_duration_seconds_bucket"
+CERTIFICATE_EXPIRY = "rpn_client_certificate_expiry_timestamp_seconds"
+LAST_SUCCESS = "rpn_establishment_last_success_timestamp_seconds"
+
+
+#: How far back the latest sample of a series is looked for.
+RECENT = "15m"
+
+
+def duration(seconds: float) -> str:
+    """A PromQL duration of whole seconds (at least one)."""
+    return f"{max(1, int(seconds))}s"
+
+
+def window_count(metric: str, window: str) -> str:
+    """Per-series exchanges counted by *metric* during the *window* ending at the query time."""
+    last = f"last_over_time({metric}[{RECENT}])"
+    first = f"{metric} offset {window}"
+    return f"(({last} - {first}) >= 0 or ({last} unless {first}) or {last})"
+
+
+def counts_by(metric: str, labels: tuple[str, ...], window: str) -> str:
+    return f"sum by ({', '.join(labels)}) ({window_count(metric, window)})"
+
+
+def exchanges(window: str) -> str:
+    return counts_by(EXCHANGES, ("finess", "service", "outcome"), window)
+
+
+def daily_exchanges(window: str) -> str:
+    return counts_by(EXCHANGES, ("finess", "service"), window)
+
+
+def codes(window: str) -> str:
+    return counts_by(CODES, ("finess", "code"), window)
+
+
+def amc_exchanges(window: str) -> str:
+    return f"{counts_by(AMC_EXCHANGES, ('amc',), window)} > 0"
+
+
+def amc_latency(quantile: float, window: str) -> str:
+    buckets = counts_by(UPSTREAM_BUCKETS, ("amc", "le"), window)
+    return f"histogram_quantile({quantile}, {buckets})"
+
+
+def _latest_gauge(metric: str, window: str) -> str:
+    """The gauge's largest value now, or sampled hourly over the window if its series is gone."""
+    return (
+        f"max by (finess) (max_over_time({metric}[{RECENT}])"
+        f" or max_over_time({metric}[{window}:1h]))"
+    )
+
+
+def certificate_expiry(window: str) -> str:
+    return _latest_gauge(CERTIFICATE_EXPIRY, window)
+
+
+def last_success(window: str) -> str:
+    return _latest_gauge(LAST_SUCCESS, window)

@@ -1,0 +1,100 @@
+"""Periodic reading of Prometheus into the snapshot every page is rendered from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from indicators.compute import Snapshot
+from indicators.fetch import observe
+from indicators.prometheus import IPrometheus, PrometheusError
+
+
+class Refresher:
+    """Holds the latest Snapshot; ``refresh`` replaces it, keeping the old one on failure."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        prometheus: IPrometheus,
+        clock: Any,
+        window_days: int,
+        daily_days: int,
+        top_codes: int,
+    ) -> None:
+        self._prometheus = prometheus
+        self._clock = clock
+        self._window_days = window_days
+        self._daily_days = daily_days
+        self._top_codes = top_codes
+        self.snapshot: Snapshot | None = None
+        self.failures_total = 0
+        self.refreshes_total = 0
+        self.last_duration: float | None = None
+
+    def refresh(self) -> Deferred[None]:
+        """Read Prometheus now; never fails (a failure is logged and counted)."""
+        return Deferred.fromCoroutine(self._refresh())
+
+    async def _refresh(self) -> None:
+        started = self._clock.seconds()
+        cpu = time.process_time()
+        try:
+            observations = await observe(
+                self._prometheus, started, self._window_days, self._daily_days
+            )
+            snapshot = Snapshot(observations, self._top_codes)
+        except PrometheusError as exc:
+            self.failures_total += 1
+            self.log.warn("cannot read Prometheus: {reason}", reason=str(exc))
+            return
+        except Exception:  # noqa: BLE001 - a bug here must not stop the next readings
+            self.failures_total += 1
+            self.log.failure("indicators refresh failed")
+            return
+        self.snapshot = snapshot
+        self.refreshes_total += 1
+        self.last_duration = self._clock.seconds() - started
+        self.log.debug(
+            "indicators refreshed: {peers} establishments, cpu={cpu:.3f}s",
+            peers=len(snapshot.peers),
+            cpu=time.process_time() - cpu,
+        )
+
+
+class RefreshCollector:
+    """The service's own health, read at scrape time."""
+
+    def __init__(self, refresher: Refresher, clock: Any) -> None:
+        self._refresher = refresher
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "indicators_refreshes",
+            "Readings of Prometheus that produced a new snapshot.",
+            value=self._refresher.refreshes_total,
+        )
+        yield CounterMetricFamily(
+            "indicators_refresh_failures",
+            "Readings of Prometheus that failed (the previous snapshot is kept).",
+            value=self._refresher.failures_total,
+        )
+        snapshot = self._refresher.snapshot
+        if snapshot is not None:
+            yield GaugeMetricFamily(
+                "indicators_snapshot_age_seconds",
+                "Seconds since the snapshot the pages show was read.",
+                value=self._clock.seconds() - snapshot.generated_at,
+            )
+
+
+def register(registry: CollectorRegistry, refresher: Refresher, clock: Any) -> None:
+    registry.register(RefreshCollector(refresher, clock))

@@ -1,0 +1,102 @@
+"""The indicators service wired together (tests call ``build_service`` directly)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from twisted.application import strports
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from indicators import refresh
+from indicators.access import agency_fingerprints, identify
+from indicators.config import Config
+from indicators.prometheus import IPrometheus, PrometheusHttpApi
+from indicators.refresh import Refresher
+from indicators.web import PagesResource, QuietSite, admin_resource
+from roc.config import ConfigError
+from roc.tls import SwappableServerContext, TLSFiles, server_options
+
+
+class IndicatorsService(MultiService):
+    """Root service; keeps the refresher so tests and probes can reach the snapshot."""
+
+    def __init__(self, refresher: Refresher, pool: HTTPConnectionPool | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.refresher = refresher
+        self._pool = pool
+
+    def stopService(self) -> Deferred[None]:
+        """Stop listening and reading, then close the connections to Prometheus."""
+        stopped = super().stopService()  # type: ignore[no-untyped-call]
+        return Deferred.fromCoroutine(self._close(stopped))
+
+    async def _close(self, stopped: Deferred[None] | None) -> None:
+        if stopped is not None:
+            await stopped
+        if self._pool is not None:
+            await self._pool.closeCachedConnections()
+
+
+def prometheus_api(config: Config, reactor: Any) -> tuple[IPrometheus, HTTPConnectionPool]:
+    """The HTTP API client of the configured Prometheus, and its connection pool."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory.noisy = False  # one log line per connection otherwise
+    agent = Agent(reactor, connectTimeout=config.prometheus.timeout, pool=pool)
+    api = PrometheusHttpApi(agent, config.prometheus.url, config.prometheus.timeout, reactor)
+    return api, pool
+
+
+def _listen(description: str, factory: Any, reactor: Any, path: str, parent: MultiService) -> None:
+    try:
+        service = strports.service(description, factory, reactor=reactor)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a usable endpoint ({exc})") from None
+    service.setServiceParent(parent)
+
+
+def build_service(
+    config: Config,
+    reactor: Any,
+    registry: CollectorRegistry,
+    prometheus: IPrometheus | None = None,
+) -> IndicatorsService:
+    """Every part wired together; nothing listens or queries until the service starts."""
+    tls = config.tls
+    context = SwappableServerContext(
+        server_options(TLSFiles(tls.certificate, tls.private_key, tls.ca_certificates))
+    )
+    agency = agency_fingerprints(config.access.agency_certificates)
+    ind = config.indicators
+    pool = None
+    if prometheus is None:
+        prometheus, pool = prometheus_api(config, reactor)
+    refresher = Refresher(
+        prometheus,
+        reactor,
+        ind.window_days,
+        ind.daily_days,
+        ind.top_codes,
+    )
+    refresh.register(registry, refresher, reactor)
+    root = IndicatorsService(refresher, pool)
+    timer = TimerService(ind.refresh_interval, refresher.refresh)
+    timer.clock = reactor
+    timer.setServiceParent(root)
+    pages = PagesResource(
+        lambda: refresher.snapshot,
+        partial(identify, finess_attribute=tls.finess_attribute, agency=agency),
+    )
+    site = QuietSite(pages)  # type: ignore[no-untyped-call]
+    tls_factory = TLSMemoryBIOFactory(context, False, site, clock=reactor)
+    _listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
+    admin = QuietSite(  # type: ignore[no-untyped-call]
+        admin_resource(registry, lambda: refresher.snapshot is not None)
+    )
+    _listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
+    return root

@@ -1,0 +1,44 @@
+"""The national supervision files, checked by Debian's promtool: the scrape configuration, the
+recording and alert rules (with their unit tests), and every expression of the dashboard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.integration.harness import ROOT
+from tests.integration.indicators_stack import require
+
+PROMETHEUS = ROOT / "etc" / "prometheus"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("promtool"), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_scrape_configuration_and_rules_are_valid() -> None:
+    done = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_recording_and_alert_rules_pass_their_unit_tests() -> None:
+    tests = sorted(str(p) for p in (PROMETHEUS / "tests").glob("*.yml"))
+    assert tests
+    done = promtool("test", "rules", *tests)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
+    dashboard = json.loads((ROOT / "etc" / "grafana" / "rpn-agency-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    assert len(exprs) >= 10
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, expr in enumerate(exprs):
+        lines += [f"      - record: dashboard:expr{i}", f"        expr: {json.dumps(expr)}"]
+    rules = tmp_path / "dashboard.yml"
+    rules.write_text("\n".join(lines) + "\n")
+    done = promtool("check", "rules", str(rules))
+    assert done.returncode == 0, done.stdout + done.stderr
