@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKI := .dev/pki
 
-.PHONY: install system-deps dev-pki demo lint test test-unit test-integration clean
+.PHONY: install system-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
 # systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
@@ -47,10 +47,24 @@ lint: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test-integration: $(STAMP) system-deps
+# The Node.js SOAP client the integration tests drive (real WSDL consumer).
+NODE_CLIENTS := tests/integration/soap_clients/node_modules/.package-lock.json
+$(NODE_CLIENTS): tests/integration/soap_clients/package.json tests/integration/soap_clients/package-lock.json
+	npm ci --prefix tests/integration/soap_clients --no-audit --no-fund
+
+test-integration: $(STAMP) system-deps $(NODE_CLIENTS)
 	$(BIN)/pytest -q -m integration tests/integration
 
 test: lint test-unit test-integration
+
+# Benchmarks: never part of `make test`; they print ratios against peers run side by side.
+bench-mutuelle: $(STAMP)
+	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	npm ci --prefix bench/mutuelle --no-audit --no-fund
+	$(BIN)/python bench/mutuelle/run.py
+
+bench-scrape: $(STAMP)
+	$(BIN)/python bench/scrape_cost.py --disable-created
 
 clean:
 	rm -rf .dev build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

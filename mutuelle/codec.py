@@ -34,10 +34,20 @@ def _sub(parent: etree._Element, ns: str, name: str, text: str | None = None) ->
     return child
 
 
+def _first(parent: etree._Element, tag: str) -> etree._Element | None:
+    """The first child named *tag* (Clark notation); a plain loop beats ``find`` here."""
+    for child in parent:
+        if child.tag == tag:
+            return child
+    return None
+
+
 def _child(parent: etree._Element, ns: str, path: str) -> etree._Element | None:
     node: etree._Element | None = parent
     for step in path.split("/"):
-        node = None if node is None else node.find(f"{{{ns}}}{step}")
+        if node is None:
+            return None
+        node = _first(node, f"{{{ns}}}{step}")
     return node
 
 
@@ -67,9 +77,10 @@ def _validated(element: etree._Element, service: str) -> None:
 # -- IDB ---------------------------------------------------------------------------------------
 
 
-def read_idb_request(element: etree._Element) -> IdbRequest:
-    """The ``DemandeIDB`` in *element*."""
-    _validated(element, "IDB")
+def read_idb_request(element: etree._Element, validate: bool = True) -> IdbRequest:
+    """The ``DemandeIDB`` in *element* (schema-checked unless the caller did already)."""
+    if validate:
+        _validated(element, "IDB")
     root = "DemandeIDB"
     nir = _text(element, IDB_NS, "Beneficiaire/NIR", root)
     if (reason := nir_error(nir)) is not None:

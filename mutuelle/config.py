@@ -43,6 +43,30 @@ class ListenConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PlainListenConfig:
+    endpoint: str | None = setting(
+        "Optional plain-HTTP (no TLS) endpoint serving the same /roc/<SERVICE> paths, for "
+        "benchmarks and local training tools; keep it on loopback. Sandbox: the "
+        "X-ROC-Emetteur-Finess header, else the shared 'anonyme' sandbox.",
+        None,
+        _plain_endpoint,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsConfig:
+    timeout_delay: float = setting(
+        "Seconds the DELAI_DEPASSE fault waits before closing the connection without an "
+        "answer (longer than a client's timeout).",
+        65.0,
+        positive,
+    )
+    late_delay: float = setting(
+        "Seconds the REPONSE_TARDIVE fault waits before the normal answer.", 3.0, positive
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class TLSConfig:
     certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
     private_key: Path = setting("PEM private key of the server certificate.")
@@ -59,7 +83,8 @@ class TLSConfig:
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     endpoint: str = setting(
-        "Plain-HTTP endpoint serving /healthz; keep it on loopback.",
+        "Plain-HTTP endpoint serving /healthz and the admin API (/__admin/...); keep it on "
+        "loopback.",
         "tcp:9181:interface=127.0.0.1",
         _plain_endpoint,
     )
@@ -74,7 +99,9 @@ class MutuelleConfig:
     )
     tls: TLSConfig = setting("Server TLS.")
     listen: ListenConfig = setting("Where ROC clients connect.")
-    admin: AdminConfig = setting("Loopback administration endpoint.")
+    admin: AdminConfig = setting("Loopback administration endpoint (health, admin API).")
+    plain: PlainListenConfig = setting("Optional plain-HTTP listener.")
+    faults: FaultsConfig = setting("Technical faults' timings.")
     data_dir: Path | None = setting(
         "Directory holding amcs.toml and beneficiaries.toml to use instead of the shipped "
         "fictitious data (python -m mutuelle.generate writes them).",

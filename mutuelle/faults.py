@@ -64,6 +64,13 @@ class MutuelleError(Enum):
         "Client",
         "The request body is missing a field or has an invalid value.",
     )
+    NOT_CONFORMING = FaultSpec(
+        "MUT-400-CONFORMITE",
+        400,
+        "Client",
+        "The request breaks ROC rules (see docs/catalogue.md, conformance rules); the first "
+        "violations are named.",
+    )
     AMC_NOT_SIMULATED = FaultSpec(
         "MUT-400-AMC-INCONNUE",
         400,
@@ -91,11 +98,11 @@ class MutuelleError(Enum):
         "Server",
         "The simulator failed to process the request; this is a defect of Mutuelle ANS.",
     )
-    SERVICE_NOT_SIMULATED = FaultSpec(
-        "MUT-501-NON-SIMULE",
-        501,
+    SIMULATED_FAULT = FaultSpec(
+        "MUT-500-SIMULE",
+        500,
         "Server",
-        "Mutuelle ANS does not simulate this service yet: only IDB and ANN answer for now.",
+        "Simulated technical fault (catalogue case or sandbox switch): the AMC failed.",
     )
 
     @property

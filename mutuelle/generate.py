@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from mutuelle.catalogue import Family, RightsTemplate, specs_for
 from mutuelle.datafiles import SimulatorData, write_data
 from mutuelle.model import (
     FICTITIOUS_NIR_PLACE,
@@ -32,6 +31,8 @@ from mutuelle.model import (
     RightsPeriod,
     Sector,
 )
+from mutuelle.specs import Family, RightsTemplate
+from mutuelle.specs_care import specs_for
 from roc.identifiers import make_nir
 
 _D = datetime.date
@@ -169,9 +170,15 @@ def generate(seed: int) -> SimulatorData:
         contracts: tuple[Contract, ...],
         rights: tuple[RightsPeriod, ...],
         twins: bool,
+        level: str | None = None,
     ) -> Beneficiary:
-        """An insured adult, and twins on their NIR when *twins*; returns the last added."""
+        """An insured adult, and twins on their NIR when *twins*; returns the last added.
+
+        *level* picks the contract of that guarantee level (a case needs it); else random.
+        """
         contract = rng.choice(contracts)
+        if level is not None:
+            contract = next(c for c in contracts if c.guarantee.code == level)
         member_number = people.member_number(amc.prefix)
         last_name = people.last_name()
         sex = people.sex()
@@ -205,7 +212,13 @@ def generate(seed: int) -> SimulatorData:
         for spec in specs_for(amc.third_party_payment):
             if spec.family is Family.NOBODY:
                 continue
-            person = family(amc, contracts, _periods(spec.rights), spec.family is Family.TWIN)
+            person = family(
+                amc,
+                contracts,
+                _periods(spec.rights),
+                spec.family is Family.TWIN,
+                spec.contract_level,
+            )
             bindings[(amc.number, spec.name)] = person.key
         for _ in range(amc.extra_people):
             family(amc, contracts, _random_rights(rng, people), twins=rng.random() < 0.15)

@@ -64,6 +64,12 @@ def _path(entry: Any) -> str:
     return _PREFIX.sub("", entry.path or "").lstrip("/") or "(root)"
 
 
+def _reason(entry: Any) -> str:
+    if entry.type_name in _STRUCTURAL:
+        return str(_ELEMENT_PREFIX.sub("", _CLARK.sub("", entry.message)).rstrip("."))
+    return "value does not match the schema (type, pattern or allowed codes)"
+
+
 def validation_error(element: etree._Element, key: str) -> str | None:
     """Why *element* is not valid against schema *key*, naming the element, or None."""
     checker = schema(key)
@@ -71,8 +77,13 @@ def validation_error(element: etree._Element, key: str) -> str | None:
         return None
     errors: Any = checker.error_log  # lxml-stubs leave _ErrorLog empty
     entry = errors[0]
-    if entry.type_name in _STRUCTURAL:
-        reason = _ELEMENT_PREFIX.sub("", _CLARK.sub("", entry.message)).rstrip(".")
-    else:
-        reason = "value does not match the schema (type, pattern or allowed codes)"
-    return f"{_path(entry)}: {reason}"
+    return f"{_path(entry)}: {_reason(entry)}"
+
+
+def validation_errors(element: etree._Element, key: str, limit: int = 10) -> list[tuple[str, str]]:
+    """Every (element path, reason) breaking schema *key*, at most *limit*; [] when valid."""
+    checker = schema(key)
+    if checker.validate(element):
+        return []
+    errors: Any = checker.error_log
+    return [(_path(entry), _reason(entry)) for entry in list(errors)[:limit]]

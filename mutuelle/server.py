@@ -1,20 +1,34 @@
-"""The simulator's web resources: ``/roc/<SERVICE>`` over TLS, ``/healthz`` on the admin port.
+"""The simulator's web resources: ``/roc/<SERVICE>`` over TLS, health and admin API on the
+admin port.
 
-Thin glue: the resource reads the request, hands the bytes to ``Simulator.handle`` and writes
-the reply; one structured log line per exchange (no personal data).
+Thin glue: the resource reads the request and the establishment (client certificate, or the
+relay's ``X-ROC-Emetteur-Finess`` header), hands the bytes to ``Simulator.handle`` and writes
+the reply, playing the technical faults that need time or the connection (late answer,
+timeout, reset); one structured log line per exchange (no personal data).
 """
 
 from __future__ import annotations
 
+import json
 import traceback
+from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from mutuelle.admin import AdminApi
 from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator
+from roc.identifiers import finess_error
+from roc.tls import finess_from_certificate
+
+#: Header the relay adds upstream: the FINESS of the establishment that sent the exchange.
+SENDER_HEADER = b"x-roc-emetteur-finess"
+#: ``/bac/<FINESS>/roc/<SERVICE>`` names a sandbox in the path (``bac à sable``).
+SANDBOX_PREFIX = b"bac"
 
 
 class RocResource(Resource):
@@ -23,20 +37,29 @@ class RocResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Simulator, clock: IReactorTime) -> None:
         super().__init__()
         self.simulator = simulator
+        self.clock = clock
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         segments = request.postpath or []
+        prefix: str | None = None
+        if len(segments) == 4 and segments[0] == SANDBOX_PREFIX:
+            # /bac/<FINESS>/roc/<SERVICE>: the sandbox named in the path (see establishment_of)
+            prefix = segments[1].decode("ascii", "replace")
+            segments = segments[2:]
         on_roc_path = len(segments) == 2 and segments[0] == b"roc"
         service = segments[1].decode("ascii", "replace") if on_roc_path else ""
         method = (request.method or b"").decode("ascii", "replace")
         content_type = _header(request, b"content-type")
         soap_action = _header(request, b"soapaction")
         body = request.content.read() if request.content is not None else b""
+        establishment = establishment_of(request, prefix)
         try:
-            reply = self.simulator.handle(service, method, content_type, soap_action, body)
+            reply = self.simulator.handle(
+                service, method, content_type, soap_action, body, establishment
+            )
         except Exception as exc:  # noqa: BLE001 - a defect: answer a fault, log where it was
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             self.log.error(
@@ -47,11 +70,39 @@ class RocResource(Resource):
             )
             reply = self.simulator.internal_error(service, content_type)
         self._log(reply)
+        if reply.delay > 0:
+            call = self.clock.callLater(reply.delay, self._deliver, request, reply)
+            request.notifyFinish().addErrback(_cancel, call)
+            return NOT_DONE_YET
+        if reply.abort_after is not None:
+            self._deliver(request, reply)
+            return NOT_DONE_YET
+        self._start(request, reply)
+        return reply.body
+
+    def _start(self, request: Request, reply: Reply) -> None:
         request.setResponseCode(reply.status)
         request.setHeader(b"content-type", reply.content_type.encode("ascii"))
         for name, value in reply.headers:
             request.setHeader(name.encode("ascii"), value.encode("ascii"))
-        return reply.body
+
+    def _deliver(self, request: Request, reply: Reply) -> None:
+        """Write a delayed or broken reply (technical faults)."""
+        transport: Any = request.channel.transport if request.channel else None
+        if reply.drop:
+            if transport is not None:
+                transport.loseConnection()
+            return
+        self._start(request, reply)
+        if reply.abort_after is not None:
+            request.setHeader(b"content-length", str(len(reply.body)).encode("ascii"))
+            request.write(reply.body[: reply.abort_after])
+            if transport is not None:
+                self.clock.callLater(0.05, transport.abortConnection)
+            return
+        request.setHeader(b"content-length", str(len(reply.body)).encode("ascii"))
+        request.write(reply.body)
+        request.finish()
 
     def _log(self, reply: Reply) -> None:
         r = reply.record
@@ -68,6 +119,36 @@ class RocResource(Resource):
             http_status=r.http_status,
             detail=r.detail,
         )
+
+
+def _cancel(failure: Failure, call: IDelayedCall) -> None:
+    """The client went away before a delayed reply: forget it."""
+    if call.active():
+        call.cancel()
+
+
+def establishment_of(request: Request, path_prefix: str | None = None) -> str | None:
+    """The FINESS whose sandbox this exchange belongs to, or None (anonymous).
+
+    The client certificate's FINESS when it names one (an establishment calling directly);
+    otherwise the relay's ``X-ROC-Emetteur-Finess`` header, then a ``/bac/<FINESS>`` path
+    prefix (an annuaire entry per establishment, or a tool without either). A certificate
+    that names an establishment can never reach another one's sandbox.
+    """
+    channel: Any = request.channel
+    cached = getattr(channel, "_mutuelle_finess", False)
+    if cached is False:
+        peer = getattr(channel.transport, "getPeerCertificate", lambda: None)()
+        cached = None if peer is None else finess_from_certificate(peer.to_cryptography())
+        channel._mutuelle_finess = cached
+    if cached is not None:
+        return str(cached)
+    header = _header(request, SENDER_HEADER)
+    if header is not None and finess_error(header.strip()) is None:
+        return header.strip()
+    if path_prefix is not None and finess_error(path_prefix) is None:
+        return path_prefix
+    return None
 
 
 def _header(request: Request, name: bytes) -> str | None:
@@ -119,7 +200,15 @@ class RocSite(QuietSite):
     requestFactory = BoundedRequest
 
     def __init__(self, simulator: Simulator, reactor: IReactorTime | None = None) -> None:
-        super().__init__(RocResource(simulator), reactor=reactor)
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        assert reactor is not None
+        # SOAP bodies are never HTML form posts: skip the costly form parsing of POSTs.
+        super().__init__(
+            RocResource(simulator, reactor), reactor=reactor, parsePOSTFormSubmission=False
+        )
         self.max_body_bytes = simulator.max_body_bytes
         self.displayTracebacks = False
 
@@ -129,10 +218,46 @@ def roc_site(simulator: Simulator, reactor: IReactorTime | None = None) -> Site:
     return RocSite(simulator, reactor)
 
 
-def admin_site(reactor: IReactorTime | None = None) -> Site:
-    """The admin site (loopback): ``/healthz`` for now."""
+class AdminResource(Resource):
+    """``/__admin/...``: the JSON admin API (``mutuelle.admin``)."""
+
+    isLeaf = True
+
+    def __init__(self, api: AdminApi) -> None:
+        super().__init__()
+        self.api = api
+
+    def render(self, request: Request) -> bytes:
+        method = (request.method or b"").decode("ascii", "replace")
+        segments = [s.decode("utf-8", "replace") for s in request.postpath or [] if s]
+        query = {
+            k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
+            for k, v in (request.args or {}).items()
+            if v
+        }
+        raw = request.content.read() if request.content is not None else b""
+        body: Any = None
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return self._json(request, 400, {"error": "body: not JSON"})
+        status, document = self.api.handle(method, segments, query, body)
+        return self._json(request, status, document)
+
+    @staticmethod
+    def _json(request: Request, status: int, document: Any) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+
+
+def admin_site(reactor: IReactorTime | None = None, api: AdminApi | None = None) -> Site:
+    """The admin site (loopback): ``/healthz`` and, given *api*, ``/__admin/...``."""
     root = Resource()
     root.putChild(b"healthz", HealthResource())
+    if api is not None:
+        root.putChild(b"__admin", AdminResource(api))
     site = QuietSite(root, reactor=reactor)
     site.displayTracebacks = False
     return site

@@ -12,6 +12,7 @@ from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
+from mutuelle.admin import AdminApi
 from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.config import MutuelleConfig
 from mutuelle.datafiles import DataError, SimulatorData, load_data
@@ -73,11 +74,24 @@ def build_service(
         data, catalogue = load_simulator_data(config)
     else:
         catalogue = build_catalogue(data)
-    simulator = Simulator(data, catalogue, config.public_url, config.max_body_bytes)
+    simulator = Simulator(
+        data,
+        catalogue,
+        config.public_url,
+        config.max_body_bytes,
+        clock=reactor,
+        timeout_delay=config.faults.timeout_delay,
+        late_delay=config.faults.late_delay,
+    )
     tls_context = SwappableServerContext(_tls_options(config))
     root = MutuelleService(simulator, tls_context)
     site = roc_site(simulator, reactor)
     tls_factory = TLSMemoryBIOFactory(tls_context, False, site, clock=reactor)
     _listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
-    _listen(config.admin.endpoint, admin_site(reactor), reactor, "admin.endpoint", root)
+    if config.plain.endpoint:
+        _listen(
+            config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root
+        )
+    admin = admin_site(reactor, AdminApi(simulator.sandboxes))
+    _listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     return root

@@ -8,12 +8,22 @@ data: the Twisted resource logs it as is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import functools
+from dataclasses import dataclass, field
 
 from lxml import etree
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock
 
+from mutuelle import technical
 from mutuelle.annuaire import look_up
-from mutuelle.catalogue import Catalogue
+from mutuelle.care_codec import (
+    care_answer_element,
+    del_answer_element,
+    read_care_request,
+    read_del_request,
+)
+from mutuelle.catalogue import CaseRequest, Catalogue
 from mutuelle.codec import (
     RequestInvalid,
     ann_answer_element,
@@ -21,9 +31,20 @@ from mutuelle.codec import (
     read_ann_request,
     read_idb_request,
 )
+from mutuelle.conformance import care_violations, idb_violations
 from mutuelle.datafiles import SimulatorData
+from mutuelle.decisions import (
+    DelAnswer,
+    DelRequest,
+    calculate,
+    cancel,
+    record_identification,
+    simulate,
+)
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
-from mutuelle.idb import decide
+from mutuelle.idb import IdbAnswer, IdbRequest, decide
+from mutuelle.sandbox import DelOutcome, JournalEntry, Sandbox, Sandboxes, Violation
+from mutuelle.schemas import validation_errors
 from mutuelle.soap import (
     action_of,
     envelope,
@@ -31,20 +52,26 @@ from mutuelle.soap import (
     read_routing,
     soap_version_of_content_type,
 )
-from roc.model import SERVICE_NS, Service, SoapVersion, soap_action
+from mutuelle.technical import TechnicalFault
+from roc.model import SERVICE_NS, RocVersion, Service, SoapVersion, soap_action
 from roc.soap import content_type as soap_content_type
 
 #: Services published under /roc/<SERVICE>.
 PUBLISHED = frozenset({Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.ANN})
-#: Published services whose rules are not simulated yet: they answer MUT-501-NON-SIMULE.
-NOT_YET_SIMULATED = frozenset({Service.SIM, Service.CLC, Service.DEL})
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+#: Sandbox of exchanges whose establishment is unknown (plain listener without the header).
+ANONYMOUS_SANDBOX = "anonyme"
+#: At most this many violations are named in a MUT-400-CONFORMITE or MUT-400-DEMANDE fault.
+FAULT_VIOLATIONS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeRecord:
-    """What is known of an exchange, safe to log: identifiers and outcome codes only."""
+    """What is known of an exchange, safe to log: identifiers and outcome codes only.
+
+    Filled in as the exchange is understood (mutable: one per exchange, never shared).
+    """
 
     service: str
     http_status: int = 200
@@ -59,6 +86,10 @@ class ExchangeRecord:
     case: str = ""
     #: For faults: the field and rule broken (never a value).
     detail: str = ""
+    #: Conformance violations found (fields and rule codes, never values).
+    violations: tuple[Violation, ...] = ()
+    #: The simulated technical fault played, if any.
+    technical_fault: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +99,12 @@ class Reply:
     body: bytes
     record: ExchangeRecord
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: Seconds to wait before answering (technical faults REPONSE_TARDIVE, DELAI_DEPASSE).
+    delay: float = 0.0
+    #: DELAI_DEPASSE: close the connection after the delay, without an answer.
+    drop: bool = False
+    #: CONNEXION_COUPEE: abort the connection after this many bytes of the body.
+    abort_after: int | None = None
 
 
 class Simulator:
@@ -79,11 +116,17 @@ class Simulator:
         catalogue: Catalogue,
         public_url: str,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: IReactorTime | None = None,
+        timeout_delay: float = 65.0,
+        late_delay: float = 3.0,
     ) -> None:
         self.data = data
         self.catalogue = catalogue
         self.public_url = public_url
         self.max_body_bytes = max_body_bytes
+        self.sandboxes = Sandboxes(clock or Clock(), catalogue.sandbox_seed())
+        self.timeout_delay = timeout_delay
+        self.late_delay = late_delay
 
     def handle(
         self,
@@ -92,21 +135,55 @@ class Simulator:
         content_type: str | None,
         soap_action_header: str | None,
         body: bytes,
+        establishment: str | None = None,
     ) -> Reply:
-        """The reply to *body* POSTed at ``/roc/<service>``."""
+        """The reply to *body* POSTed at ``/roc/<service>`` by *establishment* (a FINESS).
+
+        The exchange goes to the establishment's sandbox journal, with its conformance report.
+        """
+        sandbox = self.sandboxes.get(establishment or ANONYMOUS_SANDBOX)
+        reply = self._reply(sandbox, service, method, content_type, soap_action_header, body)
+        r = reply.record
+        if r.service != "ANN":
+            sandbox.record(
+                JournalEntry(
+                    sequence=0,
+                    time=0.0,
+                    service=r.service,
+                    exchange_id=r.exchange_id,
+                    amc=r.amc,
+                    roc_version=r.roc_version,
+                    http_status=r.http_status,
+                    outcome=r.outcome,
+                    case=r.case,
+                    violations=r.violations,
+                    technical_fault=r.technical_fault,
+                )
+            )
+        return reply
+
+    def _reply(
+        self,
+        sandbox: Sandbox,
+        service: str,
+        method: str,
+        content_type: str | None,
+        soap_action_header: str | None,
+        body: bytes,
+    ) -> Reply:
         record = ExchangeRecord(service=_loggable(service))
         version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
-        record = replace(record, soap_version=version.value)
+        record.soap_version = version.value
         try:
-            return self._handle(record, service, method, content_type, soap_action_header, body)
+            return self._handle(
+                sandbox, record, service, method, content_type, soap_action_header, body
+            )
         except _Failed as failed:
             fault = failed.fault
-            record = replace(
-                failed.record,
-                http_status=fault.error.http_status,
-                outcome=fault.error.code,
-                detail=fault.detail,
-            )
+            record = failed.record
+            record.http_status = fault.error.http_status
+            record.outcome = fault.error.code
+            record.detail = fault.detail
             headers = (
                 (("Allow", "POST"),) if fault.error is MutuelleError.METHOD_NOT_ALLOWED else ()
             )
@@ -118,6 +195,7 @@ class Simulator:
 
     def _handle(
         self,
+        sandbox: Sandbox,
         record: ExchangeRecord,
         path_service: str,
         method: str,
@@ -144,7 +222,7 @@ class Simulator:
             request = read_envelope(body, self.max_body_bytes)
         except MutuelleFault as fault:
             raise _Failed(record, fault) from None
-        record = replace(record, soap_version=request.version.value)
+        record.soap_version = request.version.value
         if request.version is not announced:
             raise fail(
                 MutuelleError.NOT_SOAP,
@@ -166,29 +244,118 @@ class Simulator:
             routing = read_routing(request)
         except MutuelleFault as fault:
             raise _Failed(record, fault) from None
-        record = replace(
-            record,
-            exchange_id=routing.exchange_id,
-            amc=routing.amc.amc_number,
-            roc_version=routing.roc_version.value,
-            sender_finess=routing.sender_finess_site,
-        )
+        record.exchange_id = routing.exchange_id
+        record.amc = routing.amc.amc_number
+        record.roc_version = routing.roc_version.value
+        record.sender_finess = routing.sender_finess_site
         if routing.service is not service:
             raise fail(MutuelleError.CONTRADICTORY, f"Routage/Service is not {service.value}")
         if self.data.dataset.amc(routing.amc.amc_number) is None:
             raise fail(MutuelleError.AMC_NOT_SIMULATED, "Routage/AMC/Numero")
-        if service in NOT_YET_SIMULATED:
-            raise fail(MutuelleError.SERVICE_NOT_SIMULATED)
+        schema_errors = validation_errors(request.body, service.value, limit=FAULT_VIOLATIONS)
+        if schema_errors:
+            violations = tuple(Violation(path, "XSD", reason) for path, reason in schema_errors)
+            record.violations = violations
+            raise fail(MutuelleError.REQUEST_INVALID, _named(violations))
+        amc_number, roc_version = routing.amc.amc_number, routing.roc_version
+        parsed: CaseRequest
         try:
-            idb_request = read_idb_request(request.body)
+            if service is Service.IDB:
+                parsed = read_idb_request(request.body, validate=False)
+                found = idb_violations(parsed, roc_version)
+            elif service is Service.DEL:
+                parsed = read_del_request(request.body, validate=False)
+                found = []
+            else:
+                parsed = read_care_request(request.body, service.value, validate=False)
+                found = care_violations(parsed, roc_version, f"Demande{service.value}")
         except RequestInvalid as exc:
             raise fail(MutuelleError.REQUEST_INVALID, str(exc)) from None
-        answer = decide(idb_request, routing.amc.amc_number, routing.roc_version, self.data.dataset)
-        case = self.catalogue.match(
-            routing.amc.amc_number, routing.roc_version, idb_request, answer.code
-        )
-        record = replace(record, outcome=answer.code, case="" if case is None else case.name)
-        return self._answer(record, idb_answer_element(answer), request.version)
+        if found:
+            record.violations = tuple(found)
+            raise fail(MutuelleError.NOT_CONFORMING, _named(found))
+        played = sandbox.fault or self.catalogue.technical_fault(amc_number, parsed.beneficiary)
+        # Faults on the way back (lost, late or garbled answers) come after the AMC processed
+        # the request, as in real life: a CLC whose answer was lost did record an engagement.
+        processed = played is None or played.processed
+        dataset = self.data.dataset
+        element: etree._Element
+        if isinstance(parsed, IdbRequest):
+            idb_answer = decide(parsed, amc_number, roc_version, dataset)
+            if processed:
+                record_identification(sandbox, amc_number, parsed, idb_answer)
+            if played is None:  # the most frequent exchange: its bytes are memoised
+                code = idb_answer.code
+                self._matched(record, amc_number, roc_version, parsed, code, service)
+                document = _idb_document(idb_answer, request.version)
+                return Reply(200, soap_content_type(request.version), document, record)
+            code, element = idb_answer.code, idb_answer_element(idb_answer)
+        elif isinstance(parsed, DelRequest):
+            if processed:
+                del_answer = cancel(parsed, amc_number, dataset, sandbox)
+            else:
+                del_answer = DelAnswer(DelOutcome.UNKNOWN)
+            code, element = del_answer.code, del_answer_element(del_answer)
+        else:
+            if service is Service.CLC and processed:
+                care_answer = calculate(parsed, amc_number, roc_version, dataset, sandbox)
+            else:
+                care_answer = simulate(parsed, amc_number, roc_version, dataset)
+            code, element = care_answer.code, care_answer_element(care_answer, service.value)
+        self._matched(record, amc_number, roc_version, parsed, code, service)
+        if played is not None:
+            return self._technical(record, played, element, request.version, service)
+        return self._answer(record, element, request.version)
+
+    def _matched(
+        self,
+        record: ExchangeRecord,
+        amc_number: str,
+        version: RocVersion,
+        parsed: CaseRequest,
+        code: str,
+        service: Service,
+    ) -> None:
+        """Record the outcome and the catalogue case the exchange played, if any."""
+        case = self.catalogue.match(amc_number, version, parsed, code, service)
+        record.outcome = code
+        record.case = "" if case is None else case.name
+
+    def _technical(
+        self,
+        record: ExchangeRecord,
+        fault: TechnicalFault,
+        element: etree._Element,
+        version: SoapVersion,
+        service: Service,
+    ) -> Reply:
+        """The reply playing *fault* instead of the answer *element* (no state was changed)."""
+        record.technical_fault = fault.value
+        record.outcome = f"FAUTE-{fault.value}"
+        document = envelope(element, version)
+        content_type = soap_content_type(version)
+        if fault is TechnicalFault.LATE:
+            return Reply(200, content_type, document, record, delay=self.late_delay)
+        if fault is TechnicalFault.TIMEOUT:
+            return Reply(200, content_type, b"", record, delay=self.timeout_delay, drop=True)
+        if fault is TechnicalFault.RESET:
+            return Reply(200, content_type, document, record, abort_after=len(document) // 3)
+        if fault is TechnicalFault.TRUNCATED:
+            return Reply(200, content_type, technical.truncated(document), record)
+        if fault is TechnicalFault.WRONG_NAMESPACE:
+            moved = technical.with_wrong_namespace(document, SERVICE_NS[service.value])
+            return Reply(200, content_type, moved, record)
+        if fault is TechnicalFault.HTTP_500:
+            record.http_status = 500
+            return Reply(500, "text/html; charset=utf-8", technical.HTTP_500_PAGE, record)
+        if fault is TechnicalFault.HTTP_503:
+            record.http_status = 503
+            page = technical.HTTP_503_PAGE
+            return Reply(503, "text/html; charset=utf-8", page, record, (("Retry-After", "30"),))
+        error = MutuelleError.SIMULATED_FAULT
+        record.http_status = error.http_status
+        document = fault_document(error, "", record.exchange_id, version)
+        return Reply(error.http_status, content_type, document, record)
 
     def _annuaire(
         self, record: ExchangeRecord, body: etree._Element, version: SoapVersion
@@ -198,7 +365,8 @@ class Simulator:
         except RequestInvalid as exc:
             raise _Failed(record, MutuelleFault(MutuelleError.REQUEST_INVALID, str(exc))) from None
         answer = look_up(self.data.dataset, key, self.public_url)
-        record = replace(record, amc=key.amc_number, outcome=answer.code)
+        record.amc = key.amc_number
+        record.outcome = answer.code
         return self._answer(record, ann_answer_element(answer), version)
 
     def _answer(
@@ -222,6 +390,22 @@ class Simulator:
             fault_document(error, version=version),
             record,
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _idb_document(answer: IdbAnswer, version: SoapVersion) -> bytes:
+    """The SOAP document carrying an IDB *answer* (a pure function of it, hence memoised)."""
+    return envelope(idb_answer_element(answer), version)
+
+
+def _named(violations: tuple[Violation, ...] | list[Violation]) -> str:
+    """The first violations, for a fault's message: fields and rules, never values."""
+    named = "; ".join(
+        f"{v.field}: {v.reason}" if v.rule == "XSD" else f"{v.field}: [{v.rule}] {v.reason}"
+        for v in violations[:FAULT_VIOLATIONS]
+    )
+    more = len(violations) - FAULT_VIOLATIONS
+    return named + (f"; and {more} more" if more > 0 else "")
 
 
 def _loggable(service: str) -> str:

@@ -100,20 +100,45 @@ def _elements(parent: etree._Element) -> list[etree._Element]:
     return [child for child in parent if isinstance(child.tag, str)]
 
 
-def _text(parent: etree._Element, path: str) -> str | None:
-    node = parent
-    for step in path.split("/"):
-        found = node.find(f"{{{ROUTING_NS}}}{step}")
-        if found is None:
+_RT = "{" + ROUTING_NS + "}"
+#: Blocks of the routing block whose children are read (``AMC/Numero``...).
+_NESTED = frozenset({"AMC", "Emetteur"})
+
+
+def _leaf_text(node: etree._Element) -> str | None:
+    """The stripped text of *node*, None when it holds elements (not a leaf)."""
+    for child in node:
+        if isinstance(child.tag, str):
             return None
-        node = found
-    if _elements(node):
-        return None
     return (node.text or "").strip()
 
 
-def _required(routage: etree._Element, path: str) -> str:
-    value = _text(routage, path)
+def _block(routage: etree._Element) -> dict[str, str | None]:
+    """Path (``Service``, ``AMC/Numero``) -> text of the first element at that path, read in
+    one pass over the block; None for an element that is not a leaf."""
+    out: dict[str, str | None] = {}
+    for child in routage:
+        tag = child.tag
+        if not isinstance(tag, str) or not tag.startswith(_RT):
+            continue
+        name = tag[len(_RT) :]
+        if name in out:
+            continue
+        out[name] = _leaf_text(child)
+        if name in _NESTED:
+            for grandchild in child:
+                inner = grandchild.tag
+                if isinstance(inner, str) and inner.startswith(_RT):
+                    out.setdefault(f"{name}/{inner[len(_RT) :]}", _leaf_text(grandchild))
+    return out
+
+
+def _text(block: dict[str, str | None], path: str) -> str | None:
+    return block.get(path)
+
+
+def _required(block: dict[str, str | None], path: str) -> str:
+    value = _text(block, path)
     if not value:
         raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path}: missing or empty")
     return value
@@ -121,9 +146,10 @@ def _required(routage: etree._Element, path: str) -> str:
 
 def read_routing(request: SoapRequest) -> RoutingKey:
     """The routing block of *request*, checked field by field."""
-    routage = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
-    if routage is None:
+    element = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
+    if element is None:
         raise MutuelleFault(MutuelleError.ROUTING_INVALID, "no Routage block in the SOAP Header")
+    routage = _block(element)
     service = _required(routage, "Service")
     if service not in _SERVICES:
         raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/Service: unknown service")

@@ -6,13 +6,15 @@ parsing, status codes and content types are the ones a client would see.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.web.server import Site
 
-from mutuelle.catalogue import build_catalogue
+from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.datafiles import SimulatorData, load_data
 from mutuelle.server import roc_site
 from mutuelle.simulator import Simulator
@@ -31,15 +33,32 @@ class HttpReply:
         return self.headers.get("content-type", "")
 
 
-def simulator(data: SimulatorData | None = None, max_body_bytes: int = 1 << 20) -> Simulator:
-    """A simulator over *data* (default: the shipped data) answering as ``PUBLIC_URL``."""
-    data = data or load_data()
-    return Simulator(data, build_catalogue(data), PUBLIC_URL, max_body_bytes)
+def simulator(
+    data: SimulatorData | None = None,
+    max_body_bytes: int = 1 << 20,
+    clock: IReactorTime | None = None,
+) -> Simulator:
+    """A simulator over *data* (default: the shipped data) answering as ``PUBLIC_URL``.
+
+    Each simulator has its own sandboxes; the shipped data and its catalogue are immutable,
+    so they are loaded once per test run.
+    """
+    if data is None or data is shipped()[0]:
+        data, catalogue = shipped()
+    else:
+        catalogue = build_catalogue(data)
+    return Simulator(data, catalogue, PUBLIC_URL, max_body_bytes, clock=clock)
 
 
-def site(sim: Simulator | None = None) -> Site:
+@functools.cache
+def shipped() -> tuple[SimulatorData, Catalogue]:
+    data = load_data()
+    return data, build_catalogue(data)
+
+
+def site(sim: Simulator | None = None, clock: MemoryReactorClock | None = None) -> Site:
     """The public site of *sim*, its timeouts on a memory clock."""
-    return roc_site(sim or simulator(), MemoryReactorClock())
+    return roc_site(sim or simulator(), clock or MemoryReactorClock())
 
 
 def request(

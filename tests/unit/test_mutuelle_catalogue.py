@@ -8,19 +8,25 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from twisted.internet.task import Clock
 
 from mutuelle import testing
-from mutuelle.catalogue import Case, build_catalogue, default_catalogue, render_markdown
+from mutuelle.care_codec import read_care_answer, read_del_answer
+from mutuelle.catalogue import Case, build_catalogue
+from mutuelle.catalogue_md import render_markdown
 from mutuelle.codec import read_idb_answer
 from mutuelle.datafiles import load_data
+from mutuelle.decisions import DelRequest, calculate, cancel, simulate
 from mutuelle.examples import case_request, render_examples
-from mutuelle.idb import decide
+from mutuelle.idb import IdbRequest, decide
+from mutuelle.sandbox import Sandbox
 from mutuelle.schemas import validation_error
 from mutuelle.soap import read_envelope, request_headers
+from mutuelle.technical import TechnicalFault
 from roc.model import Service, SoapVersion
 
 REPO = Path(__file__).resolve().parents[2]
-CATALOGUE = default_catalogue()
+DATA, CATALOGUE = testing.shipped()
 CASES = list(CATALOGUE)
 SITE = testing.site()
 
@@ -31,11 +37,13 @@ def case_id(case: Case) -> str:
 
 def test_case_names_follow_the_convention_and_are_unique_per_amc() -> None:
     pattern = re.compile(r"(IDB|SIM|CLC|DEL)_(OK|KO)_(MCO|PSY|HAD|SMR|OQN)_[A-Z0-9_]+")
-    for case in CASES:
+    for case in CATALOGUE.all_cases:
         assert pattern.fullmatch(case.name), case.name
         assert case.name.split("_")[2] == case.sector.value
-        assert (case.name.split("_")[1] == "OK") == (case.expected_code == "00")
-    assert len({(c.amc_number, c.name) for c in CASES}) == len(CASES)
+        ok = case.expected_code == "00" and case.technical_fault is None
+        assert (case.name.split("_")[1] == "OK") == ok
+    everything = CATALOGUE.all_cases
+    assert len({(c.amc_number, c.name) for c in everything}) == len(everything)
 
 
 @pytest.mark.parametrize("amc", ["990000101", "990000202", "990000303"])
@@ -61,43 +69,83 @@ def test_the_unknown_beneficiary_case_uses_a_nir_no_amc_knows() -> None:
 
 
 def test_every_case_is_documented() -> None:
-    for case in CASES:
+    for case in CATALOGUE.all_cases:
         assert case.description and case.rule and case.expected_label
-        assert case.service is Service.IDB
+        assert case.service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL)
+
+
+def test_the_catalogue_names_at_least_thirty_cases_across_services_and_sectors() -> None:
+    names = CATALOGUE.names()
+    assert len(names) >= 30
+    assert {n.split("_")[0] for n in names} == {"IDB", "SIM", "CLC", "DEL"}
+    assert {n.split("_")[2] for n in names} == {"MCO", "PSY", "HAD", "SMR", "OQN"}
+    assert len({c.technical_fault for c in CATALOGUE.technical}) == len(TechnicalFault)
+
+
+def _play(case: Case) -> tuple[str, str]:
+    """The answer the pure rules give to *case* on a fresh sandbox."""
+    dataset = DATA.dataset
+    sandbox = Sandbox("990000028", Clock(), CATALOGUE.sandbox_seed())
+    request = case.request
+    if isinstance(request, IdbRequest):
+        answer = decide(request, case.amc_number, case.version, dataset)
+        return answer.code, answer.label
+    if isinstance(request, DelRequest):
+        cancelled = cancel(request, case.amc_number, dataset, sandbox)
+        return cancelled.code, cancelled.label
+    if case.service is Service.CLC:
+        care = calculate(request, case.amc_number, case.version, dataset, sandbox)
+    else:
+        care = simulate(request, case.amc_number, case.version, dataset)
+    assert care.statement == case.expected_statement
+    return care.code, care.label
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_rules_give_the_documented_answer(case: Case) -> None:
-    answer = decide(case.request, case.amc_number, case.version, load_data().dataset)
-    assert (answer.code, answer.label) == (case.expected_code, case.expected_label)
+    assert _play(case) == (case.expected_code, case.expected_label)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_soap_exchange_gives_the_documented_answer(case: Case) -> None:
+    site = testing.site(testing.simulator())
+    service = case.service
     reply = testing.post(
-        SITE,
-        "/roc/IDB",
+        site,
+        f"/roc/{service.value}",
         case_request(case, "t-" + case.name.lower().replace("_", "-")),
-        request_headers(Service.IDB, SoapVersion.SOAP11),
+        request_headers(service, SoapVersion.SOAP11),
     )
-    assert reply.status == 200
+    assert reply.status == 200, reply.body
     body = read_envelope(reply.body, 1 << 20).body
-    assert validation_error(body, "IDB") is None
-    answer = read_idb_answer(body)
-    assert (answer.code, answer.label) == (case.expected_code, case.expected_label)
-    if case.expected_code == "00":
-        assert case.beneficiary is not None and answer.rights is not None
-        assert answer.rights.amc_number == case.amc_number
-        assert answer.rights.member_number == case.beneficiary.member_number
-        assert answer.rights.contract_id == case.beneficiary.contract_id
-        assert case.sector in answer.rights.sectors
+    assert validation_error(body, service.value) is None
+    if service is Service.IDB:
+        answer = read_idb_answer(body)
+        assert (answer.code, answer.label) == (case.expected_code, case.expected_label)
+        if case.expected_code == "00":
+            assert case.beneficiary is not None and answer.rights is not None
+            assert answer.rights.amc_number == case.amc_number
+            assert answer.rights.member_number == case.beneficiary.member_number
+            assert answer.rights.contract_id == case.beneficiary.contract_id
+            assert case.sector in answer.rights.sectors
+        else:
+            assert answer.rights is None
+    elif service is Service.DEL:
+        code, label, number = read_del_answer(body)
+        assert (code, label) == (case.expected_code, case.expected_label)
+        assert (number is not None) == (code == "00")
     else:
-        assert answer.rights is None
+        code, label, statement, number = read_care_answer(body, service.value)
+        assert (code, label) == (case.expected_code, case.expected_label)
+        assert statement == case.expected_statement
+        assert (number is not None) == (service is Service.CLC and code == "00")
 
 
 def test_an_exchange_is_matched_to_the_case_it_plays() -> None:
     for case in CASES:
-        matched = CATALOGUE.match(case.amc_number, case.version, case.request, case.expected_code)
+        matched = CATALOGUE.match(
+            case.amc_number, case.version, case.request, case.expected_code, case.service
+        )
         assert matched is case
 
 

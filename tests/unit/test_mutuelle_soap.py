@@ -18,7 +18,7 @@ from mutuelle.faults import MUTUELLE_FAULT_NS
 from mutuelle.schemas import validation_error
 from mutuelle.simulator import Reply, Simulator
 from mutuelle.soap import request_headers
-from roc.model import SOAP11_NS, SOAP12_NS, Service, SoapVersion
+from roc.model import SERVICE_NS, SOAP11_NS, SOAP12_NS, Service, SoapVersion
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOGUE = default_catalogue()
@@ -294,14 +294,19 @@ def test_an_amc_the_simulator_does_not_host_is_a_fault_naming_the_exchange(
     assert detail is not None and detail.text == "t-open"
 
 
-@pytest.mark.parametrize("service", ["SIM", "CLC", "DEL"])
-def test_services_not_yet_simulated_say_so(site: Site, service: str) -> None:
-    document = (REPO / "examples" / f"{service.lower()}.xml").read_bytes()
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("sim.xml", "00"), ("sim-plafond.xml", "00"), ("clc.xml", "00"), ("del.xml", "00")],
+)
+def test_sim_clc_and_del_examples_get_their_documented_answer(
+    site: Site, name: str, code: str
+) -> None:
+    document = (REPO / "examples" / name).read_bytes()
+    service = name.split(".")[0].split("-")[0].upper()
     headers = request_headers(Service(service), SoapVersion.SOAP11)
     reply = testing.post(site, f"/roc/{service}", document, headers)
-    message = assert_fault(reply, 501, "MUT-501-NON-SIMULE", "does not simulate this service yet")
-    assert "soap:Server" in reply.body.decode()
-    assert message
+    assert reply.status == 200
+    assert etree.fromstring(reply.body).findtext(f".//{{{SERVICE_NS[service]}}}CodeRetour") == code
 
 
 def test_http_level_mistakes_get_soap_faults(site: Site) -> None:
@@ -319,9 +324,16 @@ def test_oversized_requests_are_refused_and_not_kept() -> None:
     seen: list[int] = []
     handle = simulator.handle
 
-    def spy(service: str, method: str, ct: str | None, action: str | None, body: bytes) -> Reply:
+    def spy(
+        service: str,
+        method: str,
+        ct: str | None,
+        action: str | None,
+        body: bytes,
+        establishment: str | None = None,
+    ) -> Reply:
         seen.append(len(body))
-        return handle(service, method, ct, action, body)
+        return handle(service, method, ct, action, body, establishment)
 
     simulator.handle = spy  # type: ignore[method-assign]
     padded = idb_document().replace(b"<soap:Body>", b"<soap:Body>" + b" " * 5_000_000)
@@ -356,21 +368,28 @@ def _everything(events: Sequence[LogEvent]) -> str:
 
 def test_one_structured_log_line_per_exchange_without_personal_data(site: Site) -> None:
     documents = [
-        (case.amc_number, case_request(case, f"log-{i}")) for i, case in enumerate(CATALOGUE)
+        (case.amc_number, case.service.value, case_request(case, f"log-{i}"))
+        for i, case in enumerate(CATALOGUE)
     ]
     bad_key = OPEN_NIR[:13] + f"{(int(OPEN_NIR[13:]) + 1) % 100:02d}"
-    documents.append(("990000101", idb_document().replace(OPEN_NIR.encode(), bad_key.encode())))
+    bad = idb_document().replace(OPEN_NIR.encode(), bad_key.encode())
+    documents.append(("990000101", "IDB", bad))
     with capturedLogs() as events:
-        for _, document in documents:
-            testing.post(site, "/roc/IDB", document, SOAP11)
+        for _, service, document in documents:
+            testing.post(
+                site,
+                f"/roc/{service}",
+                document,
+                request_headers(Service(service), SoapVersion.SOAP11),
+            )
     exchanges = [e for e in events if e.get("log_namespace") == "mutuelle.server.RocResource"]
     assert len(exchanges) == len(documents)
-    for event, (amc, _) in zip(exchanges, documents, strict=True):
-        assert event["service"] == "IDB"
+    for event, (amc, service, _) in zip(exchanges, documents, strict=True):
+        assert event["service"] == service
         assert event["amc"] == amc
         assert event["exchange_id"].startswith("log-") or event["exchange_id"] == "t-open"
         assert event["outcome"]
-    assert {e["case"] for e in exchanges[:-1]} == CATALOGUE.names()
+    assert {e["case"] for e in exchanges[:-1]} == {case.name for case in CATALOGUE}
     assert exchanges[-1]["outcome"] == "MUT-400-DEMANDE"
     text = _everything(events)
     for person in load_data().dataset.beneficiaries:

@@ -1,0 +1,233 @@
+"""The admin API, in the spirit of WireMock's ``/__admin``: list, read, reset, seed sandboxes.
+
+Pure: ``AdminApi.handle`` takes a method, the path segments after ``/__admin``, the query and
+the JSON body, and returns a status and a JSON-able document. ``mutuelle.server`` serves it on
+the loopback admin endpoint only. Answers carry codes and counts, never personal data; seeding
+takes beneficiaries' identifiers (fictitious ones) but never echoes them.
+
+Routes (``<F>`` is a FINESS):
+
+- ``GET  /__admin/sandboxes``                  every sandbox's summary
+- ``GET  /__admin/sandboxes/<F>``              one sandbox's summary
+- ``POST /__admin/sandboxes/<F>/reset``        back to the seed (or ``DELETE`` the sandbox)
+- ``GET  /__admin/sandboxes/<F>/journal``      last exchanges with their conformance report
+                                               (``?limit=N``, default 100)
+- ``GET  /__admin/sandboxes/<F>/conformance``  conformance summary
+- ``POST /__admin/sandboxes/<F>/seed``         add identifications and engagements (JSON)
+- ``PUT  /__admin/sandboxes/<F>/fault``        ``{"fault": "HTTP_503"}``; ``DELETE`` switches off
+- ``PUT  /__admin/sandboxes/<F>/clock``        ``{"offset_days": 31}`` or ``{"offset_seconds": 60}``
+- ``GET  /__admin/faults``                     the technical faults and what they do
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mutuelle.model import BeneficiaryKey, Sector
+from mutuelle.sandbox import Engagement, EngagementState, Identification, Sandboxes
+from mutuelle.technical import TechnicalFault, by_name
+from roc.identifiers import amc_number_error, finess_error, nir_error
+
+Answer = tuple[int, dict[str, Any]]
+
+
+class _BadRequest(ValueError):
+    pass
+
+
+def _error(status: int, message: str) -> Answer:
+    return status, {"error": message}
+
+
+class AdminApi:
+    """Operations on the simulator's sandboxes."""
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.sandboxes = sandboxes
+
+    def handle(
+        self,
+        method: str,
+        segments: Sequence[str],
+        query: Mapping[str, str],
+        body: Any,
+    ) -> Answer:
+        try:
+            return self._route(method, list(segments), query, body)
+        except _BadRequest as exc:
+            return _error(400, str(exc))
+
+    def _route(
+        self, method: str, segments: list[str], query: Mapping[str, str], body: Any
+    ) -> Answer:
+        if segments == ["faults"] and method == "GET":
+            return 200, {
+                "faults": [{"name": f.value, "description": f.description} for f in TechnicalFault]
+            }
+        if not segments or segments[0] != "sandboxes":
+            return _error(404, "unknown admin path")
+        if len(segments) == 1:
+            if method != "GET":
+                return _error(405, "GET only")
+            return 200, {"sandboxes": [s.summary() for s in self.sandboxes]}
+        finess = segments[1]
+        if finess != "anonyme" and finess_error(finess) is not None:
+            return _error(400, "sandbox: not a FINESS")
+        action = segments[2] if len(segments) == 3 else None
+        if len(segments) > 3:
+            return _error(404, "unknown admin path")
+        if action is None:
+            if method == "DELETE":
+                return self._reset(finess)
+            if method != "GET":
+                return _error(405, "GET or DELETE")
+            sandbox = self.sandboxes.find(finess)
+            if sandbox is None:
+                return _error(404, "no sandbox for this FINESS yet")
+            return 200, sandbox.summary()
+        if action == "reset" and method == "POST":
+            return self._reset(finess)
+        if action == "journal" and method == "GET":
+            sandbox = self.sandboxes.find(finess)
+            limit = _int(query.get("limit", "100"), "limit", 1, 10_000)
+            entries = [] if sandbox is None else list(sandbox.journal)[-limit:]
+            return 200, {"finess": finess, "entries": [e.as_dict() for e in entries]}
+        if action == "conformance" and method == "GET":
+            sandbox = self.sandboxes.find(finess)
+            if sandbox is None:
+                return _error(404, "no sandbox for this FINESS yet")
+            return 200, {"finess": finess, **sandbox.conformance_summary()}
+        if action == "seed" and method == "POST":
+            return self._seed(finess, body)
+        if action == "fault":
+            return self._fault(finess, method, body)
+        if action == "clock" and method == "PUT":
+            return self._clock(finess, body)
+        return _error(404, "unknown admin path or method")
+
+    def _reset(self, finess: str) -> Answer:
+        sandbox = self.sandboxes.get(finess)
+        sandbox.reset()
+        return 200, sandbox.summary()
+
+    def _fault(self, finess: str, method: str, body: Any) -> Answer:
+        sandbox = self.sandboxes.get(finess)
+        if method == "DELETE":
+            sandbox.fault = None
+            return 200, sandbox.summary()
+        if method != "PUT":
+            return _error(405, "PUT or DELETE")
+        name = _field(body, "fault", str, "body")
+        fault = by_name(name)
+        if fault is None:
+            names = ", ".join(f.value for f in TechnicalFault)
+            raise _BadRequest(f"fault: must be one of {names}")
+        sandbox.fault = fault
+        return 200, sandbox.summary()
+
+    def _clock(self, finess: str, body: Any) -> Answer:
+        if not isinstance(body, dict):
+            raise _BadRequest("body: must be a JSON object")
+        if "offset_days" in body:
+            offset = float(_field(body, "offset_days", int, "body")) * 86400
+        else:
+            value = body.get("offset_seconds")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _BadRequest("body: offset_days (integer) or offset_seconds (number)")
+            offset = float(value)
+        sandbox = self.sandboxes.get(finess)
+        sandbox.clock_offset = offset
+        return 200, sandbox.summary()
+
+    def _seed(self, finess: str, body: Any) -> Answer:
+        if not isinstance(body, dict):
+            raise _BadRequest("body: must be a JSON object")
+        unknown = sorted(set(body) - {"identifications", "engagements"})
+        if unknown:
+            raise _BadRequest(f"body.{unknown[0]}: unknown key")
+        identifications = [
+            _identification(item, f"identifications[{i}]")
+            for i, item in enumerate(_list(body, "identifications"))
+        ]
+        engagements = [
+            _engagement(item, f"engagements[{i}]")
+            for i, item in enumerate(_list(body, "engagements"))
+        ]
+        sandbox = self.sandboxes.seeded(finess, identifications, engagements)
+        return 200, sandbox.summary()
+
+
+def _list(body: Mapping[str, Any], key: str) -> list[Any]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise _BadRequest(f"{key}: must be a list")
+    return value
+
+
+def _field(item: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(item, dict):
+        raise _BadRequest(f"{where}: must be a JSON object")
+    value = item.get(key)
+    if value is None:
+        raise _BadRequest(f"{where}.{key}: required")
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise _BadRequest(f"{where}.{key}: must be of type {kind.__name__}")
+    return value
+
+
+def _int(text: str, where: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _BadRequest(f"{where}: must be an integer") from None
+    if not low <= value <= high:
+        raise _BadRequest(f"{where}: must be between {low} and {high}")
+    return value
+
+
+def _date(item: Any, key: str, where: str) -> datetime.date:
+    text = _field(item, key, str, where)
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise _BadRequest(f"{where}.{key}: must be a date YYYY-MM-DD") from None
+
+
+def _beneficiary(item: Any, where: str) -> tuple[str, BeneficiaryKey]:
+    amc = _field(item, "amc", str, where)
+    if amc_number_error(amc) is not None:
+        raise _BadRequest(f"{where}.amc: not an AMC number")
+    nir = _field(item, "nir", str, where)
+    if nir_error(nir) is not None:
+        raise _BadRequest(f"{where}.nir: not a valid NIR")
+    rank = _field(item, "birth_rank", int, where)
+    if not 1 <= rank <= 9:
+        raise _BadRequest(f"{where}.birth_rank: must be between 1 and 9")
+    return amc, BeneficiaryKey(nir, _date(item, "birth_date", where), rank)
+
+
+def _identification(item: Any, where: str) -> Identification:
+    amc, key = _beneficiary(item, where)
+    sector = _field(item, "sector", str, where)
+    if sector not in {s.value for s in Sector}:
+        raise _BadRequest(f"{where}.sector: must be one of MCO, PSY, HAD, SMR, OQN")
+    start, end = _date(item, "start", where), _date(item, "end", where)
+    if end < start:
+        raise _BadRequest(f"{where}.end: before start")
+    return Identification(amc, key, start, end, Sector(sector))
+
+
+def _engagement(item: Any, where: str) -> Engagement:
+    amc, key = _beneficiary(item, where)
+    number = _field(item, "number", str, where)
+    if not (1 <= len(number) <= 30 and all(c.isalnum() or c == "-" for c in number)):
+        raise _BadRequest(f"{where}.number: 1 to 30 of A-Z a-z 0-9 -")
+    state = item.get("state", EngagementState.ACTIVE.value)
+    if state not in {s.value for s in EngagementState}:
+        raise _BadRequest(f"{where}.state: must be one of ACTIF, ANNULE, FACTURE")
+    reference = item.get("reference", "SEJ-SEED")
+    if not isinstance(reference, str):
+        raise _BadRequest(f"{where}.reference: must be a string")
+    return Engagement(number, amc, key, reference, 0, None, EngagementState(state))

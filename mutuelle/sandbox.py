@@ -1,0 +1,378 @@
+"""Per-establishment sandboxes: each FINESS gets its own engagements, journal, clock and faults.
+
+Pure state, no I/O: the clock is injected (``IReactorTime``, a ``task.Clock`` in tests). A
+sandbox starts from a *seed* (``SandboxSeed``, built from the catalogue) so that every case is
+reachable from ordinary data on a fresh sandbox; ``reset`` goes back to it. Two
+establishments never share anything.
+
+Coherence rules across calls live here, as state transitions:
+
+- IDB answering 00 records an *identification* (beneficiary, period, sector);
+- CLC needs an identification covering its beneficiary, period and sector (else 07), refuses a
+  second active engagement for the same stay reference (09), and records an engagement;
+- DEL cancels an engagement of this beneficiary at this AMC: 00, unknown (10), already
+  cancelled (11), or no longer cancellable (12: billed, or older than the cancellation window).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum, StrEnum
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from mutuelle.idb import ReturnCode
+from mutuelle.model import BeneficiaryKey, Sector
+from mutuelle.technical import TechnicalFault
+
+#: An engagement can be cancelled for this long after the CLC that made it.
+CANCELLATION_WINDOW = datetime.timedelta(days=30)
+#: Entries kept in each sandbox's journal (oldest dropped first).
+JOURNAL_SIZE = 500
+#: Sandboxes kept at most (one per establishment seen); beyond, the least recent is dropped.
+MAX_SANDBOXES = 5000
+#: Identifications and engagements kept per sandbox; beyond, the oldest are dropped.
+MAX_RECORDS = 10_000
+
+
+class EngagementState(StrEnum):
+    ACTIVE = "ACTIF"
+    CANCELLED = "ANNULE"
+    BILLED = "FACTURE"
+
+
+class DelOutcome(Enum):
+    """Every answer DEL can give."""
+
+    CANCELLED = ReturnCode("00", "Engagement annulé", "The engagement is cancelled.")
+    UNKNOWN = ReturnCode(
+        "10",
+        "Engagement inconnu",
+        "No engagement with this number exists for this beneficiary at this AMC, in this "
+        "establishment's sandbox.",
+    )
+    ALREADY_CANCELLED = ReturnCode(
+        "11", "Engagement déjà annulé", "A DEL already cancelled this engagement."
+    )
+    BILLED = ReturnCode(
+        "12",
+        "Engagement non annulable : déjà facturé",
+        "The engagement has been billed; it can no longer be cancelled.",
+    )
+    EXPIRED = ReturnCode(
+        "12",
+        "Engagement non annulable : délai d'annulation dépassé",
+        f"The engagement is older than the cancellation window ({CANCELLATION_WINDOW.days} days).",
+    )
+
+    @property
+    def code(self) -> str:
+        return self.value.code
+
+    @property
+    def label(self) -> str:
+        return self.value.label
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """A successful IDB: this beneficiary of this AMC, for this period and sector."""
+
+    amc_number: str
+    beneficiary: BeneficiaryKey
+    start: datetime.date
+    end: datetime.date
+    sector: Sector
+
+    def covers(
+        self,
+        amc_number: str,
+        beneficiary: BeneficiaryKey,
+        start: datetime.date,
+        end: datetime.date,
+        sector: Sector,
+    ) -> bool:
+        return (
+            self.amc_number == amc_number
+            and self.beneficiary == beneficiary
+            and self.sector is sector
+            and self.start <= start
+            and end <= self.end
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """An AMC's payment commitment, made by a CLC."""
+
+    number: str
+    amc_number: str
+    beneficiary: BeneficiaryKey
+    reference: str
+    amc_cents: int
+    #: Sandbox time (POSIX seconds) of the CLC; None for seeded ones: "made at reset".
+    created: float | None
+    state: EngagementState = EngagementState.ACTIVE
+
+    def __repr__(self) -> str:
+        return f"Engagement(number={self.number!r}, state={self.state.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSeed:
+    """What a fresh sandbox holds, so that every catalogue case plays without set-up."""
+
+    identifications: tuple[Identification, ...] = ()
+    engagements: tuple[Engagement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One way a request breaks the schema or a ROC rule; never carries the value sent."""
+
+    field: str
+    rule: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"champ": self.field, "regle": self.rule, "raison": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One exchange as the sandbox's establishment may review it: codes, never personal data."""
+
+    sequence: int
+    time: float
+    service: str
+    exchange_id: str
+    amc: str
+    roc_version: str
+    http_status: int
+    outcome: str
+    case: str
+    violations: tuple[Violation, ...] = ()
+    technical_fault: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "time": datetime.datetime.fromtimestamp(self.time, datetime.UTC).isoformat(),
+            "service": self.service,
+            "exchange_id": self.exchange_id,
+            "amc": self.amc,
+            "roc_version": self.roc_version,
+            "http_status": self.http_status,
+            "outcome": self.outcome,
+            "case": self.case,
+            "technical_fault": self.technical_fault,
+            "conformance": {
+                "conforming": not self.violations,
+                "violations": [v.as_dict() for v in self.violations],
+            },
+        }
+
+
+@dataclass
+class Sandbox:
+    """One establishment's world."""
+
+    finess: str
+    clock: IReactorTime
+    seed: SandboxSeed
+    #: Successful IDBs, in arrival order (a dict used as an ordered set).
+    identifications: dict[Identification, None] = field(default_factory=dict)
+    engagements: dict[str, Engagement] = field(default_factory=dict)
+    journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
+    clock_offset: float = 0.0
+    fault: TechnicalFault | None = None
+    requests: int = 0
+    conforming: int = 0
+    violations_by_rule: dict[str, int] = field(default_factory=dict)
+    _next_engagement: int = 1
+    _created: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seed: no journal, no offset, no fault, seeded state only."""
+        self.identifications = dict.fromkeys(self.seed.identifications)
+        self.engagements = {e.number: e for e in self.seed.engagements}
+        self.journal.clear()
+        self.clock_offset = 0.0
+        self.fault = None
+        self.requests = 0
+        self.conforming = 0
+        self.violations_by_rule = {}
+        self._next_engagement = 1
+        self._created = self.clock.seconds()
+
+    def now(self) -> float:
+        """Sandbox time: the reactor's, moved by the offset set through the admin API."""
+        return self.clock.seconds() + self.clock_offset
+
+    def today(self) -> datetime.date:
+        return datetime.datetime.fromtimestamp(self.now(), datetime.UTC).date()
+
+    # -- Coherence --------------------------------------------------------------------------
+
+    def identify(self, identification: Identification) -> None:
+        self.identifications.pop(identification, None)
+        self.identifications[identification] = None  # most recent last
+        while len(self.identifications) > MAX_RECORDS:
+            del self.identifications[next(iter(self.identifications))]
+
+    def identified(
+        self,
+        amc_number: str,
+        beneficiary: BeneficiaryKey,
+        start: datetime.date,
+        end: datetime.date,
+        sector: Sector,
+    ) -> bool:
+        return any(
+            i.covers(amc_number, beneficiary, start, end, sector) for i in self.identifications
+        )
+
+    def active_engagement_for(
+        self, amc_number: str, beneficiary: BeneficiaryKey, reference: str
+    ) -> Engagement | None:
+        for engagement in self.engagements.values():
+            if (
+                engagement.state is EngagementState.ACTIVE
+                and engagement.amc_number == amc_number
+                and engagement.beneficiary == beneficiary
+                and engagement.reference == reference
+            ):
+                return engagement
+        return None
+
+    def engage(
+        self, amc_number: str, beneficiary: BeneficiaryKey, reference: str, amc_cents: int
+    ) -> Engagement:
+        """Record a new engagement and return it (its number is unique in this sandbox)."""
+        while True:
+            number = f"ENG-{amc_number}-{self._next_engagement:06d}"
+            self._next_engagement += 1
+            if number not in self.engagements:
+                break
+        engagement = Engagement(
+            number, amc_number, beneficiary, reference, amc_cents, created=self.now()
+        )
+        self.engagements[number] = engagement
+        while len(self.engagements) > MAX_RECORDS:
+            del self.engagements[next(iter(self.engagements))]
+        return engagement
+
+    def cancel(self, amc_number: str, beneficiary: BeneficiaryKey, number: str) -> DelOutcome:
+        """DEL: cancel engagement *number* if it is this beneficiary's at this AMC."""
+        engagement = self.engagements.get(number)
+        if (
+            engagement is None
+            or engagement.amc_number != amc_number
+            or engagement.beneficiary != beneficiary
+        ):
+            return DelOutcome.UNKNOWN
+        if engagement.state is EngagementState.CANCELLED:
+            return DelOutcome.ALREADY_CANCELLED
+        if engagement.state is EngagementState.BILLED:
+            return DelOutcome.BILLED
+        created = self._created if engagement.created is None else engagement.created
+        if self.now() - created > CANCELLATION_WINDOW.total_seconds():
+            return DelOutcome.EXPIRED
+        self.engagements[number] = replace(engagement, state=EngagementState.CANCELLED)
+        return DelOutcome.CANCELLED
+
+    # -- Journal ----------------------------------------------------------------------------
+
+    def record(self, entry: JournalEntry) -> None:
+        """Add *entry* (its sequence and time are set here) and count its conformance."""
+        self.requests += 1
+        if not entry.violations:
+            self.conforming += 1
+        for violation in entry.violations:
+            self.violations_by_rule[violation.rule] = (
+                self.violations_by_rule.get(violation.rule, 0) + 1
+            )
+        self.journal.append(replace(entry, sequence=self.requests, time=self.now()))
+
+    def summary(self) -> dict[str, Any]:
+        """The sandbox at a glance (admin API): counts and codes, no personal data."""
+        states: dict[str, int] = {}
+        for engagement in self.engagements.values():
+            states[engagement.state.value] = states.get(engagement.state.value, 0) + 1
+        return {
+            "finess": self.finess,
+            "clock_offset_seconds": self.clock_offset,
+            "sandbox_date": self.today().isoformat(),
+            "technical_fault": None if self.fault is None else self.fault.value,
+            "identifications": len(self.identifications),
+            "engagements": states,
+            "conformance": self.conformance_summary(),
+        }
+
+    def conformance_summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "conforming": self.conforming,
+            "non_conforming": self.requests - self.conforming,
+            "violations_by_rule": dict(sorted(self.violations_by_rule.items())),
+        }
+
+
+class Sandboxes:
+    """Every establishment's sandbox, created on first use from the same seed."""
+
+    def __init__(
+        self, clock: IReactorTime, seed: SandboxSeed, max_sandboxes: int = MAX_SANDBOXES
+    ) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.max_sandboxes = max_sandboxes
+        self._sandboxes: dict[str, Sandbox] = {}
+
+    def get(self, finess: str) -> Sandbox:
+        """The sandbox of *finess*, created if new (most recently used kept last)."""
+        sandbox = self._sandboxes.pop(finess, None)
+        if sandbox is None:
+            sandbox = Sandbox(finess, self.clock, self.seed)
+            while len(self._sandboxes) >= self.max_sandboxes:
+                del self._sandboxes[next(iter(self._sandboxes))]
+        self._sandboxes[finess] = sandbox
+        return sandbox
+
+    def find(self, finess: str) -> Sandbox | None:
+        return self._sandboxes.get(finess)
+
+    def __iter__(self) -> Iterator[Sandbox]:
+        return iter(sorted(self._sandboxes.values(), key=lambda s: s.finess))
+
+    def __len__(self) -> int:
+        return len(self._sandboxes)
+
+    def seeded(
+        self,
+        finess: str,
+        identifications: Iterable[Identification] = (),
+        engagements: Iterable[Engagement] = (),
+    ) -> Sandbox:
+        """Add identifications and engagements to *finess*'s sandbox (admin ``seed``)."""
+        sandbox = self.get(finess)
+        for identification in identifications:
+            sandbox.identify(identification)
+        for engagement in engagements:
+            sandbox.engagements[engagement.number] = engagement
+        return sandbox
+
+
+def engagements_by_state(engagements: Mapping[str, Engagement]) -> dict[str, list[str]]:
+    """Engagement numbers grouped by state (for the admin API; numbers are not personal)."""
+    out: dict[str, list[str]] = {}
+    for number, engagement in sorted(engagements.items()):
+        out.setdefault(engagement.state.value, []).append(number)
+    return out
