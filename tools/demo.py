@@ -123,14 +123,26 @@ def exchanges(relay_port: int) -> int:
     context.load_cert_chain(str(PKI / "hospital-a.pem"), str(PKI / "hospital-a.key"))
     wrong = 0
     print(f"\nExchanges through the relay (https://127.0.0.1:{relay_port}/roc, hospital A):\n")
+    shown = "990000101"  # every case of one AMC on its own line; the others summed up
+    summary: dict[str, list[int]] = {}
     for case in default_catalogue():
         status, body = _send(relay_port, context, case_request(case, str(uuid.uuid4())))
         code, label = _text(body, "CodeRetour"), _text(body, "LibelleRetour")
         ok = status == 200 and code == case.expected_code
         wrong += not ok
+        if case.amc_number == shown or not ok:
+            print(
+                f"  {'ok ' if ok else 'BAD'} {case.amc_number} {case.name:<44} HTTP {status} "
+                f"{code} {label or _text(body, 'Code')}"
+            )
+        else:
+            tally = summary.setdefault(case.amc_number, [0, 0])
+            tally[0] += 1
+            tally[1] += ok
+    for amc, (played, as_documented) in sorted(summary.items()):
         print(
-            f"  {'ok ' if ok else 'BAD'} {case.amc_number} {case.name:<44} HTTP {status} "
-            f"{code} {label or _text(body, 'Code')}"
+            f"  {'ok ' if played == as_documented else 'BAD'} {amc} {played} more cases, "
+            f"{as_documented} with their documented answer"
         )
     refusals = [
         ("AMC unreachable", UNREACHABLE_AMC, devpki.HOSPITAL_A, "RPN-503-AMC-INDISPONIBLE"),
