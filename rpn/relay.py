@@ -15,8 +15,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -67,6 +69,70 @@ def _first(value: bytes | None) -> str | None:
 
 def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+#: Seconds a refused client has to acknowledge the TLS close before its connection is aborted.
+_ABORT_AFTER = 2.0
+
+
+class RelayChannel(HTTPChannel):
+    """HTTPChannel whose request line must also arrive within the read timeout.
+
+    twisted.web creates a request (and the relay its read deadline) only once the request
+    line is complete, and resets the idle timeout on every byte: without this, a client
+    dribbling a request line one byte at a time would hold its connection forever.
+    """
+
+    site: RelaySite
+    _line_deadline: IDelayedCall | None = None
+    _abort_call: IDelayedCall | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._line_deadline is None and not self.requests:
+            self._line_deadline = self.site.clock.callLater(
+                self.site.policy().read_timeout, self._line_too_slow
+            )
+        super().dataReceived(data)
+        if self.requests:
+            self._cancel_line_deadline()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel_line_deadline()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        super().connectionLost(reason)
+
+    def _cancel_line_deadline(self) -> None:
+        if self._line_deadline is not None and self._line_deadline.active():
+            self._line_deadline.cancel()
+        self._line_deadline = None
+
+    def _line_too_slow(self) -> None:
+        self._line_deadline = None
+        self.close_with_fault(
+            RpnError.REQUEST_TIMEOUT,
+            "request line not received within the read timeout",
+            SoapVersion.SOAP11,
+        )
+
+    def close_with_fault(self, error: RpnError, detail: str, version: SoapVersion) -> None:
+        """Answer *error* at once and close, whatever the client sends meanwhile."""
+        body = fault_document(error, detail, version=version)
+        status = error.http_status
+        head = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+            % (status, _REASONS.get(status, b"Error"), content_type(version).encode(), len(body))
+        )
+        if self.transport is not None and self._abort_call is None:
+            self.transport.write(head + body)
+            # HTTPChannel.loseConnection unregisters the channel as the transport's producer
+            # first: TLS never starts its close while a producer is registered, and the
+            # client's every byte would keep resetting the idle timeout.
+            self.loseConnection()
+            self._abort_call = self.site.clock.callLater(_ABORT_AFTER, self.forceAbortClient)
+        self.site.on_early_refusal(error, status, len(body))
 
 
 class RelayRequest(Request):
@@ -126,24 +192,16 @@ class RelayRequest(Request):
         # Twisted would otherwise answer "100 Continue" after this refusal.
         self.requestHeaders.removeHeader(b"expect")
         version = soap_version_of(_first(self.getHeader(b"content-type")))
-        body = fault_document(error, detail, version=version)
-        status = error.http_status
-        head = (
-            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n"
-            % (status, _REASONS.get(status, b"Error"), content_type(version).encode(), len(body))
-        )
-        transport: Any = self.channel.transport
-        if transport is not None:
-            transport.write(head + body)
-            transport.loseConnection()
-        self._relay_site().on_early_refusal(error, status, len(body))
+        channel: RelayChannel = self.channel  # type: ignore[assignment]
+        channel.close_with_fault(error, detail, version)
 
 
 class RelaySite(Site):
     """twisted.web's Site with the relay's request class and limits."""
 
     requestFactory = RelayRequest  # type: ignore[assignment]
+    # HTTP/1.1 only (no ALPN is offered), so no _GenericHTTPChannelProtocol wrapper.
+    protocol = RelayChannel  # type: ignore[assignment]
 
     def __init__(
         self,
