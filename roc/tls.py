@@ -138,7 +138,12 @@ def client_options(files: TLSFiles, hostname: str) -> IOpenSSLClientConnectionCr
         hostname,
         trustRoot=ssl.trustRootFromCertificates(cas),
         clientCertificate=private,
-        extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
+        extraCertificateOptions={
+            "raiseMinimumTo": TLSVersion.TLSv1_2,
+            "acceptableCiphers": ssl.AcceptableCiphers.fromOpenSSLCipherString(
+                INTERMEDIATE_TLS12_CIPHERS
+            ),
+        },
     )
 
 

@@ -268,6 +268,9 @@ class Relay:
 
     def handle(self, request: Request) -> None:
         started = self.clock.seconds()
+        # No "Server: TwistedWeb/x.y" (version disclosure, and a second Server header next
+        # to the AMC's own): the relay is transparent.
+        request.responseHeaders.removeHeader(b"server")
         record = ExchangeRecord()
         body = request.content.getvalue() if isinstance(request.content, BytesIO) else b""
         record.bytes_in = len(body)

@@ -61,6 +61,7 @@ def test_forwarded_body_and_answer_are_byte_identical(
     answer = client.post(request, headers={"SOAPAction": '"urn:piano:roc:IDB"'})
     assert answer.status == 200
     assert answer.body == ANSWER
+    assert "TwistedWeb" not in answer.headers.get("server", "")  # no version disclosure
     assert len(fake_amc.received) == 1
     received = fake_amc.received[0]
     assert received.body == request
