@@ -248,6 +248,9 @@ class Relay:
         #: Exchanges in flight per registered establishment (only those with some).
         self.in_flight_by_establishment: dict[str, int] = {}
         self.accepting = True
+        #: Stopping: requests on open connections are still served, each answer closing its
+        #: connection so that clients move to another process or host.
+        self.draining = False
         self._idle_waiters: list[Deferred[None]] = []
 
     def wait_idle(self) -> Deferred[None]:
@@ -398,6 +401,7 @@ class Relay:
         if request._disconnected:
             record.outcome = "client_gone"
         else:
+            self._close_if_draining(request)
             request.setResponseCode(answer.status)
             for name, value in answer.headers:
                 request.responseHeaders.addRawHeader(name, value)
@@ -452,6 +456,7 @@ class Relay:
             service=record.service,
         )
         if not request._disconnected:
+            self._close_if_draining(request)
             request.setResponseCode(error.http_status)
             request.setHeader(b"Content-Type", content_type(version).encode())
             request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -462,6 +467,11 @@ class Relay:
             request.write(body)
             request.finish()
         self._done(record, started)
+
+    def _close_if_draining(self, request: Request) -> None:
+        if self.draining:
+            request.setHeader(b"Connection", b"close")
+            request.channel.persistent = False
 
     def _done(self, record: ExchangeRecord, started: float) -> None:
         record.total_seconds = self.clock.seconds() - started

@@ -215,7 +215,7 @@ class RelayService(MultiService):
     def stopService(self) -> Deferred[None]:
         """Stop accepting, let exchanges in flight finish (up to the drain timeout), close."""
         self.ready = False
-        self.relay.accepting = False
+        self.relay.draining = True
         if getattr(self, "_previous_sighup", None) is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
         stopped = super().stopService()
@@ -235,6 +235,7 @@ class RelayService(MultiService):
                     "drain timeout: {count} exchanges still in flight are cut",
                     count=self.relay.in_flight,
                 )
+        self.relay.accepting = False  # anything arriving now gets RPN-503-ARRET
         self.annuaire.flush()
         self.access_log.close()
         await self.upstreams.close()

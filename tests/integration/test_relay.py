@@ -338,26 +338,57 @@ def test_health_and_metrics_on_the_admin_endpoint(start_relay: StartRelay) -> No
     assert "rpn_annuaire_entries" in text
 
 
-def test_sigterm_lets_the_exchange_in_flight_finish(
+def test_sigterm_under_load_fails_no_exchange(
     start_relay: StartRelay, fake_amc: FakeAmc, hospital_a: ssl.SSLContext
 ) -> None:
+    """Stop while clients keep sending: every exchange sent is answered 200 (those in flight
+    finish, answers during the drain close their connection), then connections are refused."""
     fake_amc.behaviour.body = ANSWER
-    fake_amc.behaviour.delay = 1.5
+    fake_amc.behaviour.delay = 0.3
     relay = start_relay({AMC_OK: f"https://127.0.0.1:{fake_amc.port}"})
-    answers: list[int] = []
-    sender = threading.Thread(
-        target=lambda: answers.append(SoapClient(relay.port, hospital_a).post(idb()).status)
-    )
-    sender.start()
+    statuses: list[int] = []
+    closing: list[str] = []
+    refused: list[int] = []
+    failures: list[str] = []
+
+    def client(worker: int) -> None:
+        n = 0
+        while True:
+            try:
+                connection = SoapClient(relay.port, hospital_a)
+            except OSError:
+                refused.append(worker)
+                return
+            while True:
+                n += 1
+                try:
+                    answer = connection.post(idb(exchange_id=f"drain-{worker}-{n}"))
+                except ConnectionRefusedError:  # http.client connects on first use
+                    refused.append(worker)
+                    return
+                except OSError as exc:  # sent on an open connection and not answered
+                    failures.append(repr(exc))
+                    return
+                statuses.append(answer.status)
+                if answer.headers.get("connection") == "close":
+                    closing.append(answer.headers["x-roc-echange"])
+                    connection.close()
+                    break
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
     deadline = time.monotonic() + 10
-    while not fake_amc.received and time.monotonic() < deadline:
+    while len(fake_amc.received) < 8 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert relay.twistd.process is not None
     relay.twistd.process.send_signal(signal.SIGTERM)
-    sender.join(10)
-    assert answers == [200]
-    # twistd ends by re-raising the signal it stopped on, as systemd expects.
+    for t in threads:
+        t.join(30)
     assert relay.twistd.process.wait(10) in (0, -signal.SIGTERM)
-    assert "draining 1 exchanges in flight" in relay.twistd.log_text()
-    with pytest.raises(OSError):
-        SoapClient(relay.port, hospital_a).post(idb())
+    assert failures == []
+    assert statuses and set(statuses) == {200}, statuses
+    assert len(fake_amc.received) == len(statuses)  # nothing lost, nothing sent twice
+    assert closing, "answers during the drain should close their connection"
+    assert sorted(refused) == [0, 1, 2, 3]
+    assert "draining" in relay.twistd.log_text()
