@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKI := .dev/pki
 
-.PHONY: install system-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
+.PHONY: install system-deps bench-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
 # systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
@@ -58,6 +58,23 @@ test-integration: $(STAMP) system-deps $(NODE_CLIENTS)
 test: lint test-unit test-integration
 
 # Benchmarks: never part of `make test`; they print ratios against peers run side by side.
+# Debian packages of the relay benchmark's peers and load generator; installed when missing.
+BENCH_PACKAGES := haproxy nginx golang-go
+BENCH_ARGS ?=
+
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# The relay next to HAProxy, nginx and a direct connection, in the same run (~12 min).
+bench: bench-deps $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 bench-mutuelle: $(STAMP)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	npm ci --prefix bench/mutuelle --no-audit --no-fund

@@ -1,0 +1,3 @@
+module piano/bench/loadgen
+
+go 1.19
