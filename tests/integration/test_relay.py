@@ -392,3 +392,32 @@ def test_sigterm_under_load_fails_no_exchange(
     assert closing, "answers during the drain should close their connection"
     assert sorted(refused) == [0, 1, 2, 3]
     assert "draining" in relay.twistd.log_text()
+
+
+def test_a_resumed_tls_session_keeps_the_establishment_identity(
+    start_relay: StartRelay, fake_amc: FakeAmc, hospital_a: ssl.SSLContext
+) -> None:
+    """Stateless session tickets: a returning client skips the full handshake, and the relay
+    still knows its FINESS (from the certificate kept in the ticket)."""
+    import http.client
+    import socket
+
+    fake_amc.behaviour.body = ANSWER
+    relay = start_relay({AMC_OK: f"https://127.0.0.1:{fake_amc.port}"})
+
+    def exchange(session: ssl.SSLSession | None) -> tuple[int, ssl.SSLSession | None, bool]:
+        raw = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+        tls = hospital_a.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        conn = http.client.HTTPSConnection("127.0.0.1", relay.port, context=hospital_a)
+        conn.sock = tls
+        conn.request("POST", "/roc", body=idb(), headers={"Content-Type": "text/xml"})
+        status = conn.getresponse().status
+        reused, kept = tls.session_reused, tls.session
+        conn.close()
+        return status, kept, reused
+
+    status, session, reused = exchange(None)
+    assert (status, reused) == (200, False)
+    status, _, reused = exchange(session)
+    assert (status, reused) == (200, True)
+    assert len(fake_amc.received) == 2
