@@ -127,6 +127,9 @@ class WorkerSupervisor(Service):
         self._restart_delay = restart_delay
         self.workers: dict[int, tuple[_Worker, Any]] = {}
         self._stopping = False
+        #: Consecutive quick deaths per worker, for the restart back-off.
+        self._failures: dict[int, int] = {}
+        self._started_at: dict[int, float] = {}
 
     def worker_argv(self, index: int) -> list[str]:
         """The command line of worker *index*: ours, without a pidfile, plus its role."""
@@ -160,6 +163,7 @@ class WorkerSupervisor(Service):
             childFDs={0: "w", 1: 1, 2: 2, self._fileno: self._fileno},
         )
         self.workers[index] = (protocol, process)
+        self._started_at[index] = self._reactor.seconds()
         self.log.info("worker {index} started (pid {pid})", index=index, pid=process.pid)
 
     def worker_ended(self, protocol: _Worker, reason: Failure) -> None:
