@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prometheus_client import CollectorRegistry
 from twisted.application.service import IService
 from twisted.python import usage
 
 from indicators.config import Config, load_config
 from roc.config import ConfigError
+from roc.tap import ConfigOptions
 from roc.tls import TLSConfigError
 
 
-class Options(usage.Options):
-    synopsis = "--config FILE"
+class Options(
+    ConfigOptions[Config],
+    service="indicators",
+    load=load_config,
+    config_help="The service's TOML configuration file.",
+):
     longdesc = (
         "PiANO Indicators: per-establishment ROC indicators read from Prometheus; each "
         "establishment sees only its own page, the agency sees them all."
     )
-    optParameters = [["config", "c", None, "The service's TOML configuration file."]]
-
-    config: Config
-
-    def postOptions(self) -> None:
-        if not self["config"]:
-            raise usage.UsageError("--config FILE is required")
-        try:
-            self.config = load_config(Path(self["config"]))
-        except ConfigError as exc:
-            raise usage.UsageError(f"invalid configuration: {exc}") from None
 
 
 def makeService(options: Options) -> IService:

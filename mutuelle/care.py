@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 
-from mutuelle.idb import IdbRequest, ReturnCode
+from mutuelle.idb import CodedOutcome, IdbRequest, ReturnCode
 from mutuelle.model import BeneficiaryKey, CareKind, Guarantee, Sector
 
 #: Forfait journalier hospitalier per day, in cents; HAD has none.
@@ -54,7 +54,7 @@ class LineCode(StrEnum):
 BASED_LINES = frozenset({LineCode.GHS, LineCode.ACT, LineCode.DEP})
 
 
-class CareOutcome(Enum):
+class CareOutcome(CodedOutcome):
     """SIM and CLC answers of their own; IDB's refusals (01-06) apply to them too."""
 
     ACCEPTED = ReturnCode(
@@ -78,14 +78,6 @@ class CareOutcome(Enum):
         "Engagement déjà en cours pour ce séjour",
         "CLC only: an active engagement exists for this stay reference; cancel it (DEL) first.",
     )
-
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def label(self) -> str:
-        return self.value.label
 
 
 @dataclass(frozen=True, slots=True)

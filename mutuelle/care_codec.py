@@ -19,7 +19,7 @@ from mutuelle.care import (
     cents,
     euros,
 )
-from mutuelle.codec import RequestInvalid, _child, _date, _sub, _text, _validated
+from mutuelle.codec import RequestInvalid, _answer_root, _child, _date, _sub, _text, _validated
 from mutuelle.decisions import CareAnswer, DelAnswer, DelRequest
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
 from roc.identifiers import nir_error
@@ -138,9 +138,7 @@ def _statement(parent: etree._Element, ns: str, statement: Statement) -> None:
 def care_answer_element(answer: CareAnswer, service: str) -> etree._Element:
     """The ``ReponseSIM`` or ``ReponseCLC`` element carrying *answer*."""
     ns = SERVICE_NS[service]
-    root = etree.Element(f"{{{ns}}}Reponse{service}", nsmap={service.lower(): ns})
-    _sub(root, ns, "CodeRetour", answer.code)
-    _sub(root, ns, "LibelleRetour", answer.label)
+    root = _answer_root(service, answer.code, answer.label)
     if answer.statement is not None:
         if service == "CLC":
             engagement = _sub(root, ns, "Engagement")
@@ -214,9 +212,7 @@ def del_request_element(request: DelRequest) -> etree._Element:
 
 def del_answer_element(answer: DelAnswer) -> etree._Element:
     ns = DEL_NS
-    root = etree.Element(f"{{{ns}}}ReponseDEL", nsmap={"del": ns})
-    _sub(root, ns, "CodeRetour", answer.code)
-    _sub(root, ns, "LibelleRetour", answer.label)
+    root = _answer_root("DEL", answer.code, answer.label)
     if answer.engagement_number is not None:
         _sub(root, ns, "NumeroEngagement", answer.engagement_number)
     return root

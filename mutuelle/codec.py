@@ -34,6 +34,15 @@ def _sub(parent: etree._Element, ns: str, name: str, text: str | None = None) ->
     return child
 
 
+def _answer_root(service: str, code: str, label: str) -> etree._Element:
+    """A ``Reponse<service>`` element, opening as every ROC answer does: code, then label."""
+    ns = SERVICE_NS[service]
+    root = etree.Element(f"{{{ns}}}Reponse{service}", nsmap={service.lower(): ns})
+    _sub(root, ns, "CodeRetour", code)
+    _sub(root, ns, "LibelleRetour", label)
+    return root
+
+
 def _first(parent: etree._Element, tag: str) -> etree._Element | None:
     """The first child named *tag* (Clark notation); a plain loop beats ``find`` here."""
     for child in parent:
@@ -125,9 +134,7 @@ def idb_request_element(request: IdbRequest) -> etree._Element:
 def idb_answer_element(answer: IdbAnswer) -> etree._Element:
     """The ``ReponseIDB`` element carrying *answer*."""
     ns = IDB_NS
-    root = etree.Element(f"{{{ns}}}ReponseIDB", nsmap={"idb": ns})
-    _sub(root, ns, "CodeRetour", answer.code)
-    _sub(root, ns, "LibelleRetour", answer.label)
+    root = _answer_root("IDB", answer.code, answer.label)
     rights = answer.rights
     if rights is not None:
         block = _sub(root, ns, "Droits")
@@ -207,9 +214,7 @@ def ann_request_element(key: AmcKey) -> etree._Element:
 def ann_answer_element(answer: AnnAnswer) -> etree._Element:
     """The ``ReponseANN`` element carrying *answer*."""
     ns = ANN_NS
-    root = etree.Element(f"{{{ns}}}ReponseANN", nsmap={"ann": ns})
-    _sub(root, ns, "CodeRetour", answer.code)
-    _sub(root, ns, "LibelleRetour", answer.label)
+    root = _answer_root("ANN", answer.code, answer.label)
     if answer.amc_number is not None:
         amc = _sub(root, ns, "AMC")
         _sub(amc, ns, "Numero", answer.amc_number)

@@ -14,10 +14,9 @@ Order of the rules, the first that applies answers:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from mutuelle.care import CareOutcome, CareRequest, Statement, compute
-from mutuelle.idb import IdbAnswer, IdbOutcome, IdbRequest, decide
+from mutuelle.idb import CodedAnswer, IdbAnswer, IdbOutcome, IdbRequest, decide
 from mutuelle.model import BeneficiaryKey, Dataset
 from mutuelle.sandbox import DelOutcome, Identification, Sandbox
 from roc.model import RocVersion
@@ -26,26 +25,13 @@ from roc.model import RocVersion
 Outcome = IdbOutcome | CareOutcome | DelOutcome
 
 
-def outcome_code(outcome: Enum) -> str:
-    code: str = outcome.value.code
-    return code
-
-
 @dataclass(frozen=True, slots=True)
-class CareAnswer:
+class CareAnswer(CodedAnswer):
     """A SIM or CLC answer: the outcome, and on 00 the statement (and CLC's engagement)."""
 
     outcome: IdbOutcome | CareOutcome
     statement: Statement | None = None
     engagement_number: str | None = None
-
-    @property
-    def code(self) -> str:
-        return self.outcome.code
-
-    @property
-    def label(self) -> str:
-        return self.outcome.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +48,9 @@ class DelRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class DelAnswer:
+class DelAnswer(CodedAnswer):
     outcome: IdbOutcome | DelOutcome
     engagement_number: str | None = None
-
-    @property
-    def code(self) -> str:
-        return self.outcome.code
-
-    @property
-    def label(self) -> str:
-        return self.outcome.label
 
 
 def record_identification(

@@ -46,7 +46,37 @@ class ReturnCode:
     meaning: str
 
 
-class IdbOutcome(Enum):
+class CodedOutcome(Enum):
+    """An answer's outcome: an enum whose every member's value is a ``ReturnCode``."""
+
+    _value_: ReturnCode
+
+    @property
+    def code(self) -> str:
+        return self.value.code
+
+    @property
+    def label(self) -> str:
+        return self.value.label
+
+
+class CodedAnswer:
+    """An answer whose ``CodeRetour`` and ``LibelleRetour`` are its outcome's."""
+
+    __slots__ = ()
+
+    outcome: CodedOutcome
+
+    @property
+    def code(self) -> str:
+        return self.outcome.code
+
+    @property
+    def label(self) -> str:
+        return self.outcome.label
+
+
+class IdbOutcome(CodedOutcome):
     """Every answer IDB can give. Several outcomes may share a code with distinct labels."""
 
     RIGHTS_OPEN = ReturnCode(
@@ -90,14 +120,6 @@ class IdbOutcome(Enum):
         "ROC V1 carries MCO only; PSY, HAD, SMR and OQN need VersionROC V2.",
     )
 
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def label(self) -> str:
-        return self.value.label
-
 
 @dataclass(frozen=True, slots=True)
 class IdbRequest:
@@ -134,17 +156,9 @@ class OpenRights:
 
 
 @dataclass(frozen=True, slots=True)
-class IdbAnswer:
+class IdbAnswer(CodedAnswer):
     outcome: IdbOutcome
     rights: OpenRights | None = None
-
-    @property
-    def code(self) -> str:
-        return self.outcome.code
-
-    @property
-    def label(self) -> str:
-        return self.outcome.label
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,12 @@ import datetime
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from mutuelle.idb import ReturnCode
+from mutuelle.idb import CodedOutcome, ReturnCode
 from mutuelle.model import BeneficiaryKey, Sector
 from mutuelle.technical import TechnicalFault
 
@@ -45,7 +45,7 @@ class EngagementState(StrEnum):
     BILLED = "FACTURE"
 
 
-class DelOutcome(Enum):
+class DelOutcome(CodedOutcome):
     """Every answer DEL can give."""
 
     CANCELLED = ReturnCode("00", "Engagement annulé", "The engagement is cancelled.")
@@ -68,14 +68,6 @@ class DelOutcome(Enum):
         "Engagement non annulable : délai d'annulation dépassé",
         f"The engagement is older than the cancellation window ({CANCELLATION_WINDOW.days} days).",
     )
-
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def label(self) -> str:
-        return self.value.label
 
 
 @dataclass(frozen=True, slots=True)

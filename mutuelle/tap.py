@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from twisted.application.service import IService
 from twisted.python import usage
 
 from mutuelle.config import MutuelleConfig, load_config
 from roc.config import ConfigError
+from roc.tap import ConfigOptions
 
 
-class Options(usage.Options):
-    synopsis = "--config FILE"
+class Options(
+    ConfigOptions[MutuelleConfig],
+    service="mutuelle",
+    load=load_config,
+    config_help="The simulator's TOML configuration file.",
+):
     longdesc = (
         "Mutuelle ANS: a simulated AMC (ROC V1 and V2) with fictitious data, and a demo "
         "annuaire. PiANO project model of ROC, not the official one."
     )
-    optParameters = [["config", "c", None, "The simulator's TOML configuration file."]]
-
-    config: MutuelleConfig
-
-    def postOptions(self) -> None:
-        if not self["config"]:
-            raise usage.UsageError("--config FILE is required")
-        try:
-            self.config = load_config(Path(self["config"]))
-        except ConfigError as exc:
-            raise usage.UsageError(f"invalid configuration: {exc}") from None
 
 
 def makeService(options: Options) -> IService:

@@ -9,35 +9,23 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from roc.config import ConfigError
+from roc.tap import ConfigOptions
 from roc.tls import TLSConfigError
-from roc.version import version_line
 from rpn.config import RpnConfig, load_config
 from rpn.workers import WorkerRole
 
 
-class Options(usage.Options):
-    synopsis = "--config FILE"
+class Options(
+    ConfigOptions[RpnConfig],
+    service="rpn",
+    load=load_config,
+    config_help="The relay's TOML configuration file.",
+):
     longdesc = "RPN ROC: the national TLS reverse proxy between establishments and AMCs."
     optParameters = [
-        ["config", "c", None, "The relay's TOML configuration file."],
         ["worker", None, "0", "(set by worker 0) index of this worker process", int],
         ["inherit-fd", None, None, "(set by worker 0) listening socket to serve on", int],
     ]
-
-    config: RpnConfig
-
-    def opt_version(self) -> None:
-        """Print the relay's version and exit."""
-        print(version_line("rpn"))
-        raise SystemExit(0)
-
-    def postOptions(self) -> None:
-        if not self["config"]:
-            raise usage.UsageError("--config FILE is required")
-        try:
-            self.config = load_config(Path(self["config"]))
-        except ConfigError as exc:
-            raise usage.UsageError(f"invalid configuration: {exc}") from None
 
 
 def makeService(options: Options) -> IService:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
-from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from roc.errors import RpnError, RpnFailure
@@ -21,42 +20,7 @@ from rpn.annuaire import LOOKUP_OUTCOMES, CachedAnnuaire, ISnapshotStore, JsonFi
 from rpn.annuaire_sources import MalformedAnswer
 from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource
 from rpn.testing import FakeAnnuaireSource, MemorySnapshotStore
-
-T = TypeVar("T")
-
-
-def _seen(d: Deferred[Any]) -> list[object]:
-    """What *d* has fired with so far, without changing what its later callbacks see."""
-    seen: list[object] = []
-
-    def look(result: object) -> object:
-        seen.append(result)
-        return result
-
-    d.addBoth(look)
-    return seen
-
-
-def success_result_of(d: Deferred[T]) -> T:
-    """The result *d* has already succeeded with (trial's successResultOf, typed)."""
-    seen = _seen(d)
-    assert seen, "the Deferred has not fired yet"
-    assert not isinstance(seen[0], Failure), f"the Deferred failed: {seen[0]!r}"
-    return cast(T, seen[0])
-
-
-def failure_result_of(d: Deferred[Any], expected: type[BaseException]) -> Failure:
-    """The failure *d* has already failed with, which must be an *expected*; consumes it."""
-    seen: list[Failure] = []
-    d.addErrback(seen.append)
-    assert seen, "the Deferred has not failed (yet)"
-    assert isinstance(seen[0].value, expected), repr(seen[0].value)
-    return seen[0]
-
-
-def assert_no_result(d: Deferred[Any]) -> None:
-    assert _seen(d) == [], "the Deferred has already fired"
-
+from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 
 KEY = AmcKey("990000101", "TP", "01")
 OTHER_KEY = AmcKey("990000202", "TP", "01")

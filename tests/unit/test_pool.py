@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -19,43 +19,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
-
-T = TypeVar("T")
-
-
-def _outcome(d: Deferred[Any]) -> list[object]:
-    """What *d* has fired with so far, without changing what its later callbacks see."""
-    seen: list[object] = []
-
-    def look(result: object) -> object:
-        seen.append(result)
-        return result
-
-    d.addBoth(look)
-    return seen
-
-
-def success_result_of(d: Deferred[T]) -> T:
-    """The result *d* has already succeeded with (trial's successResultOf, typed and pure)."""
-    seen = _outcome(d)
-    assert seen, "the Deferred has not fired yet"
-    assert not isinstance(seen[0], Failure), f"the Deferred failed: {seen[0]!r}"
-    return seen[0]  # type: ignore[return-value]
-
-
-def failure_result_of(d: Deferred[Any], expected: type[BaseException]) -> Failure:
-    """The failure *d* has already failed with, which must be an *expected*; consumes it."""
-    seen: list[object] = []
-    d.addErrback(seen.append)
-    assert seen, "the Deferred has not failed (yet)"
-    failure = seen[0]
-    assert isinstance(failure, Failure)
-    assert isinstance(failure.value, expected), repr(failure.value)
-    return failure
-
-
-def assert_no_result(d: Deferred[Any]) -> None:
-    assert _outcome(d) == [], "the Deferred has already fired"
+from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 
 
 def test_free_slot_is_granted_at_once() -> None:

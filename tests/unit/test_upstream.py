@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pytest
 from OpenSSL import SSL
@@ -45,49 +45,16 @@ from rpn.upstream import (
     _AmcTLSPolicy,
     classify,
 )
+from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 from tools.devpki import issue, make_ca, write
 
-T = TypeVar("T")
 AMC_URL = "https://127.0.0.1:8444/roc/IDB"
-
-
-# Deferred helpers (trial's successResultOf / failureResultOf / assertNoResult, typed)
-
-
-def _seen(d: Deferred[Any]) -> list[object]:
-    seen: list[object] = []
-
-    def look(result: object) -> object:
-        seen.append(result)
-        return result
-
-    d.addBoth(look)
-    return seen
-
-
-def success_result_of(d: Deferred[T]) -> T:
-    seen = _seen(d)
-    assert seen, "the Deferred has not fired yet"
-    assert not isinstance(seen[0], Failure), f"the Deferred failed: {seen[0]!r}"
-    return cast(T, seen[0])
-
-
-def failure_result_of(d: Deferred[Any], expected: type[BaseException]) -> Failure:
-    seen: list[Failure] = []
-    d.addErrback(seen.append)
-    assert seen, "the Deferred has not failed (yet)"
-    assert isinstance(seen[0].value, expected), repr(seen[0].value)
-    return seen[0]
 
 
 def rpn_failure_of(d: Deferred[Any]) -> RpnFailure:
     value = failure_result_of(d, RpnFailure).value
     assert isinstance(value, RpnFailure)
     return value
-
-
-def assert_no_result(d: Deferred[Any]) -> None:
-    assert _seen(d) == [], "the Deferred has already fired"
 
 
 # classify
