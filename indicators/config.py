@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roc.config import ConfigError, load_file, one_of, positive, setting
+from roc.config import ConfigError, load_file, positive, setting
+from roc.tls import ServerTLSConfig
 
 
 def _http_url(value: Any) -> str | None:
@@ -25,20 +26,6 @@ class ListenConfig:
         "Twisted server endpoint for the pages (TLS is added by the service); "
         "'systemd:domain=INET:index=0' for socket activation.",
         "tcp:8445:interface=127.0.0.1",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TLSConfig:
-    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
-    private_key: Path = setting("PEM private key of the server certificate.")
-    ca_certificates: tuple[Path, ...] = setting(
-        "PEM files of the CAs whose client certificates are accepted (health PKIs)."
-    )
-    finess_attribute: str = setting(
-        "Subject attribute carrying the establishment FINESS.",
-        "OU",
-        one_of("OU", "O", "CN", "serialNumber", "organizationIdentifier"),
     )
 
 
@@ -85,7 +72,7 @@ class AdminConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    tls: TLSConfig = setting("TLS towards establishments and the agency.")
+    tls: ServerTLSConfig = setting("TLS towards establishments and the agency.")
     listen: ListenConfig = setting("Where browsers connect.", default_factory=ListenConfig)
     access: AccessConfig = setting("Who sees what.", default_factory=AccessConfig)
     prometheus: PrometheusConfig = setting(

@@ -22,6 +22,7 @@ from twisted.internet.ssl import TLSVersion
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from roc.config import one_of, setting
 from roc.identifiers import finess_error
 
 _ATTRIBUTES = {
@@ -35,6 +36,22 @@ _ATTRIBUTES = {
 
 class TLSConfigError(ValueError):
     """A certificate, key or CA file is missing or unusable; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLSConfig:
+    """The ``[tls]`` table of a service that establishments reach with their certificate."""
+
+    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
+    private_key: Path = setting("PEM private key of the server certificate.")
+    ca_certificates: tuple[Path, ...] = setting(
+        "PEM files of the CAs whose client certificates are accepted (health PKIs)."
+    )
+    finess_attribute: str = setting(
+        "Subject attribute carrying the establishment FINESS.",
+        "OU",
+        one_of("OU", "O", "CN", "serialNumber", "organizationIdentifier"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roc.config import ConfigError, load_file, non_negative, one_of, positive, setting
+from roc.config import ConfigError, load_file, non_negative, positive, setting
 from roc.identifiers import finess_error
+from roc.tls import ServerTLSConfig
 from rpn.workers import check_worker_endpoint
 
 
@@ -54,20 +55,6 @@ class ListenConfig:
         "admin endpoint of worker N is the admin port + N.",
         1,
         positive,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class InboundTLSConfig:
-    certificate: Path = setting("PEM server certificate (leaf first, then intermediates).")
-    private_key: Path = setting("PEM private key of the server certificate.")
-    ca_certificates: tuple[Path, ...] = setting(
-        "PEM files of the CAs whose client certificates are accepted (health PKIs)."
-    )
-    finess_attribute: str = setting(
-        "Subject attribute carrying the establishment FINESS.",
-        "OU",
-        one_of("OU", "O", "CN", "serialNumber", "organizationIdentifier"),
     )
 
 
@@ -218,7 +205,7 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class RpnConfig:
-    tls: InboundTLSConfig = setting("TLS towards establishments.")
+    tls: ServerTLSConfig = setting("TLS towards establishments.")
     upstream: UpstreamConfig = setting("Connections to AMCs.")
     listen: ListenConfig = setting("Where establishments connect.", default_factory=ListenConfig)
     http: HttpConfig = setting("HTTP limits.", default_factory=HttpConfig)
