@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roc.messages import Routing, envelope  # noqa: E402
+from tests.integration.harness import free_port, reserve_ports  # noqa: E402
 from tools import devpki  # noqa: E402
 
 FAST_AMC = "990000101"
@@ -98,25 +99,6 @@ def _die_with_parent() -> None:
     """In the child: get SIGTERM when the driver dies, so nothing outlives a killed run."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-_used_ports: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port free now, below the ephemeral range (no client socket will take it)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in range(max(1024, low - 9000), low):
-        if port in _used_ports:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _used_ports.add(port)
-        return port
-    raise RuntimeError("no free TCP port")
 
 
 @dataclass
@@ -295,7 +277,7 @@ class Bench:
         for name in ("backend", "haproxy", "nginx", "relay", "slow", "relay_admin"):
             self.ports[name] = free_port()
         # With workers, worker i serves its admin endpoint on the configured port + i.
-        _used_ports.update(range(self.ports["relay_admin"] + 1, self.ports["relay_admin"] + 17))
+        reserve_ports(range(self.ports["relay_admin"] + 1, self.ports["relay_admin"] + 17))
 
     def start_backend(self) -> None:
         answer = (self.work / "answer.xml").read_text().replace("\n", " ")

@@ -12,10 +12,10 @@ personal data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from lxml import etree
 
+from roc.errors import SpecEnum
 from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
 
 #: Namespace of the detail element of the simulator's faults.
@@ -31,7 +31,7 @@ class FaultSpec:
     message: str
 
 
-class MutuelleError(Enum):
+class MutuelleError(SpecEnum):
     """Every fault Mutuelle ANS answers with. Codes are stable: clients may match on them."""
 
     XML_FORBIDDEN = FaultSpec(
@@ -108,14 +108,6 @@ class MutuelleError(Enum):
     @property
     def spec(self) -> FaultSpec:
         return self.value
-
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def http_status(self) -> int:
-        return self.value.http_status
 
 
 class MutuelleFault(Exception):

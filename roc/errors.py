@@ -21,7 +21,21 @@ class ErrorSpec:
     retryable: bool
 
 
-class RpnError(Enum):
+class SpecEnum(Enum):
+    """An enum of error specs (anything with ``code`` and ``http_status``), read through."""
+
+    @property
+    def code(self) -> str:
+        code: str = self.value.code
+        return code
+
+    @property
+    def http_status(self) -> int:
+        status: int = self.value.http_status
+        return status
+
+
+class RpnError(SpecEnum):
     """Every fault the relay can answer with. Codes are stable: clients may match on them."""
 
     ROUTING_UNREADABLE = ErrorSpec(
@@ -177,14 +191,6 @@ class RpnError(Enum):
     @property
     def spec(self) -> ErrorSpec:
         return self.value
-
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def http_status(self) -> int:
-        return self.value.http_status
 
 
 class RpnFailure(Exception):

@@ -22,6 +22,11 @@ TWISTD = Path(sys.executable).parent / "twistd"
 _used_ports: set[int] = set()
 
 
+def reserve_ports(ports: range) -> None:
+    """Never hand out *ports* (e.g. the admin ports of extra workers)."""
+    _used_ports.update(ports)
+
+
 def free_port() -> int:
     """A TCP port free right now, below the kernel's ephemeral range so that no outgoing
     connection takes it before the process under test binds it."""
