@@ -107,6 +107,21 @@ class RpnError(SpecEnum):
     METHOD_NOT_ALLOWED = ErrorSpec(
         "RPN-405-METHODE", 405, "Client", "ROC services accept POST only.", False
     )
+    HTTP_MALFORMED = ErrorSpec(
+        "RPN-400-HTTP",
+        400,
+        "Client",
+        "The HTTP request is malformed (request line, header field, length or transfer coding);"
+        " the connection is closed.",
+        False,
+    )
+    HEADERS_TOO_LARGE = ErrorSpec(
+        "RPN-431-ENTETES",
+        431,
+        "Client",
+        "The request's header fields are too large or too many; the connection is closed.",
+        False,
+    )
     BODY_TOO_LARGE = ErrorSpec(
         "RPN-413-TAILLE", 413, "Client", "The message is larger than the relay accepts.", False
     )

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
 )
 from twisted.internet.ssl import TLSVersion
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from roc.config import one_of, setting
@@ -165,6 +165,18 @@ def client_options(files: TLSFiles, hostname: str) -> IOpenSSLClientConnectionCr
             ),
         },
     )
+
+
+class WholeMessageTLSFactory(TLSMemoryBIOFactory):
+    """TLS for protocols that write each message at once: no write aggregation.
+
+    Twisted's default TLS transport buffers every write until the next reactor iteration (a
+    ``callLater(0)`` per burst) so that many small writes make one TLS record. The relay's HTTP
+    protocols already write a whole head and body in one call: the buffering only adds a
+    timer and a reactor turn of latency to each message.
+    """
+
+    protocol = TLSMemoryBIOProtocol
 
 
 def finess_from_certificate(cert: x509.Certificate, attribute: str = "OU") -> str | None:

@@ -1,52 +1,38 @@
-"""The relay's HTTP front: limits, authorisation, routing, forwarding, relaying back.
+"""The relay's exchange logic: limits, authorisation, routing, forwarding, relaying back.
 
 ``Relay.handle`` runs one exchange: the client's establishment comes from its certificate,
 the routing key from the message header (the body is never parsed or re-serialised), the AMC
 endpoint from the annuaire, and the answer from the AMC's upstream, relayed as received.
 Every refusal is a SOAP Fault with the relay's error code; every exchange is recorded once.
+HTTP itself (framing, limits, timeouts) is ``rpn.h1server``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from io import BytesIO
-from typing import Any
 
+from OpenSSL import crypto
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
-from twisted.web.http_headers import Headers
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from roc.errors import RpnError, RpnFailure
 from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
 from roc.routing import IRoutingExtractor, RequestView, soap_version_of
 from roc.soap import content_type, fault_document
 from roc.tls import finess_from_certificate
-from rpn.interfaces import IAnnuaire
+from rpn.h1server import HttpRequest, HttpServerFactory
+from rpn.interfaces import AmcEntry, IAnnuaire
 from rpn.stats import ExchangeRecord, IStatsSink, answer_outcome, business_code
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
 
 _SOAP_TYPES = (b"text/xml", b"application/soap+xml")
-_REASONS = {
-    400: b"Bad Request",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    408: b"Request Timeout",
-    413: b"Content Too Large",
-    415: b"Unsupported Media Type",
-    429: b"Too Many Requests",
-    500: b"Internal Server Error",
-    502: b"Bad Gateway",
-    503: b"Service Unavailable",
-    504: b"Gateway Timeout",
-}
+#: Client certificates whose FINESS is remembered (about 1 KB each); beyond, start again.
+_IDENTITY_CACHE_SIZE = 20_000
+_USER_AGENT = (b"User-Agent", b"PiANO-RPN/0.1")
+_SOAP_ACTIONS = {service: f'"{soap_action(service)}"'.encode() for service in Service}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,169 +49,21 @@ class RelayPolicy:
     max_in_flight_per_establishment: int = 64
 
 
-def _first(value: bytes | None) -> str | None:
-    return value.decode("latin-1") if value is not None else None
-
-
 def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
-#: Seconds a refused client has to acknowledge the TLS close before its connection is aborted.
-_ABORT_AFTER = 2.0
-
-
-class RelayChannel(HTTPChannel):
-    """HTTPChannel whose request line must also arrive within the read timeout.
-
-    twisted.web creates a request (and the relay its read deadline) only once the request
-    line is complete, and resets the idle timeout on every byte: without this, a client
-    dribbling a request line one byte at a time would hold its connection forever.
-    """
-
-    site: RelaySite
-    _line_deadline: IDelayedCall | None = None
-    _abort_call: IDelayedCall | None = None
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._line_deadline is None and not self.requests:
-            self._line_deadline = self.site.clock.callLater(
-                self.site.policy().read_timeout, self._line_too_slow
-            )
-        super().dataReceived(data)
-        if self.requests:
-            self._cancel_line_deadline()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._cancel_line_deadline()
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None
-        super().connectionLost(reason)
-
-    def _cancel_line_deadline(self) -> None:
-        if self._line_deadline is not None and self._line_deadline.active():
-            self._line_deadline.cancel()
-        self._line_deadline = None
-
-    def _line_too_slow(self) -> None:
-        self._line_deadline = None
-        self.close_with_fault(
-            RpnError.REQUEST_TIMEOUT,
-            "request line not received within the read timeout",
-            SoapVersion.SOAP11,
-        )
-
-    def close_with_fault(self, error: RpnError, detail: str, version: SoapVersion) -> None:
-        """Answer *error* at once and close, whatever the client sends meanwhile."""
-        body = fault_document(error, detail, version=version)
-        status = error.http_status
-        head = (
-            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n"
-            % (status, _REASONS.get(status, b"Error"), content_type(version).encode(), len(body))
-        )
-        if self.transport is not None and self._abort_call is None:
-            self.transport.write(head + body)
-            # HTTPChannel.loseConnection unregisters the channel as the transport's producer
-            # first: TLS never starts its close while a producer is registered, and the
-            # client's every byte would keep resetting the idle timeout.
-            self.loseConnection()
-            self._abort_call = self.site.clock.callLater(_ABORT_AFTER, self.forceAbortClient)
-        self.site.on_early_refusal(error, status, len(body))
-
-
-class RelayRequest(Request):
-    """A request refused early when its body is too large or arrives too slowly."""
-
-    refused = False
-    _received = 0
-    _read_deadline: IDelayedCall | None = None
-
-    def __init__(self, channel: Any, queued: Any = None) -> None:
-        super().__init__(channel, queued)
-        site: RelaySite = channel.site
-        self._read_deadline = site.clock.callLater(site.policy().read_timeout, self._too_slow)
-
-    def _relay_site(self) -> RelaySite:
-        site: RelaySite = self.channel.site  # type: ignore[attr-defined]
-        return site
-
-    def gotLength(self, length: int | None) -> None:
-        self.content = BytesIO()
-        if length is not None and length > self._relay_site().policy().max_body_bytes:
-            self._refuse(RpnError.BODY_TOO_LARGE, "declared Content-Length over the limit")
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self.refused:
-            return
-        self._received += len(data)
-        if self._received > self._relay_site().policy().max_body_bytes:
-            self._refuse(RpnError.BODY_TOO_LARGE, "body over the limit")
-            return
-        self.content.write(data)  # type: ignore[union-attr]
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        self._cancel_deadline()
-        if self.refused:
-            return
-        super().requestReceived(command, path, version)
-
-    def connectionLost(self, reason: Failure) -> None:
-        self._cancel_deadline()
-        super().connectionLost(reason)
-
-    def _cancel_deadline(self) -> None:
-        if self._read_deadline is not None and self._read_deadline.active():
-            self._read_deadline.cancel()
-        self._read_deadline = None
-
-    def _too_slow(self) -> None:
-        self._read_deadline = None
-        self._refuse(RpnError.REQUEST_TIMEOUT, "request not received within the read timeout")
-
-    def _refuse(self, error: RpnError, detail: str) -> None:
-        """Answer now with a fault and close: the rest of the body is never read."""
-        if self.refused:
-            return
-        self.refused = True
-        # Twisted would otherwise answer "100 Continue" after this refusal.
-        self.requestHeaders.removeHeader(b"expect")
-        version = soap_version_of(_first(self.getHeader(b"content-type")))
-        channel: RelayChannel = self.channel  # type: ignore[assignment]
-        channel.close_with_fault(error, detail, version)
-
-
-class RelaySite(Site):
-    """twisted.web's Site with the relay's request class and limits."""
-
-    requestFactory = RelayRequest  # type: ignore[assignment]
-    # HTTP/1.1 only (no ALPN is offered), so no _GenericHTTPChannelProtocol wrapper.
-    protocol = RelayChannel  # type: ignore[assignment]
-
-    def __init__(
-        self,
-        resource: RelayResource,
-        clock: IReactorTime,
-        policy: Callable[[], RelayPolicy],
-        on_early_refusal: Callable[[RpnError, int, int], None],
-        idle_timeout: float,
-    ) -> None:
-        # A SOAP body is never a form upload: skip twisted.web's Content-Type parsing of every
-        # POST (the largest item of the relay's profile, bench/ and docs/performance.md).
-        super().__init__(
-            resource, timeout=idle_timeout, reactor=clock, parsePOSTFormSubmission=False
-        )
-        self.clock = clock
-        self.policy = policy
-        self.on_early_refusal = on_early_refusal
-        self.noisy = False
-
-    def getContentFile(self, length: int | None) -> BytesIO:
-        return BytesIO()
-
-    def log(self, request: Any) -> None:
-        """The relay writes its own access log without personal data."""
+def relay_factory(
+    relay: Callable[[], Relay], clock: IReactorTime, idle_timeout: float
+) -> HttpServerFactory:
+    """The protocol factory of the relay's listener (under TLS): requests go to ``relay()``."""
+    return HttpServerFactory(
+        relay,
+        clock,
+        lambda: relay().policy.read_timeout,
+        lambda: relay().policy.max_body_bytes,
+        idle_timeout,
+    )
 
 
 class Relay:
@@ -243,7 +81,9 @@ class Relay:
         stats: IStatsSink,
     ) -> None:
         self.clock = clock
-        self.policy = policy
+        #: (FINESS, expiry) by DER client certificate, forgotten with each new policy.
+        self._identities: dict[bytes, tuple[str | None, float]] = {}
+        self._policy = policy
         self.extractor = extractor
         self.annuaire = annuaire
         self.upstreams = upstreams
@@ -256,6 +96,16 @@ class Relay:
         #: connection so that clients move to another process or host.
         self.draining = False
         self._idle_waiters: list[Deferred[None]] = []
+
+    @property
+    def policy(self) -> RelayPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: RelayPolicy) -> None:
+        """A reloaded policy; certificates are read again (``finess_attribute`` may change)."""
+        self._policy = policy
+        self._identities.clear()
 
     def wait_idle(self) -> Deferred[None]:
         """Fires once no exchange is in flight (at once if none is)."""
@@ -273,27 +123,30 @@ class Relay:
 
     # -- the exchange --------------------------------------------------------------------
 
-    def handle(self, request: Request) -> None:
+    def handle(self, request: HttpRequest) -> None:
         started = self.clock.seconds()
-        # No "Server: TwistedWeb/x.y" (version disclosure, and a second Server header next
-        # to the AMC's own): the relay is transparent.
-        request.responseHeaders.removeHeader(b"server")
         record = ExchangeRecord()
-        body = request.content.getvalue() if isinstance(request.content, BytesIO) else b""
+        body = request.body
         record.bytes_in = len(body)
         self.in_flight += 1
-        version = soap_version_of(_first(request.getHeader(b"content-type")))
+        ctype = request.headers.get(b"content-type")
+        version = soap_version_of(ctype.decode("latin-1") if ctype is not None else None)
         try:
-            key = self._admit(request, body, record)
+            key = self._admit(request, ctype, record)
         except RpnFailure as failure:
             self._fault(request, record, failure, version, started)
             return
         finess = record.finess
         held = self.in_flight_by_establishment
         held[finess] = held.get(finess, 0) + 1
-        d = Deferred.fromCoroutine(self._exchange(request, body, key, record))
-        d.addCallback(self._relay_answer, request, record, started)
-        d.addErrback(self._failed, request, record, key.soap_version, started)
+        d = self.annuaire.resolve(key.amc)
+        d.addCallback(self._forward, request, key, record)
+        d.addCallbacks(
+            self._relay_answer,
+            self._failed,
+            callbackArgs=(request, record, started),
+            errbackArgs=(request, record, key.soap_version, started),
+        )
         d.addErrback(self._bug, request, record, started)
         d.addBoth(self._release, finess)
 
@@ -304,10 +157,9 @@ class Relay:
         else:
             del self.in_flight_by_establishment[finess]
 
-    async def _exchange(
-        self, request: Request, body: bytes, key: RoutingKey, record: ExchangeRecord
-    ) -> UpstreamAnswer:
-        entry = await self.annuaire.resolve(key.amc)
+    def _forward(
+        self, entry: AmcEntry, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
+    ) -> Deferred[UpstreamAnswer]:
         record.amc = entry.amc_number
         url = entry.endpoint_for(key.service.value, key.roc_version.value)
         if url is None:
@@ -315,9 +167,11 @@ class Relay:
                 RpnError.SERVICE_NOT_OFFERED, f"{key.service.value} {key.roc_version.value}"
             )
         upstream = self.upstreams.for_amc(entry.amc_number)
-        return await upstream.forward(url, body, self._upstream_headers(request, key, record))
+        return upstream.forward(url, request.body, self._upstream_headers(request, key, record))
 
-    def _admit(self, request: Request, body: bytes, record: ExchangeRecord) -> RoutingKey:
+    def _admit(
+        self, request: HttpRequest, ctype: bytes | None, record: ExchangeRecord
+    ) -> RoutingKey:
         """Check the request and read its routing key; RpnFailure says why not."""
         if not self.accepting:
             raise RpnFailure(RpnError.SHUTTING_DOWN)
@@ -325,12 +179,10 @@ class Relay:
         if request.method != b"POST":
             if not _path_matches(path, self.policy.paths):
                 raise RpnFailure(RpnError.NOT_FOUND)
-            request.setHeader(b"Allow", b"POST")
             raise RpnFailure(RpnError.METHOD_NOT_ALLOWED)
         if not _path_matches(path, self.policy.paths):
             raise RpnFailure(RpnError.NOT_FOUND)
-        ctype = (request.getHeader(b"content-type") or b"").lower()
-        if not ctype.startswith(_SOAP_TYPES):
+        if ctype is None or not ctype.lower().startswith(_SOAP_TYPES):
             raise RpnFailure(RpnError.CONTENT_TYPE)
         finess, expiry = self._identity(request)
         if finess is None:
@@ -344,9 +196,11 @@ class Relay:
             self.policy.max_in_flight_per_establishment
         ):
             raise RpnFailure(RpnError.RATE_LIMITED)
-        key = self.extractor.extract(
-            RequestView.from_raw(request.path, request.requestHeaders.getAllRawHeaders(), body)
-        )
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.headers.items()
+        }
+        key = self.extractor.extract(RequestView(path, headers, request.body))
         record.exchange_id = key.exchange_id
         record.service = key.service.value
         record.version = key.roc_version.value
@@ -358,67 +212,78 @@ class Relay:
             raise RpnFailure(RpnError.SENDER_MISMATCH)
         return key
 
-    def _identity(self, request: Request) -> tuple[str | None, float | None]:
+    def _identity(self, request: HttpRequest) -> tuple[str | None, float | None]:
         """FINESS and expiry (unix time) of the client certificate, read once per connection."""
-        channel: Any = request.channel
-        cached = getattr(channel, "_rpn_identity", None)
+        connection = request.connection
+        cached = connection.identity
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        peer = getattr(channel.transport, "getPeerCertificate", lambda: None)()
+            return cached
+        peer = getattr(connection.transport, "getPeerCertificate", lambda: None)()
         identity: tuple[str | None, float | None] = (None, None)
         if peer is not None:
-            cert = peer.to_cryptography()
-            identity = (
-                finess_from_certificate(cert, self.policy.finess_attribute),
-                cert.not_valid_after_utc.timestamp(),
-            )
-        channel._rpn_identity = identity
+            # Establishments reconnect with the same certificate: read each one once.
+            der = crypto.dump_certificate(crypto.FILETYPE_ASN1, peer)
+            known = self._identities.get(der)
+            if known is None:
+                cert = peer.to_cryptography()
+                known = (
+                    finess_from_certificate(cert, self.policy.finess_attribute),
+                    cert.not_valid_after_utc.timestamp(),
+                )
+                if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+                    self._identities.clear()
+                self._identities[der] = known
+            identity = known
+        connection.identity = identity
         return identity
 
     def _upstream_headers(
-        self, request: Request, key: RoutingKey, record: ExchangeRecord
-    ) -> Headers:
-        ctype = request.getHeader(b"content-type") or b"text/xml; charset=utf-8"
-        headers = Headers(
-            {
-                b"Content-Type": [ctype],
-                b"User-Agent": [b"PiANO-RPN/0.1"],
-                # Validated values only (routing parser, certificate): no CR/LF can get in.
-                b"X-ROC-Echange": [key.exchange_id.encode("ascii")],
-                b"X-ROC-Emetteur-Finess": [record.finess.encode("ascii")],
-            }
-        )
+        self, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
+    ) -> list[tuple[bytes, bytes]]:
+        ctype = request.headers.get(b"content-type") or b"text/xml; charset=utf-8"
+        headers = [
+            (b"Content-Type", ctype),
+            _USER_AGENT,
+            # Validated values only (routing parser, certificate): no CR/LF can get in.
+            (b"X-ROC-Echange", key.exchange_id.encode("ascii")),
+            (b"X-ROC-Emetteur-Finess", record.finess.encode("ascii")),
+        ]
         if key.soap_version is SoapVersion.SOAP11:
-            headers.setRawHeaders(b"SOAPAction", [f'"{soap_action(key.service)}"'.encode()])
+            headers.append((b"SOAPAction", _SOAP_ACTIONS[key.service]))
         return headers
 
     # -- answers -------------------------------------------------------------------------
 
     def _relay_answer(
-        self, answer: UpstreamAnswer, request: Request, record: ExchangeRecord, started: float
+        self,
+        answer: UpstreamAnswer,
+        request: HttpRequest,
+        record: ExchangeRecord,
+        started: float,
     ) -> None:
         record.business_code = business_code(answer.body)
         record.outcome = answer_outcome(answer.status, record.business_code)
         record.status = answer.status
         record.upstream_seconds = answer.seconds
         record.bytes_out = len(answer.body)
-        if request._disconnected:
+        connection = request.connection
+        if connection.disconnected:
             record.outcome = "client_gone"
         else:
-            self._close_if_draining(request)
-            request.setResponseCode(answer.status)
-            for name, value in answer.headers:
-                request.responseHeaders.addRawHeader(name, value)
-            request.setHeader(b"X-ROC-Echange", record.exchange_id.encode("ascii"))
-            request.setHeader(b"Content-Length", b"%d" % len(answer.body))
-            request.write(answer.body)
-            request.finish()
+            headers = [
+                (name, value) for name, value in answer.headers if name.lower() != b"x-roc-echange"
+            ]
+            headers.append((b"X-ROC-Echange", record.exchange_id.encode("ascii")))
+            has_date = any(name.lower() == b"date" for name, _ in answer.headers)
+            connection.respond(
+                answer.status, headers, answer.body, close=self.draining, date=not has_date
+            )
         self._done(record, started)
 
     def _failed(
         self,
         failure: Failure,
-        request: Request,
+        request: HttpRequest,
         record: ExchangeRecord,
         version: SoapVersion,
         started: float,
@@ -428,7 +293,7 @@ class Relay:
         self._fault(request, record, failure.value, version, started)
 
     def _bug(
-        self, failure: Failure, request: Request, record: ExchangeRecord, started: float
+        self, failure: Failure, request: HttpRequest, record: ExchangeRecord, started: float
     ) -> None:
         self.log.failure(
             "exchange {exchange_id} failed unexpectedly", failure, exchange_id=record.exchange_id
@@ -437,7 +302,7 @@ class Relay:
 
     def _fault(
         self,
-        request: Request,
+        request: HttpRequest,
         record: ExchangeRecord,
         failure: RpnFailure,
         version: SoapVersion,
@@ -459,23 +324,17 @@ class Relay:
             amc=record.amc,
             service=record.service,
         )
-        if not request._disconnected:
-            self._close_if_draining(request)
-            request.setResponseCode(error.http_status)
-            request.setHeader(b"Content-Type", content_type(version).encode())
-            request.setHeader(b"Content-Length", b"%d" % len(body))
+        connection = request.connection
+        if not connection.disconnected:
+            headers = [(b"Content-Type", content_type(version).encode())]
             if record.exchange_id:
-                request.setHeader(b"X-ROC-Echange", record.exchange_id.encode("ascii"))
+                headers.append((b"X-ROC-Echange", record.exchange_id.encode("ascii")))
+            if error is RpnError.METHOD_NOT_ALLOWED:
+                headers.append((b"Allow", b"POST"))
             if error.spec.retryable and error.http_status in (429, 503):
-                request.setHeader(b"Retry-After", b"1")
-            request.write(body)
-            request.finish()
+                headers.append((b"Retry-After", b"1"))
+            connection.respond(error.http_status, headers, body, close=self.draining)
         self._done(record, started)
-
-    def _close_if_draining(self, request: Request) -> None:
-        if self.draining:
-            request.setHeader(b"Connection", b"close")
-            request.channel.persistent = False
 
     def _done(self, record: ExchangeRecord, started: float) -> None:
         record.total_seconds = self.clock.seconds() - started
@@ -497,17 +356,3 @@ _OUTCOME = {
     RpnError.ANNUAIRE_UNAVAILABLE: "annuaire_unavailable",
     RpnError.INTERNAL: "relay_error",
 }
-
-
-class RelayResource(Resource):
-    """Every path goes to the relay, which answers 404/405 faults itself."""
-
-    isLeaf = True
-
-    def __init__(self, relay: Callable[[], Relay]) -> None:
-        super().__init__()
-        self._relay = relay
-
-    def render(self, request: Request) -> Any:
-        self._relay().handle(request)
-        return NOT_DONE_YET

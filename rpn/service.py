@@ -16,20 +16,26 @@ from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.systemd import ListenFDs
 from twisted.web.client import Agent
 
 from roc.config import ConfigError
 from roc.routing import build_extractor
-from roc.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
+from roc.tls import (
+    SwappableServerContext,
+    TLSConfigError,
+    TLSFiles,
+    WholeMessageTLSFactory,
+    server_options,
+)
 from rpn.admin import QuietSite, UpstreamCollector, admin_resource
 from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.breaker import BreakerPolicy
 from rpn.config import RpnConfig, load_config
+from rpn.h1server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
-from rpn.relay import Relay, RelayPolicy, RelayResource, RelaySite
+from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
 from rpn.upstream import UpstreamRegistry, UpstreamSettings, _AmcTLSPolicy, quiet_pool
 from rpn.workers import (
@@ -158,6 +164,8 @@ class RelayService(MultiService):
         self.reloads = 0
         self.supervisor: WorkerSupervisor | None = None
         self.listening_socket: socket.socket | None = None
+        #: The client connections' factory, closed last when stopping.
+        self.http: HttpServerFactory | None = None
 
     @property
     def drain_timeout(self) -> float:
@@ -222,6 +230,7 @@ class RelayService(MultiService):
         return Deferred.fromCoroutine(self._drain(stopped))
 
     async def _drain(self, listeners_stopped: Deferred[None] | None) -> None:
+        deadline = self.relay.clock.seconds() + self.drain_timeout
         if listeners_stopped is not None:
             await listeners_stopped
         if self.relay.in_flight:
@@ -236,6 +245,17 @@ class RelayService(MultiService):
                     count=self.relay.in_flight,
                 )
         self.relay.accepting = False  # anything arriving now gets RPN-503-ARRET
+        if self.http is not None:
+            # Answers already written leave before the TLS close; then the process may exit.
+            closed = self.http.close_connections()
+            closed.addTimeout(max(0.5, deadline - self.relay.clock.seconds()), self.relay.clock)
+            try:
+                await closed
+            except TimeoutError:
+                self.log.warn(
+                    "drain timeout: {count} client connections still open are cut",
+                    count=len(self.http.connections),
+                )
         self.annuaire.flush()
         self.access_log.close()
         await self.upstreams.close()
@@ -279,14 +299,9 @@ def build_service(
     service = RelayService(
         config, reactor, server_tls, relay, annuaire, upstreams, access_log, config_path
     )
-    site = RelaySite(
-        RelayResource(lambda: relay),
-        reactor,
-        lambda: relay.policy,
-        relay.record_early_refusal,
-        config.http.idle_timeout,
-    )
-    tls_factory = TLSMemoryBIOFactory(server_tls, False, site, clock=reactor)
+    http = relay_factory(lambda: relay, reactor, config.http.idle_timeout)
+    service.http = http
+    tls_factory = WholeMessageTLSFactory(server_tls, False, http, clock=reactor)
     _listen(service, config, reactor, tls_factory, role)
     admin = QuietSite(
         admin_resource(

@@ -7,48 +7,33 @@ AMC only ever slows down or stops its own traffic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import error as net_error
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, gatherResults
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IReactorTime,
-    IStreamClientEndpoint,
-)
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, gatherResults
+from twisted.internet.interfaces import IDelayedCall, IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._newclient import RequestNotSent, ResponseFailed, ResponseNeverReceived
-from twisted.web.client import URI, Agent, HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.error import SchemeNotSupported
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.tls import TLSFiles, client_options
-from rpn._http import BodyTooLarge, BytesProducer, read_capped_body
+from rpn._http import BodyTooLarge
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout
+from rpn.h1answer import HOP_BY_HOP
+from rpn.h1client import ConnectionPool, H1Connection
+from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 
-#: Hop-by-hop headers never relayed back (RFC 9110 section 7.6.1).
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    }
-)
+#: Headers of the AMC's answer never relayed back (hop-by-hop ones, and Content-Length).
+_HOP_BY_HOP = HOP_BY_HOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,36 +102,6 @@ class _AmcTLSPolicy:
         return creator
 
 
-@implementer(IAgentEndpointFactory)
-class _CachedEndpoints:
-    """One endpoint per AMC address, built once (what ``Agent``'s default factory builds).
-
-    ``Agent`` builds a new ``HostnameEndpoint`` for every request, even one served by a pooled
-    connection, and IDNA-encodes the host each time (3% of an exchange in the profile).
-    """
-
-    def __init__(self, reactor: Any, tls: IPolicyForHTTPS, connect_timeout: float) -> None:
-        self._reactor = reactor
-        self._tls = tls
-        self._connect_timeout = connect_timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            if uri.scheme not in (b"https", b"http"):
-                raise SchemeNotSupported(f"unsupported scheme {uri.scheme!r}")
-            endpoint = HostnameEndpoint(
-                self._reactor, uri.host, uri.port, timeout=self._connect_timeout
-            )
-            if uri.scheme == b"https":
-                creator = self._tls.creatorForNetloc(uri.host, uri.port)
-                endpoint = wrapClientTLS(creator, endpoint)
-            self._endpoints[key] = endpoint
-        return endpoint
-
-
 class _QuietClientFactory(_HTTP11ClientFactory):
     """No "Starting factory" log line per upstream connection."""
 
@@ -158,6 +113,235 @@ def quiet_pool(reactor: Any) -> HTTPConnectionPool:
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool._factory = _QuietClientFactory
     return pool
+
+
+class _Deadlines:
+    """Fails exchanges at their deadline, with one reactor timer for all of an AMC's exchanges.
+
+    A timer per exchange would be created and cancelled for almost every one; this timer
+    fires at the earliest deadline pending and is set again only then.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._pending: dict[_Exchange, None] = {}
+        self._call: IDelayedCall | None = None
+        self._due = 0.0
+
+    def add(self, exchange: _Exchange) -> None:
+        self._pending[exchange] = None
+        deadline = exchange.deadline
+        if self._call is None:
+            self._due = deadline
+            self._call = self._clock.callLater(deadline - self._clock.seconds(), self._expire)
+        elif deadline < self._due:
+            self._due = deadline
+            self._call.reset(deadline - self._clock.seconds())
+
+    def remove(self, exchange: _Exchange) -> None:
+        self._pending.pop(exchange, None)
+
+    def stop(self) -> None:
+        """Cancel the timer if nothing is pending (the service is stopping)."""
+        if not self._pending and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _expire(self) -> None:
+        self._call = None
+        now = max(self._clock.seconds(), self._due)
+        expired = [exchange for exchange in self._pending if exchange.deadline <= now]
+        for exchange in expired:
+            del self._pending[exchange]
+        if self._pending:
+            self._due = min(exchange.deadline for exchange in self._pending)
+            self._call = self._clock.callLater(self._due - self._clock.seconds(), self._expire)
+        for exchange in expired:
+            exchange.expire()
+
+
+class _Exchange:
+    """One forward: waits for a slot, sends on a pooled or new connection, reads the answer.
+
+    Driven by plain callbacks (it is the connection's ``AnswerReceiver``); the only Deferreds
+    are the caller's, the slot's, and a new connection's.
+    """
+
+    __slots__ = (
+        "_acquiring",
+        "_body",
+        "_connecting",
+        "_connection",
+        "_headers",
+        "_retried",
+        "_slot",
+        "_upstream",
+        "_url",
+        "deadline",
+        "done",
+        "result",
+        "started",
+    )
+
+    def __init__(
+        self,
+        upstream: AmcUpstream,
+        url: str,
+        body: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        self._upstream = upstream
+        self._url = url
+        self._body = body
+        self._headers = headers
+        self._slot: Slot | None = None
+        self._acquiring: Deferred[Slot] | None = None
+        self._connecting: Deferred[H1Connection] | None = None
+        self._connection: H1Connection | None = None
+        self._retried = False
+        self.done = False
+        self.started = 0.0
+        self.deadline = 0.0
+        self.result: Deferred[UpstreamAnswer] = Deferred(self._cancel)
+
+    def start(self, queue_timeout: float) -> None:
+        acquiring = self._upstream.limiter.acquire(queue_timeout)
+        if not acquiring.called:
+            self._acquiring = acquiring  # to cancel while waiting in the queue
+        acquiring.addCallbacks(self._slot_granted, self._slot_refused)
+
+    def _slot_granted(self, slot: Slot) -> None:
+        self._acquiring = None
+        self._slot = slot
+        upstream = self._upstream
+        self.started = upstream._clock.seconds()
+        self.deadline = self.started + upstream._settings.request_timeout
+        upstream._deadlines.add(self)
+        try:
+            self._attempt()
+        except Exception:  # noqa: BLE001 - a bug: reported to the caller below
+            self._broken(Failure())
+
+    def _slot_refused(self, failure: Failure) -> None:
+        self._acquiring = None
+        self.done = True
+        self._upstream.breaker.record_cancelled()
+        if failure.check(QueueFull):
+            failure = Failure(RpnFailure(RpnError.OVERLOADED, "queue full"))
+        elif failure.check(QueueTimeout):
+            failure = Failure(RpnFailure(RpnError.OVERLOADED, "no connection slot in time"))
+        if not self.result.called:
+            self.result.errback(failure)
+
+    def _attempt(self) -> None:
+        upstream = self._upstream
+        pool = upstream.pool
+        try:
+            target = pool.target(self._url)
+        except (ValueError, SchemeNotSupported):
+            self._failed(Failure())  # an unusable URL: nothing was sent
+            return
+        data = target.request(self._headers, self._body)
+        connection = pool.take(target.route)
+        if connection is not None:
+            self._send(connection, data)
+            return
+        connecting = pool.connect(target.route)
+        self._connecting = connecting
+        connecting.addCallbacks(self._connected, self._connect_failed, (data,))
+
+    def _connected(self, connection: H1Connection, data: bytes) -> None:
+        self._connecting = None
+        try:
+            self._send(connection, data)
+        except Exception:  # noqa: BLE001 - a bug: reported to the caller below
+            self._broken(Failure())
+
+    def _connect_failed(self, failure: Failure) -> None:
+        if self.done:
+            return  # the deadline or the caller cancelled the attempt
+        self._connecting = None
+        self._failed(failure)
+
+    def _send(self, connection: H1Connection, data: bytes) -> None:
+        if connection.send(data, self, self._upstream._settings.max_response_bytes):
+            self._connection = connection
+            return
+        if not self._retried:
+            # The connection was found closing before any byte left: the AMC provably
+            # never saw this exchange, so one more attempt is safe.
+            self._retried = True
+            self._upstream.log.debug(
+                "AMC {amc}: pooled connection closed, request not sent; retrying once",
+                amc=self._upstream.amc_number,
+            )
+            self._attempt()
+            return
+        self._failed(Failure(RequestNotSent()))
+
+    # AnswerReceiver
+
+    def answer_received(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._connection = None
+        upstream = self._upstream
+        if status in (502, 503, 504):
+            upstream.breaker.record_failure()
+        else:
+            upstream.breaker.record_success()
+        answer = UpstreamAnswer(status, headers, body, upstream._clock.seconds() - self.started)
+        self._end()
+        self.result.callback(answer)
+
+    def answer_failed(self, reason: Failure) -> None:
+        self._connection = None
+        self._failed(reason)
+
+    # endings
+
+    def expire(self) -> None:
+        """The deadline passed."""
+        if not self.done:
+            self._failed(Failure(TimeoutError()))
+
+    def _failed(self, reason: Failure) -> None:
+        self._upstream.breaker.record_failure()
+        error = RpnFailure(classify(reason), reason.type.__name__ if reason.type else "")
+        self._end()
+        self.result.errback(error)
+
+    def _broken(self, failure: Failure) -> None:
+        """A bug: the caller gets the exception itself (the relay logs it as one)."""
+        if self.done:
+            self._upstream.log.failure(
+                "AMC {amc}: forwarding failed", failure, amc=self._upstream.amc_number
+            )
+            return
+        self._upstream.breaker.record_cancelled()
+        self._end()
+        self.result.errback(failure)
+
+    def _cancel(self, result: Deferred[UpstreamAnswer]) -> None:
+        if self.done:
+            return
+        if self._acquiring is not None:
+            self._acquiring.cancel()  # _slot_refused gives the breaker its probe back
+            return
+        self._upstream.breaker.record_cancelled()
+        self._end()
+
+    def _end(self) -> None:
+        """Give back everything the exchange holds (its slot last: it may start the next)."""
+        self.done = True
+        self._upstream._deadlines.remove(self)
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.abandon()
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
 
 
 class AmcUpstream:
@@ -172,18 +356,14 @@ class AmcUpstream:
         tls: IPolicyForHTTPS,
         settings: UpstreamSettings,
         on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
-        agent: IAgent | None = None,
     ) -> None:
         self.amc_number = amc_number
         self._clock: IReactorTime = reactor
         self._settings = settings
-        self.pool = quiet_pool(reactor)
-        self.pool.maxPersistentPerHost = settings.max_active
-        self.pool.cachedConnectionTimeout = int(max(1, settings.idle_timeout))
-        self.pool.retryAutomatically = False
-        self._agent: IAgent = agent or Agent.usingEndpointFactory(
-            reactor, _CachedEndpoints(reactor, tls, settings.connect_timeout), pool=self.pool
+        self.pool = ConnectionPool(
+            reactor, tls, settings.connect_timeout, settings.max_active, settings.idle_timeout
         )
+        self._deadlines = _Deadlines(reactor)
         self.limiter = ConcurrencyLimiter(reactor, settings.max_active, settings.max_queued)
 
         def transition(old: BreakerState, new: BreakerState) -> None:
@@ -203,85 +383,35 @@ class AmcUpstream:
         """
         self._settings = settings
         self.limiter.set_limits(settings.max_active, settings.max_queued)
-        self.pool.maxPersistentPerHost = settings.max_active
-        self.pool.cachedConnectionTimeout = int(max(1, settings.idle_timeout))
-        self._agent = Agent.usingEndpointFactory(
-            self._clock,
-            _CachedEndpoints(self._clock, tls, settings.connect_timeout),
-            pool=self.pool,
+        self.pool.reconfigure(
+            tls, settings.connect_timeout, settings.max_active, settings.idle_timeout
         )
 
-    def forward(self, url: str, body: bytes, headers: Headers) -> Deferred[UpstreamAnswer]:
-        """Send *body* to *url* and collect the answer; fails with RpnFailure."""
-        return Deferred.fromCoroutine(self._forward(url.encode("ascii"), body, headers))
+    def forward(
+        self, url: str, body: bytes, headers: Sequence[tuple[bytes, bytes]]
+    ) -> Deferred[UpstreamAnswer]:
+        """POST *body* to *url* with *headers* and collect the answer; fails with RpnFailure.
 
-    async def _forward(self, url: bytes, body: bytes, headers: Headers) -> UpstreamAnswer:
+        *headers* must not include Host, Content-Length or hop-by-hop headers: the client
+        sets the first two. Cancelling the Deferred gives back the slot and drops the
+        connection of the exchange, if it had one.
+        """
         if not self.breaker.try_acquire():
             wait = self.breaker.retry_after()
-            raise RpnFailure(
-                RpnError.AMC_CIRCUIT_OPEN,
-                f"next attempt in {wait:.1f} s" if wait > 0 else "recovery probes in progress",
+            return fail(
+                RpnFailure(
+                    RpnError.AMC_CIRCUIT_OPEN,
+                    f"next attempt in {wait:.1f} s" if wait > 0 else "recovery probes in progress",
+                )
             )
-        try:
-            slot = await self.limiter.acquire(self._settings.queue_timeout)
-        except QueueFull:
-            self.breaker.record_cancelled()
-            raise RpnFailure(RpnError.OVERLOADED, "queue full") from None
-        except QueueTimeout:
-            self.breaker.record_cancelled()
-            raise RpnFailure(RpnError.OVERLOADED, "no connection slot in time") from None
-        except CancelledError:
-            self.breaker.record_cancelled()
-            raise
-        try:
-            return await self._send(url, body, headers)
-        finally:
-            slot.release()
-
-    async def _send(self, url: bytes, body: bytes, headers: Headers) -> UpstreamAnswer:
-        started = self._clock.seconds()
-        deadline = started + self._settings.request_timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = max(0.001, deadline - self._clock.seconds())
-            request = self._agent.request(b"POST", url, headers, BytesProducer(body))
-            request.addTimeout(remaining, self._clock)
-            try:
-                response: IResponse = await request
-                remaining = max(0.001, deadline - self._clock.seconds())
-                reading = read_capped_body(response, self._settings.max_response_bytes)
-                reading.addTimeout(remaining, self._clock)
-                data = await reading
-            except Exception:  # noqa: BLE001 - every failure is classified below
-                failure = Failure()
-                if failure.check(RequestNotSent) and attempt == 1:
-                    # A pooled connection was found closed before any byte left: the AMC
-                    # provably never saw this exchange, so one more attempt is safe.
-                    self.log.debug(
-                        "AMC {amc}: pooled connection closed, request not sent; retrying once",
-                        amc=self.amc_number,
-                    )
-                    continue
-                error = classify(failure)
-                self.breaker.record_failure()
-                raise RpnFailure(error, failure.type.__name__ if failure.type else "") from None
-            seconds = self._clock.seconds() - started
-            if response.code in (502, 503, 504):
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_success()
-            relayed = [
-                (name, value)
-                for name, values in response.headers.getAllRawHeaders()
-                if name.lower() not in _HOP_BY_HOP
-                for value in values
-            ]
-            return UpstreamAnswer(response.code, relayed, data, seconds)
+        exchange = _Exchange(self, url, body, headers)
+        exchange.start(self._settings.queue_timeout)
+        return exchange.result
 
     def close(self) -> Deferred[None]:
-        closed: Deferred[None] = self.pool.closeCachedConnections()
-        return closed
+        """Close the idle connections (exchanges in flight keep theirs)."""
+        self._deadlines.stop()
+        return self.pool.close()
 
 
 class UpstreamRegistry:

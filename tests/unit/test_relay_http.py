@@ -1,6 +1,6 @@
 """The relay's HTTP front, driven over a StringTransport: what an establishment receives.
 
-Each test writes raw HTTP bytes into a ``RelaySite`` protocol whose transport presents a client
+Each test writes raw HTTP bytes into the relay's HTTP protocol whose transport presents a client
 certificate from ``tools.devpki``, then reads the raw answer, the SOAP fault code, the stats
 record and what reached the (fake) AMC upstream.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import pytest
 from lxml import etree
@@ -29,8 +29,9 @@ from roc.identifiers import make_nir
 from roc.model import ROUTING_NS, RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, AmcKey
 from roc.routing import SoapHeaderExtractor
 from rpn.annuaire import CachedAnnuaire
+from rpn.h1server import HttpServerFactory
 from rpn.interfaces import AmcEntry
-from rpn.relay import Relay, RelayPolicy, RelayResource, RelaySite
+from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.stats import AccessLog, ExchangeRecord, IStatsSink, StatsFanout
 from rpn.testing import FakeAnnuaireSource
 from rpn.upstream import UpstreamAnswer
@@ -162,9 +163,14 @@ class FakeUpstream:
 
     calls: list[Forwarded] = field(default_factory=list)
 
-    def forward(self, url: str, body: bytes, headers: Headers) -> Deferred[UpstreamAnswer]:
+    def forward(
+        self, url: str, body: bytes, headers: Sequence[tuple[bytes, bytes]]
+    ) -> Deferred[UpstreamAnswer]:
         answer: Deferred[UpstreamAnswer] = Deferred()
-        self.calls.append(Forwarded(url, body, headers, answer))
+        received = Headers()
+        for name, value in headers:
+            received.addRawHeader(name, value)
+        self.calls.append(Forwarded(url, body, received, answer))
         return answer
 
 
@@ -212,7 +218,7 @@ def certificates() -> dict[str, crypto.X509 | None]:
 class Client:
     """One establishment connection to the relay."""
 
-    def __init__(self, site: RelaySite, certificate: crypto.X509 | None) -> None:
+    def __init__(self, site: HttpServerFactory, certificate: crypto.X509 | None) -> None:
         self.protocol = site.buildProtocol(None)
         self.transport = TLSStringTransport(certificate)
         self.protocol.makeConnection(self.transport)
@@ -275,13 +281,7 @@ class RelayHarness:
             self.upstreams,  # type: ignore[arg-type]
             StatsFanout(self.stats, stats) if stats is not None else self.stats,
         )
-        self.site = RelaySite(
-            RelayResource(lambda: self.relay),
-            self.clock,
-            lambda: self.relay.policy,
-            self.relay.record_early_refusal,
-            IDLE_TIMEOUT,
-        )
+        self.site = relay_factory(lambda: self.relay, self.clock, IDLE_TIMEOUT)
         self.clients: list[Client] = []
 
     def connect(self, certificate: str = "hospital") -> Client:
@@ -299,7 +299,7 @@ class RelayHarness:
         return self.stats.records
 
     def close(self) -> None:
-        # HTTPChannel schedules its idle timeout on the global reactor: cancel it.
+        # Cancel each connection's timers.
         for client in self.clients:
             if not client.lost:
                 client.disconnect()
@@ -748,3 +748,14 @@ def test_an_establishment_over_its_in_flight_cap_gets_429_and_others_are_unaffec
         call.answer.callback(answer())
     assert [c.response().status for c in (second, other, again)] == [200, 200, 200]
     assert relay.relay.in_flight_by_establishment == {}
+
+
+def test_a_certificate_already_seen_is_read_again_under_a_reloaded_policy(
+    relay: RelayHarness,
+) -> None:
+    relay.exchange(post(envelope()))
+    assert len(relay.upstreams.calls) == 1
+    relay.relay.policy = replace(relay.relay.policy, finess_attribute="CN")
+    client = relay.exchange(post(envelope()))
+    assert_refused(client.response(), relay.records, RpnError.SENDER_NOT_REGISTERED)
+    assert len(relay.upstreams.calls) == 1

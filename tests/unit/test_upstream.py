@@ -6,7 +6,7 @@ behind in-memory mutual TLS (``twisted.test.iosim``), so the real ``Agent`` does
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -266,8 +266,10 @@ class Harness:
         )
         self.pumps: list[IOPump] = []
 
-    def forward(self, body: bytes = b"<demande/>", headers: Headers | None = None) -> Deferred[Any]:
-        sent = self.upstream.forward(AMC_URL, body, headers or Headers())
+    def forward(
+        self, body: bytes = b"<demande/>", headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> Deferred[Any]:
+        sent = self.upstream.forward(AMC_URL, body, headers)
         self.flush()
         return sent
 
@@ -313,7 +315,7 @@ def test_an_exchange_reaches_the_amc_with_its_body_and_headers(
     harness_factory: Callable[..., Harness],
 ) -> None:
     h = harness_factory()
-    headers = Headers({b"Content-Type": [b"text/xml"], b"X-ROC-Echange": [b"ex-1"]})
+    headers = [(b"Content-Type", b"text/xml"), (b"X-ROC-Echange", b"ex-1")]
     sent = h.forward(b"<demande>1</demande>", headers)
     h.accept(0)
     answer = success_result_of(sent)
@@ -505,3 +507,115 @@ def test_a_connection_attempt_that_times_out_is_answered_amc_unavailable(
     sent = h.forward()
     h.fail_connection(0, net_error.TimeoutError())
     assert rpn_failure_of(sent).error is RpnError.AMC_UNAVAILABLE
+
+
+def test_the_amc_gets_the_host_and_length_of_the_exchange(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory()
+    sent = h.forward(b"<demande>12</demande>")
+    h.accept(0)
+    success_result_of(sent)
+    [(_, _, received, _)] = h.amc.requests
+    assert received.getRawHeaders(b"Host") == [b"127.0.0.1:8444"]
+    assert received.getRawHeaders(b"Content-Length") == [b"21"]
+
+
+def test_the_deadline_covers_a_connection_that_never_completes(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory(request_timeout=2.0, connect_timeout=3.0)
+    sent = h.forward()
+    h.reactor.advance(1.9)
+    assert_no_result(sent)
+    h.reactor.advance(0.1)
+    assert rpn_failure_of(sent).error is RpnError.AMC_TIMEOUT
+    assert h.upstream.limiter.active == 0
+    h.reactor.advance(5.0)  # the abandoned attempt reports nothing more
+
+
+def test_a_connection_whose_answer_timed_out_is_never_reused(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory(breaker=policy(failure_threshold=2))
+    h.amc.silent = True
+    late = h.forward()
+    h.accept(0)
+    h.reactor.advance(10.0)
+    assert rpn_failure_of(late).error is RpnError.AMC_TIMEOUT
+    h.amc.silent = False
+    sent = h.forward()
+    assert h.connection_attempts == 2
+    h.accept(1)
+    assert success_result_of(sent).status == 200
+
+
+def test_cancelling_an_exchange_in_flight_frees_its_slot_and_drops_its_connection(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory()
+    h.amc.silent = True
+    sent = h.forward()
+    h.accept(0)
+    sent.cancel()
+    failure_result_of(sent, CancelledError)
+    assert h.upstream.limiter.active == 0
+    assert h.upstream.breaker.state is BreakerState.CLOSED
+    h.amc.silent = False
+    again = h.forward()
+    assert h.connection_attempts == 2, "the abandoned connection is not reused"
+    h.accept(1)
+    assert success_result_of(again).status == 200
+
+
+def test_cancelling_an_exchange_while_it_connects_abandons_the_attempt(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory()
+    sent = h.forward()
+    sent.cancel()
+    failure_result_of(sent, CancelledError)
+    assert h.upstream.limiter.active == 0
+    assert h.reactor.connectors[0].stoppedConnecting
+
+
+def test_closing_the_upstream_closes_its_idle_connections(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory()
+    sent = h.forward()
+    h.accept(0)
+    success_result_of(sent)
+    closed = h.upstream.close()
+    h.flush()
+    assert success_result_of(closed) is None
+    assert h.upstream.pool.idle_count == 0
+    assert h.pumps[0].serverIO.disconnected, "the AMC saw the connection close"
+
+
+def test_after_a_reconfiguration_pooled_connections_are_reused_with_the_new_limits(
+    harness_factory: Callable[..., Harness], pki: Path
+) -> None:
+    h = harness_factory()
+    first = h.forward()
+    h.accept(0)
+    success_result_of(first)
+    client_files = TLSFiles(pki / "rpn-client.pem", pki / "rpn-client.key", (pki / "ca.pem",))
+    h.upstream.reconfigure(_AmcTLSPolicy(client_files), settings(request_timeout=2.0))
+    h.amc.silent = True
+    sent = h.forward()
+    assert h.connection_attempts == 1
+    h.reactor.advance(2.0)
+    assert rpn_failure_of(sent).error is RpnError.AMC_TIMEOUT
+
+
+def test_a_bug_on_the_way_fails_the_exchange_with_the_bug_itself_and_frees_the_slot(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory()
+    not_pairs = cast(Sequence[tuple[bytes, bytes]], [b"X-Oops"])
+    sent = h.upstream.forward(AMC_URL, b"<demande/>", not_pairs)
+    failure_result_of(sent, ValueError)  # not an RpnFailure: the relay logs it as a bug
+    assert h.upstream.limiter.active == 0
+    assert h.upstream.breaker.state is BreakerState.CLOSED
+    assert h.connection_attempts == 0

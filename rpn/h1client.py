@@ -1,0 +1,415 @@
+"""A lean HTTP/1.1 client for the exchange path: one request at a time per persistent connection.
+
+twisted.web's ``Agent`` cost about a third of the relay's CPU per exchange (URI parsing, a
+Deferred per step, a producer per body, ``Headers`` objects). The relay only ever POSTs a body
+already in memory and reads an answer of bounded size, so this client does just that:
+``H1Connection`` writes a request in one write and feeds its answer to
+``rpn.h1answer.AnswerParser`` (sans I/O), and ``ConnectionPool`` keeps idle connections per
+AMC address.
+Nothing here retries or times out: the caller (``rpn.upstream``) owns those decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+from typing import Protocol as TypingProtocol
+from urllib.parse import urlsplit
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.endpoints import HostnameEndpoint, _WrapperEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from twisted.web.error import SchemeNotSupported
+from twisted.web.iweb import IPolicyForHTTPS
+
+from roc.tls import WholeMessageTLSFactory
+from rpn._http import BodyTooLarge
+from rpn.h1answer import TOKEN_CHARS, AnswerParser, MalformedAnswer
+
+__all__ = ["AnswerReceiver", "ConnectionPool", "H1Connection", "Route", "Target"]
+
+#: Seconds ``ConnectionPool.close`` waits for an AMC to finish closing before cutting.
+CLOSE_GRACE = 2.0
+# -- connections ---------------------------------------------------------------------------------
+
+
+class AnswerReceiver(TypingProtocol):
+    """Who waits for the answer to a request sent on an ``H1Connection``; told exactly once."""
+
+    def answer_received(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The whole answer (the connection is already back in its pool, or closing)."""
+
+    def answer_failed(self, reason: Failure) -> None:
+        """The answer will never come whole: cut, malformed, too large, or the TLS failed."""
+
+
+def _closing(transport: Any) -> bool:
+    """Whether *transport* will lose any byte written now.
+
+    TLS answers the AMC's close_notify by closing the TCP connection under it before telling
+    the application, hence the look one level down.
+    """
+    if transport.disconnecting:
+        return True
+    lower = getattr(transport, "transport", None)
+    return lower is not None and bool(getattr(lower, "disconnecting", False))
+
+
+class H1Connection(Protocol):
+    """One persistent connection to an AMC: a request, its answer, then the next request."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        #: When the connection last went back to its pool (the pool's clock).
+        self.idle_since = 0.0
+        self.lost = False
+        self._dropped = False
+        self._receiver: AnswerReceiver | None = None
+        self._parser: AnswerParser | None = None
+        self._on_lost: list[Deferred[None]] = []
+
+    def send(self, data: bytes, receiver: AnswerReceiver, max_body: int) -> bool:
+        """Write a whole request in one write; False, with nothing written, if the connection
+        is closed or closing (so the request provably never left)."""
+        transport = self.transport
+        if self.lost or self._dropped or transport is None or _closing(transport):
+            return False
+        self._receiver = receiver
+        self._parser = AnswerParser(max_body)
+        transport.write(data)
+        return True
+
+    def abandon(self) -> None:
+        """The caller gave up on the answer (deadline, cancelled): drop the connection."""
+        self._receiver = self._parser = None
+        self._abort()
+
+    def close(self) -> Deferred[None]:
+        """Close gracefully (TLS close_notify first); the Deferred fires once it is gone."""
+        if self.lost:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._on_lost.append(done)
+        self._lose()
+        return done
+
+    def _abort(self, force: bool = False) -> None:
+        transport = self.transport
+        if transport is not None and not self.lost and (force or not self._dropped):
+            self._dropped = True
+            cast(Any, transport).abortConnection()
+
+    def _lose(self) -> None:
+        """Close gracefully (an idle connection no longer wanted, or not reusable)."""
+        transport = self.transport
+        if transport is not None and not (self.lost or self._dropped):
+            self._dropped = True
+            transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            # Nothing was asked: bytes now could only be mistaken for the next answer.
+            self._abort()
+            return
+        try:
+            complete = parser.feed(data)
+        except BodyTooLarge:
+            self._fail(Failure())
+        except MalformedAnswer:
+            self._fail(Failure(ResponseFailed([Failure()])))
+        else:
+            if complete:
+                self._complete(parser)
+
+    def _complete(self, parser: AnswerParser) -> None:
+        receiver = self._receiver
+        self._receiver = self._parser = None
+        transport = self.transport
+        if parser.leftover:
+            self._abort()  # the AMC sent more than one answer: nothing it says can be trusted
+        elif parser.reusable and transport is not None and not _closing(transport):
+            self.route.pool._idle(self)
+        else:
+            self._lose()
+        assert receiver is not None
+        receiver.answer_received(parser.status, parser.headers, parser.body)
+
+    def _fail(self, reason: Failure) -> None:
+        receiver = self._receiver
+        self._receiver = self._parser = None
+        self._abort()
+        assert receiver is not None
+        receiver.answer_failed(reason)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+        receiver, parser = self._receiver, self._parser
+        self._receiver = self._parser = None
+        if receiver is None or parser is None:
+            self.route.pool._forget(self)
+        elif parser.end():
+            receiver.answer_received(parser.status, parser.headers, parser.body)
+        elif parser.received_any:
+            receiver.answer_failed(Failure(ResponseFailed([reason])))
+        else:
+            receiver.answer_failed(Failure(ResponseNeverReceived([reason])))
+        waiting, self._on_lost = self._on_lost, []
+        for done in waiting:
+            done.callback(None)
+
+
+class _ConnectionFactory(Factory):
+    noisy = False
+
+    def __init__(self, route: Route) -> None:
+        self._route = route
+
+    def buildProtocol(self, addr: Any) -> H1Connection:
+        return H1Connection(self._route)
+
+
+class Route:
+    """One AMC address (scheme, host, port): its endpoint and its idle connections."""
+
+    __slots__ = ("_endpoint", "factory", "host", "idle", "pool", "port", "scheme")
+
+    def __init__(self, pool: ConnectionPool, scheme: bytes, host: bytes, port: int) -> None:
+        self.pool = pool
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        #: Idle connections, oldest first.
+        self.idle: list[H1Connection] = []
+        self.factory = _ConnectionFactory(self)
+        self._endpoint: IStreamClientEndpoint | None = None
+
+    def endpoint(self) -> IStreamClientEndpoint:
+        """Built once per configuration (the TLS client context once per host)."""
+        if self._endpoint is None:
+            pool = self.pool
+            endpoint: IStreamClientEndpoint = HostnameEndpoint(
+                pool.reactor, self.host, self.port, timeout=pool.connect_timeout
+            )
+            if self.scheme == b"https":
+                creator = pool.tls.creatorForNetloc(self.host, self.port)
+                endpoint = _WrapperEndpoint(
+                    endpoint,
+                    lambda factory: WholeMessageTLSFactory(
+                        creator, True, factory, clock=pool.reactor
+                    ),
+                )
+            self._endpoint = endpoint
+        return self._endpoint
+
+
+class Target:
+    """A URL ready to send to: its route and the start of every request's head."""
+
+    __slots__ = ("head", "route")
+
+    def __init__(self, route: Route, head: bytes) -> None:
+        self.route = route
+        self.head = head
+
+    def request(self, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> bytes:
+        """A whole POST request: head (Host, the given headers, Content-Length) and body.
+
+        The caller's headers must not carry Host, Content-Length or hop-by-hop headers; a CR or
+        LF in one is replaced by a space, so no value can start a header line of its own.
+        """
+        parts = [self.head]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"Content-Length: %d\r\n\r\n" % len(body))
+        head = b"".join(parts)
+        lines = len(headers) + 4
+        if head.count(b"\n") != lines or head.count(b"\r") != lines:
+            return self._sanitized(headers, body)
+        return head + body
+
+    def _sanitized(self, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> bytes:
+        clean = []
+        for name, value in headers:
+            if name.translate(None, TOKEN_CHARS) or not name:
+                raise ValueError(f"invalid header name {name!r}")
+            clean.append((name, value.replace(b"\r", b" ").replace(b"\n", b" ")))
+        return self.request(clean, body)
+
+
+def _parse_url(url: str) -> tuple[bytes, bytes, int, bytes]:
+    """(scheme, host, port, request target) of an http(s) URL; ValueError if it is not one."""
+    raw = url.encode("ascii")
+    if not raw or raw.translate(None, bytes(range(0x21, 0x7F))):
+        raise ValueError(f"invalid URL {url!r}")
+    parts = urlsplit(raw)
+    scheme = parts.scheme
+    if scheme not in (b"http", b"https"):
+        raise SchemeNotSupported(f"unsupported scheme {scheme!r}")
+    default = 443 if scheme == b"https" else 80
+    netloc = parts.netloc.rpartition(b"@")[2]
+    if netloc.startswith(b"["):
+        host, _, rest = netloc[1:].partition(b"]")
+        port_text = rest[1:] if rest.startswith(b":") else b""
+    else:
+        host, _, port_text = netloc.partition(b":")
+    port = int(port_text) if port_text else default
+    if not host or not 0 < port < 65536 or (port_text and not port_text.isdigit()):
+        raise ValueError(f"invalid URL {url!r}")
+    target = parts.path or b"/"
+    if parts.query:
+        target += b"?" + parts.query
+    return scheme, host, port, target
+
+
+class ConnectionPool:
+    """Persistent connections to one AMC's addresses, idle ones kept for reuse.
+
+    At most *max_idle* idle connections per address; one idle longer than *idle_timeout* is
+    never reused, and one timer per pool (not per exchange) closes them.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        tls: IPolicyForHTTPS,
+        connect_timeout: float,
+        max_idle: int,
+        idle_timeout: float,
+    ) -> None:
+        self.reactor = reactor
+        self._clock: IReactorTime = reactor
+        self.tls = tls
+        self.connect_timeout = connect_timeout
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._routes: dict[tuple[bytes, bytes, int], Route] = {}
+        self._targets: dict[str, Target] = {}
+        self._sweep: IDelayedCall | None = None
+        self._closed = False
+
+    def reconfigure(
+        self, tls: IPolicyForHTTPS, connect_timeout: float, max_idle: int, idle_timeout: float
+    ) -> None:
+        """New connections use the new settings; idle ones stay (until their idle timeout)."""
+        self.tls = tls
+        self.connect_timeout = connect_timeout
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        for route in self._routes.values():
+            route._endpoint = None
+
+    def target(self, url: str) -> Target:
+        """The parsed *url* (cached); ValueError or SchemeNotSupported if it cannot be used."""
+        target = self._targets.get(url)
+        if target is None:
+            scheme, host, port, path = _parse_url(url)
+            route = self._routes.get((scheme, host, port))
+            if route is None:
+                route = self._routes[(scheme, host, port)] = Route(self, scheme, host, port)
+            host_value = b"[" + host + b"]" if b":" in host else host
+            if port != (443 if scheme == b"https" else 80):
+                host_value += b":%d" % port
+            target = Target(route, b"POST " + path + b" HTTP/1.1\r\nHost: " + host_value + b"\r\n")
+            if len(self._targets) >= 256:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+    def take(self, route: Route) -> H1Connection | None:
+        """The most recently used idle connection to *route*, if one is fresh enough."""
+        idle = route.idle
+        if not idle:
+            return None
+        connection = idle.pop()
+        if self._clock.seconds() - connection.idle_since < self._idle_timeout:
+            return connection
+        # The newest is too old, so are the others.
+        idle.append(connection)
+        expired = idle[:]
+        idle.clear()
+        for old in expired:
+            old._lose()
+        return None
+
+    def connect(self, route: Route) -> Deferred[H1Connection]:
+        """A new connection to *route* (TCP, then TLS for https)."""
+        connecting = route.endpoint().connect(route.factory)
+        return cast("Deferred[H1Connection]", connecting)
+
+    @property
+    def idle_count(self) -> int:
+        return sum(len(route.idle) for route in self._routes.values())
+
+    def close(self) -> Deferred[None]:
+        """Close every idle connection, and any released from now on; fires once they are gone.
+
+        Closed gracefully, as an AMC expects; one that has not gone after ``CLOSE_GRACE``
+        seconds is cut, so a stop never hangs on an AMC that does not finish the TLS close.
+        """
+        self._closed = True
+        if self._sweep is not None and self._sweep.active():
+            self._sweep.cancel()
+        self._sweep = None
+        connections = [connection for route in self._routes.values() for connection in route.idle]
+        for route in self._routes.values():
+            route.idle = []
+        closed = gatherResults([connection.close() for connection in connections])
+        done: Deferred[None] = closed.addCallback(lambda _: None)
+        if done.called:
+            return done
+
+        def cut() -> None:
+            for connection in connections:
+                connection._abort(force=True)
+
+        cutting = self._clock.callLater(CLOSE_GRACE, cut)
+
+        def stop_cutting(result: None) -> None:
+            if cutting.active():
+                cutting.cancel()
+
+        done.addCallback(stop_cutting)
+        return done
+
+    def _idle(self, connection: H1Connection) -> None:
+        idle = connection.route.idle
+        if self._closed or len(idle) >= self._max_idle:
+            connection._lose()
+            return
+        now = self._clock.seconds()
+        connection.idle_since = now
+        idle.append(connection)
+        if self._sweep is None:
+            self._sweep = self._clock.callLater(self._idle_timeout, self._close_expired)
+
+    def _forget(self, connection: H1Connection) -> None:
+        """A connection closed while idle leaves the pool at once."""
+        try:
+            connection.route.idle.remove(connection)
+        except ValueError:
+            pass
+
+    def _close_expired(self) -> None:
+        self._sweep = None
+        now = self._clock.seconds()
+        horizon = now - self._idle_timeout + 1e-9
+        oldest: float | None = None
+        for route in self._routes.values():
+            idle = route.idle
+            count = 0
+            while count < len(idle) and idle[count].idle_since <= horizon:
+                count += 1
+            expired = idle[:count]
+            del idle[:count]
+            for connection in expired:
+                connection._lose()
+            if idle and (oldest is None or idle[0].idle_since < oldest):
+                oldest = idle[0].idle_since
+        if oldest is not None:
+            self._sweep = self._clock.callLater(
+                max(0.0, oldest + self._idle_timeout - now), self._close_expired
+            )
