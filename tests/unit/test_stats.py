@@ -300,3 +300,17 @@ def test_an_unregistered_certificate_never_creates_an_establishment_label() -> N
     stats.record(ExchangeRecord(finess="990000051", code="RPN-403-NON-INSCRIT", registered=False))
     text = (generate_latest(registry) + exposition(stats.tables)).decode()
     assert "990000051" not in text
+
+
+def test_access_log_lines_stay_valid_json_whatever_the_identifiers_hold() -> None:
+    stream = io.StringIO()
+    odd = dataclasses.replace(
+        ANSWERED, exchange_id='a"b\\c\n\x00é\u2028', upstream_seconds=None, total_seconds=1e-7
+    )
+    AccessLog(stream).record(odd)
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["exchange_id"] == odd.exchange_id
+    assert entry["upstream_seconds"] is None
+    assert entry["total_seconds"] == 1e-7
+    assert line.isascii()
