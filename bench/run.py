@@ -623,47 +623,54 @@ def slow_amc(bench: Bench, relay_rps: float) -> dict[str, float]:
     in_flight = bench.args.slow_in_flight
     bench.start_relay(max_active=in_flight + 100)
     rate = max(10.0, relay_rps / 4)
-    baseline = bench.load("relay", rate=rate, conns=16)
-    # The slow clients open their connections over `ramp` seconds (500 client handshakes and
-    # 500 upstream ones at once would be a connection storm, another scenario), and back off
-    # 1 s after a failure as a real client would, instead of spinning on quick refusals.
-    ramp = 8.0
-    settle = ramp + 2 * bench.args.slow_delay
-    seconds = settle + bench.args.warmup + bench.args.duration + 4
-    slow_argv = bench.loadgen_argv(
-        "load",
-        "relay",
-        "request-slow.xml",
-        f"-c={in_flight}",
-        f"-duration={seconds - settle}s",
-        f"-warmup={settle}s",
-        f"-ramp={ramp}s",
-        "-fail-pause=1s",
-        "-timeout=20s",
-        "-label=slow",
-    )
-    slow = subprocess.Popen(slow_argv, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
     gauge: list[float] = []
+    recording = threading.Event()
     stop = threading.Event()
 
     def watch() -> None:
+        # Scraped once a second in both phases, as Prometheus would: the baseline pays the
+        # same scrape cost as the loaded run.
         url = f"http://127.0.0.1:{bench.relay_admin}/metrics"
         while not stop.wait(1.0):
             for line in http_get(url)[1].splitlines():
                 if line.startswith(b"rpn_pool_active_requests") and SLOW_AMC.encode() in line:
-                    gauge.append(float(line.rsplit(b" ", 1)[1]))
+                    if recording.is_set():
+                        gauge.append(float(line.rsplit(b" ", 1)[1]))
 
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    slow: subprocess.Popen[bytes] | None = None
     try:
+        baseline = bench.load("relay", rate=rate, conns=16)
+        # The slow clients open their connections over `ramp` seconds (500 client handshakes
+        # and 500 upstream ones at once would be a connection storm, another scenario), and
+        # back off 1 s after a failure as a real client would, instead of spinning on quick
+        # refusals.
+        ramp = 8.0
+        settle = ramp + 2 * bench.args.slow_delay
+        seconds = settle + bench.args.warmup + bench.args.duration + 4
+        slow_argv = bench.loadgen_argv(
+            "load",
+            "relay",
+            "request-slow.xml",
+            f"-c={in_flight}",
+            f"-duration={seconds - settle}s",
+            f"-warmup={settle}s",
+            f"-ramp={ramp}s",
+            "-fail-pause=1s",
+            "-timeout=20s",
+            "-label=slow",
+        )
+        slow = subprocess.Popen(slow_argv, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
         time.sleep(settle)
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        recording.set()
         loaded = bench.load("relay", rate=rate, conns=16)
-        stop.set()
-        watcher.join(10)
+        recording.clear()
         out, _ = slow.communicate(timeout=seconds + 60)
     finally:
         stop.set()
-        if slow.poll() is None:
+        watcher.join(10)
+        if slow is not None and slow.poll() is None:
             slow.kill()
             slow.wait()
     slow_report = json.loads(out.decode().strip().splitlines()[-1])
