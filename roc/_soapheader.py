@@ -1,34 +1,49 @@
-"""The bounded streaming read of the routing block in a SOAP header (private to ``roc.routing``).
+"""Reading the routing block in a SOAP header, bounded (private to ``roc.routing``).
 
-The reader feeds lxml's pull parser only the bytes up to the end of the SOAP ``Header`` (or the
-start of the ``Body`` when no header comes first), so the body is never parsed: the relay
-forwards it untouched, and malformed or hostile content there costs nothing here.
+Only the bytes up to the end of the SOAP ``Header`` (or the start of the ``Body`` when no
+header comes first) are read, so the body is never parsed: the relay forwards it untouched, and
+malformed or hostile content there costs nothing here. Three reads give one answer, from the
+cheapest to the most general:
+
+- a **known shape**: a header with the markup of one already read as a tree, and plain texts,
+  has that header's tree with other texts: each field's text is taken from its place, with no
+  parse (see ``roc._soapshape``);
+- a **tree**: the screened bytes are parsed in one go by a reused parser, and the tree is
+  checked for the one layout that yields a routing key (see ``RoutingBlockReader._read_tree``);
+- the **streaming read**, which follows the parse event by event and decides every refusal.
+
+The first two answer only where the streaming read would give that very answer, and leave every
+other message (refusals included) to it.
 
 One lxml behaviour shapes the code. With ``resolve_entities=False`` lxml does not raise on an
 undefined entity; it ends the parse silently and a later ``feed`` starts a new document. So
 every fed segment is first screened for DTDs and for ``&`` that does not start a predefined or
 character reference (a literal ``&`` in a comment or CDATA section of the header is refused
 too: the screen does not parse), and the envelope, header and routing block are checked by
-identity so that events from a restarted parse can never complete a routing key. For the
+identity so that events from a restarted parse can never complete a routing key (the tree read
+feeds once: a silent end leaves its document unfinished, which close() refuses). For the
 screens to see bytes as characters, the message must be in UTF-8 or another ASCII-based
 encoding (UTF-16 and UTF-7, among others, are refused).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from lxml import etree
 
+from roc._soapshape import Found, KnownShapes, cut, markup
 from roc.errors import RpnError, RpnFailure
 from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
 
 #: Where a fed segment may end: a closing tag named ``Header`` (any prefix) or, before it, the
 #: start tag of a ``Body``. A false candidate (in a comment, another namespace) means feeding on.
-_HEADER_END = re.compile(rb"</(?:[^\s<>/:]+:)?Header\s*>")
+_HEADER_END = re.compile(rb"</((?:[^\s<>/:]+:)?)Header\s*>")
 _BODY_START = re.compile(rb"<(?:[^\s<>/:!?]+:)?Body(?:[\s/][^<>]*)?>")
 #: What is refused before it reaches the parser: any DTD or entity declaration, and any ``&``
 #: that does not start a predefined entity or a character reference.
@@ -51,6 +66,10 @@ _EVENTS: tuple[Literal["start"], Literal["end"]] = ("start", "end")
 _XML_ERROR_NAMES = {
     value: name for name, value in vars(etree.ErrorTypes).items() if isinstance(value, int)
 }
+#: A read that does not settle the message, which the next way of reading then takes.
+_UNSETTLED = None
+#: A trie of field paths: each tag leads to a field's key or to the next level.
+_Trie = dict[object, "str | _Trie"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +111,13 @@ def _syntax_failure(exc: etree.LxmlError) -> RpnFailure:
 
 def _check_start(body: bytes) -> None:
     """Refuse what the byte screens cannot read: empty bodies and non-ASCII-based encodings."""
-    first = _FIRST_BYTE.search(body, len(_UTF8_BOM) if body.startswith(_UTF8_BOM) else 0)
-    if first is None:
-        raise _forbidden("not well-formed XML: the message is empty")
-    start = first.start()
-    if body[start] != 0x3C or b"\x00" in body[start : start + 4]:
+    start = len(_UTF8_BOM) if body.startswith(_UTF8_BOM) else 0
+    if not body.startswith(b"<", start):
+        first = _FIRST_BYTE.search(body, start)
+        if first is None:
+            raise _forbidden("not well-formed XML: the message is empty")
+        start = first.start()
+    if body[start] != 0x3C or body.find(b"\x00", start, start + 4) >= 0:
         raise _forbidden("not well-formed XML: the message must be UTF-8 XML starting with '<'")
     declared = _ENCODING_DECL.match(body, start)
     if declared is not None and not _ASCII_BASED.fullmatch(declared.group(1)):
@@ -104,6 +125,9 @@ def _check_start(body: bytes) -> None:
 
 
 def _screen(body: bytes, start: int, stop: int) -> None:
+    # What the screen refuses starts with '&' or '<!': most headers have neither.
+    if body.find(b"&", start, stop) < 0 and body.find(b"!", start + 1, stop + 1) < 0:
+        return
     found = _FORBIDDEN.search(body, start, min(len(body), stop + _SCREEN_OVERLAP))
     if found is None or found.start() >= stop:
         return
@@ -113,6 +137,67 @@ def _screen(body: bytes, start: int, stop: int) -> None:
         "entity references other than the predefined ones are refused "
         "(a '&' must start one of the five predefined entities or a character reference)"
     )
+
+
+#: Each thread's parser for tree reads, reused from read to read (lxml resets it on close()).
+_PARSERS = threading.local()
+
+
+@functools.lru_cache(maxsize=16)
+def _too_deep(max_depth: int) -> etree.XPath:
+    """Whether an element below a Header (at depth 2) is nested deeper than *max_depth*."""
+    return etree.XPath("boolean(" + "/".join(["*"] * max(1, max_depth - 1)) + ")")
+
+
+def _new_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _segment_end(body: bytes, pos: int, limit: int) -> tuple[int, re.Match[bytes] | None]:
+    """Where the segment from *pos* ends, and the Header end tag ending it (if one does).
+
+    A segment ends after the first Header end tag (any prefix) or, before it, the start tag
+    of a Body; a false candidate (in a comment, another namespace) means feeding on.
+    """
+    found = _HEADER_END.search(body, pos, limit)
+    stop = found.end() if found is not None else limit
+    if body.find(b"Body", pos, stop) >= 0:
+        body_start = _BODY_START.search(body, pos, stop)
+        if body_start is not None:
+            return body_start.end(), None
+    return stop, found
+
+
+def _trie_of(fields: Mapping[tuple[str, ...], str]) -> _Trie | None:
+    """*fields* as a trie, or None if one path contains another (left to the streaming read)."""
+    trie: _Trie = {}
+    for tags, key in fields.items():
+        level = trie
+        for tag in tags[:-1]:
+            next_level = level.setdefault(tag, {})
+            if not isinstance(next_level, dict):
+                return None
+            level = next_level
+        if tags[-1] in level:
+            return None
+        level[tags[-1]] = key
+    return trie
+
+
+def _collect(node: etree._Element, trie: _Trie, values: dict[str, str]) -> bool:
+    """Add the texts of the fields below *node* to *values*; False if one is given twice or
+    holds more than text."""
+    for child in node:
+        entry = trie.get(child.tag)
+        if entry is None:
+            continue
+        if isinstance(entry, str):
+            if entry in values or len(child):
+                return False
+            values[entry] = child.text or ""
+        elif not _collect(child, entry, values):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +215,100 @@ class RoutingBlockReader:
     max_header_bytes: int
     max_depth: int
     chunk_size: int
+    _trie: _Trie | None = field(init=False, repr=False, compare=False)
+    _too_deep: etree.XPath = field(init=False, repr=False, compare=False)
+    _shapes: KnownShapes = field(init=False, repr=False, compare=False)
 
-    def read(self, body: bytes) -> tuple[SoapVersion, dict[str, str]]:
+    def __post_init__(self) -> None:
+        # The tree read needs the Header and the block within max_depth (else every read
+        # refuses), and fields of which none contains another.
+        trie = _trie_of(self.fields) if self.max_depth >= 3 else None
+        object.__setattr__(self, "_trie", trie)
+        object.__setattr__(self, "_too_deep", _too_deep(self.max_depth))
+        object.__setattr__(self, "_shapes", KnownShapes())
+
+    def read(self, body: bytes) -> Found:
         """The SOAP version and the text of each field found, or RpnFailure."""
+        limit = min(len(body), self.max_header_bytes)
+        stop, header_end = _segment_end(body, 0, limit)
+        if header_end is None or self._trie is None:
+            _check_start(body)
+            _screen(body, 0, stop)
+            return self._read_streaming(body, limit)
+        header = body[:stop]
+        pieces = cut(header)
+        tags = markup(pieces)
+        shape = self._shapes.find(tags)
+        if shape is not None:
+            values = shape.read(pieces)
+            if values is not None:
+                # The header it was learnt from passed _check_start and _screen: so does this.
+                return shape.version, values
         _check_start(body)
+        _screen(body, 0, stop)
+        # The Envelope's end tag, on the guess that it has the Header's prefix.
+        closer = b"</" + header_end.group(1) + b"Envelope>"
+        found = self._read_tree(header + closer)
+        if found is None:
+            return self._read_streaming(body, limit)
+        if shape is None:
+            self._shapes.learn(
+                tags, header, pieces, found, lambda probe: self._read_tree(probe + closer)
+            )
+        return found
+
+    def _read_tree(self, document: bytes) -> Found | None:
+        """The result of a first segment (screened, then closed) of the usual layout, or None.
+
+        None unless the streaming read of the same bytes would surely return this result:
+        the segment ends the Envelope's first child element, its Header, which holds one
+        routing block whose fields are each given once, as text; no element is nested too deep.
+        """
+        trie = self._trie
+        assert trie is not None
+        parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+        # The parser is taken while in use, and put back only after a clean close().
+        _PARSERS.parser = None
+        if parser is None:
+            parser = _new_parser()
+        try:
+            # The root closed right after the segment: the Header must have ended in it.
+            parser.feed(document)
+            root = parser.close()
+        except etree.LxmlError:
+            return _UNSETTLED
+        _PARSERS.parser = parser
+        kind = _ENVELOPES.get(root.tag)
+        if kind is None or not len(root):
+            return _UNSETTLED
+        # The segment ends with the Header's end tag, so the Header is the Envelope's last child;
+        # comments and processing instructions may come before it, but no element.
+        header = root[-1]
+        if header.tag != kind.header_tag or (
+            len(root) > 1 and next(root.iterchildren(etree.Element)) is not header
+        ):
+            return _UNSETTLED
+        docinfo = root.getroottree().docinfo
+        if getattr(docinfo, "doctype", ""):
+            return _UNSETTLED
+        # An element at depth D takes 2 * D - 1 '<' at least: D start tags, the end tags of
+        # the D - 2 elements between it and the Envelope (they end in the Header), the closer.
+        if document.count(b"<") > 2 * self.max_depth and self._too_deep(header):
+            return _UNSETTLED
+        block = None
+        block_tag = self.block_tag
+        for child in header:
+            if child.tag == block_tag:
+                if block is not None:
+                    return _UNSETTLED
+                block = child
+        values: dict[str, str] = {}
+        if block is None or not _collect(block, trie, values):
+            return _UNSETTLED
+        return kind.version, values
+
+    def _read_streaming(self, body: bytes, limit: int) -> Found:
+        """Feed the message in segments and chunks, following each event (see ``_Walk``)."""
         parser = etree.XMLPullParser(
             events=_EVENTS,
             resolve_entities=False,
@@ -142,15 +317,9 @@ class RoutingBlockReader:
             huge_tree=False,
         )
         walk = _Walk(self)
-        limit = min(len(body), self.max_header_bytes)
         pos = 0
         while pos < limit:
-            found = _HEADER_END.search(body, pos, limit)
-            stop = found.end() if found is not None else limit
-            if body.find(b"Body", pos, stop) >= 0:
-                found = _BODY_START.search(body, pos, stop)
-                if found is not None:
-                    stop = found.end()
+            stop = _segment_end(body, pos, limit)[0]
             _screen(body, pos, stop)
             while pos < stop:
                 end = min(pos + self.chunk_size, stop)
@@ -197,7 +366,7 @@ class _Walk:
         self.path: list[str] = []
         self.values: dict[str, str] = {}
 
-    def result(self) -> tuple[SoapVersion, dict[str, str]]:
+    def result(self) -> Found:
         assert self.kind is not None
         if not self.block_seen:
             raise _unreadable(f"{self.reader.block_name}: no routing block in the SOAP Header")

@@ -15,6 +15,7 @@ from twisted.python.filepath import FilePath
 from zope.interface.verify import verifyObject
 
 import twisted.plugins
+from roc import _soapshape
 from roc._soapheader import _Walk
 from roc.errors import RpnError, RpnFailure
 from roc.identifiers import make_nir
@@ -287,6 +288,151 @@ def test_header_split_across_many_chunks_is_read() -> None:
     assert extract(envelope(), chunk_size=7) == EXPECTED
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        envelope().replace(b"<soap:Header>", b"<!-- c --><?p i?><soap:Header>"),
+        envelope('<w:Header xmlns:w="urn:w">x</w:Header>' + routage()),
+        envelope("<!-- </soap:Header> -->" + routage()),
+        envelope('<w:Body xmlns:w="urn:w"/>' + routage()),
+    ],
+    ids=["comment-before-header", "other-header", "header-end-in-comment", "other-body"],
+)
+@pytest.mark.parametrize("chunk_size", [7, 4096])
+def test_unusual_headers_are_read_in_any_chunks(message: bytes, chunk_size: int) -> None:
+    assert extract(message, chunk_size=chunk_size) == EXPECTED
+
+
+# Headers whose markup is known: read without a parse, with the parse's answer.
+
+OTHER = {
+    "service": "SIM",
+    "roc_version": "V2",
+    "amc_number": "990000202",
+    "convention_type": "RO",
+    "secondary_criterion": "",
+    "sender_finess_legal": "990000028",
+    "sender_finess_site": "990000010",
+    "exchange_id": "x-1",
+}
+
+
+def learnt(*messages: bytes) -> SoapHeaderExtractor:
+    """An extractor that has read each of *messages* often enough to know its markup."""
+    extractor = SoapHeaderExtractor()
+    for message in messages:
+        for _ in range(2):
+            extractor.extract(request(message))
+    return extractor
+
+
+def outcome(extractor: SoapHeaderExtractor, message: bytes) -> RoutingKey | tuple[RpnError, str]:
+    try:
+        return extractor.extract(request(message))
+    except RpnFailure as failure:
+        return failure.error, failure.detail
+
+
+def test_message_with_a_known_markup_is_read_with_its_own_texts() -> None:
+    extractor = learnt(envelope())
+    key = extractor.extract(request(envelope(routage(OTHER))))
+    assert (key.service, key.roc_version, key.exchange_id) == (Service.SIM, RocVersion.V2, "x-1")
+    assert key.amc == AmcKey("990000202", "RO", "")
+    assert (key.sender_finess_legal, key.sender_finess_site) == ("990000028", "990000010")
+    assert extractor.extract(request(envelope())) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("values", "header"),
+    [
+        (with_values(exchange_id="ab&#45;cd&#x2e;1"), ""),
+        (with_values(service="&#73;DB"), ""),
+        (VALID, '<w:To xmlns:w="urn:w">a&amp;b</w:To>'),
+        (with_values(service="<![CDATA[IDB]]>"), ""),
+        (with_values(service="\r\nIDB\r\n"), ""),
+        (with_values(exchange_id="<!-- x -->x1"), ""),
+    ],
+    ids=["character-references", "reference-in-service", "entity", "cdata", "crlf", "comment"],
+)
+def test_texts_a_parse_would_change_are_not_taken_as_they_are(
+    values: Mapping[str, str | None], header: str
+) -> None:
+    message = envelope(header + routage(values))
+    plain = envelope(header + routage(VALID))
+    assert outcome(learnt(plain), message) == outcome(SoapHeaderExtractor(), message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        envelope(routage(with_values(service="XYZ"))),
+        envelope(routage(with_values(exchange_id=""))),
+        envelope(routage(with_values(amc_number=NIR))),
+        envelope(routage(with_values(service="&svc;"))),
+        envelope(routage(with_values(service="ID\x00B"))),
+        envelope(routage(with_values(service="a>b"))),
+        envelope(routage(with_values(service="</rt:Service><rt:Service>SIM"))),
+        envelope(routage() + routage()),
+        envelope(routage(), body="").replace(b"</soap:Header>", b"</soap:Header >"),
+        envelope(routage(with_values(service="IDB~"))).replace(b"IDB~", b"IDB\xff"),
+        envelope(routage()).replace(b"<rt:Service>", b">rt:Service<"),
+        envelope("<d>" * 40 + "</d>" * 40 + routage()),
+        b"x" + envelope(),
+        b"\x00" + envelope(),
+        envelope(prolog='<?xml version="1.0" encoding="UTF-8"?>x\n'),
+    ],
+)
+def test_refusals_are_the_same_once_a_markup_is_known(message: bytes) -> None:
+    extractor = learnt(envelope(), envelope(routage(OTHER)))
+    assert outcome(extractor, message) == outcome(SoapHeaderExtractor(), message)
+    assert outcome(extractor, message) == outcome(SoapHeaderExtractor(), message)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        "<!-- a client -->\n",
+        '<?xml version="1.0"?>\n<!-- a client -->\n',
+        '<?xml version="1.0"?>\n<?trace on?>\n',
+        "<?trace on?>\n<?trace off?>\n",
+    ],
+)
+def test_text_before_the_envelope_is_never_read_as_a_field(prolog: str) -> None:
+    extractor = learnt(envelope(prolog=prolog))
+    assert extractor.extract(request(envelope(prolog=prolog))) == EXPECTED
+    junk = envelope(prolog=prolog.replace(">\n", ">junk\n"))
+    assert outcome(extractor, junk) == outcome(SoapHeaderExtractor(), junk)
+    assert isinstance(outcome(extractor, junk), tuple)
+
+
+def test_a_refused_message_leaves_nothing_behind_for_the_next() -> None:
+    # The parser is reused from message to message, and put aside after an error.
+    extractor = SoapHeaderExtractor()
+    refused = [
+        envelope(routage().replace("</rt:Service>", "</rt:Servic>")),
+        envelope(routage(with_values(service="&svc;"))),
+        envelope()[:300],
+        envelope(routage() + routage()),
+        envelope(routage(with_values(exchange_id="a & b"))),
+        b"<Envelope/>",
+    ]
+    for message in refused:
+        with pytest.raises(RpnFailure):
+            extractor.extract(request(message))
+        assert extractor.extract(request(envelope())) == EXPECTED
+        assert extractor.extract(request(envelope(routage(OTHER)))).exchange_id == "x-1"
+
+
+def test_known_markups_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_soapshape, "MAX_SHAPES", 8)
+    extractor = SoapHeaderExtractor()
+    for index in range(40):
+        message = envelope(f'<w:N{index} xmlns:w="urn:w"/>' + routage())
+        for _ in range(3):
+            assert extractor.extract(request(message)) == EXPECTED
+    assert len(extractor._reader._shapes) == 8
+
+
 # Refused as forbidden or malformed XML.
 
 DTD_BODY = envelope().replace(b"<soap:Envelope", b"<!DOCTYPE soap:Envelope>\n<soap:Envelope")
@@ -487,6 +633,10 @@ def test_header_nested_too_deep_is_refused() -> None:
             "the first child of the SOAP Envelope must be its Header",
         ),
         (
+            envelope().replace(b"<soap:Header>", b"<!-- c --><soap:Other/><soap:Header>"),
+            "the first child of the SOAP Envelope must be its Header",
+        ),
+        (
             f'<s:Envelope xmlns:s="{SOAP12_NS}" xmlns:o="{SOAP11_NS}"><o:Header>'.encode()
             + routage().encode()
             + b"</o:Header></s:Envelope>",
@@ -503,6 +653,7 @@ def test_header_nested_too_deep_is_refused() -> None:
         "unknown-envelope-namespace",
         "envelope-without-namespace",
         "unknown-first-child",
+        "element-before-header",
         "header-of-the-other-soap-version",
     ],
 )
