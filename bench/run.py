@@ -484,11 +484,16 @@ access_log = "access.log"
         self.peer_process["relay"] = self.relay_process
         self.relay_admin = self.ports["relay_admin"]
         deadline = time.monotonic() + 30
+        # Every worker (admin port + its index) must be ready: keep-alive clients connecting
+        # before worker 1 listens would all be served by worker 0 for the whole run.
+        waiting = [self.relay_admin + i for i in range(max(1, self.args.relay_workers))]
         while time.monotonic() < deadline:
             if self.relay_process.poll() is not None:
                 raise RuntimeError(f"relay exited early: see {directory / 'twistd.log'}")
             try:
-                if http_get(f"http://127.0.0.1:{self.relay_admin}/readyz")[0] == 200:
+                while waiting and http_get(f"http://127.0.0.1:{waiting[0]}/readyz")[0] == 200:
+                    waiting.pop(0)
+                if not waiting:
                     wait_tcp(self.ports["relay"], self.relay_process, "relay")
                     return
             except OSError:
