@@ -13,6 +13,12 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
+#: RFC 9110 ``tchar``: what method and header-field names are made of. ``name.translate(None,
+#: TOKEN_CHARS)`` is empty exactly when *name* is all token characters.
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+HEX_DIGITS = b"0123456789abcdefABCDEF"
+DIGITS = b"0123456789"
+
 
 @implementer(IBodyProducer)
 class BytesProducer:

@@ -7,9 +7,9 @@ cannot trust (status line, header syntax, lengths, chunk framing, sizes) raises
 
 from __future__ import annotations
 
-from rpn._http import BodyTooLarge
+from rpn._http import HEX_DIGITS, TOKEN_CHARS, BodyTooLarge
 
-__all__ = ["HOP_BY_HOP", "MAX_HEAD_BYTES", "TOKEN_CHARS", "AnswerParser", "MalformedAnswer"]
+__all__ = ["HOP_BY_HOP", "MAX_HEAD_BYTES", "AnswerParser", "MalformedAnswer"]
 
 #: Headers of an answer that are about its connection, not its content (RFC 9110 section 7.6.1),
 #: plus Content-Length, which whoever relays the body sets again.
@@ -30,8 +30,6 @@ HOP_BY_HOP = frozenset(
 MAX_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_SIZE_LINE = 1024
 _MAX_TRAILER_LINE = 8 * 1024
-TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _NO_BODY = (204, 304)
 
 # Parser states.
@@ -319,7 +317,7 @@ class AnswerParser:
                         return True
                     continue  # trailers are not relayed
                 size_text = line.partition(b";")[0].rstrip(b" \t")
-                if not size_text or len(size_text) > 16 or size_text.translate(None, _HEX_DIGITS):
+                if not size_text or len(size_text) > 16 or size_text.translate(None, HEX_DIGITS):
                     raise MalformedAnswer("bad chunk size")
                 size = int(size_text, 16)
                 if size == 0:

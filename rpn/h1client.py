@@ -26,8 +26,8 @@ from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IPolicyForHTTPS
 
 from roc.tls import WholeMessageTLSFactory
-from rpn._http import BodyTooLarge
-from rpn.h1answer import TOKEN_CHARS, AnswerParser, MalformedAnswer
+from rpn._http import TOKEN_CHARS, BodyTooLarge
+from rpn.h1answer import AnswerParser, MalformedAnswer
 
 __all__ = ["AnswerReceiver", "ConnectionPool", "H1Connection", "Route", "Target"]
 

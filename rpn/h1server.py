@@ -38,6 +38,7 @@ from roc.errors import RpnError
 from roc.model import SoapVersion
 from roc.routing import soap_version_of
 from roc.soap import content_type, fault_document
+from rpn._http import DIGITS, HEX_DIGITS, TOKEN_CHARS
 
 #: Largest request head (request line and header fields) accepted, in bytes.
 MAX_HEAD_BYTES = 16384
@@ -46,9 +47,6 @@ MAX_HEADERS = 100
 #: Seconds a refused or timed-out client has to acknowledge the close before it is aborted.
 ABORT_AFTER = 2.0
 
-_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_DIGITS = frozenset(b"0123456789")
 #: Reason phrases RFC 9110 names and twisted.web's table lacks or spells the old way.
 _REASONS = {
     413: b"Content Too Large",
@@ -299,7 +297,7 @@ class HttpServerProtocol(Protocol):
         if len(parts) != 3:
             raise _Refused(RpnError.HTTP_MALFORMED, "request line is not METHOD TARGET VERSION")
         method, target, version = parts
-        if not method or not _TOKEN.issuperset(method):
+        if not method or method.translate(None, TOKEN_CHARS):
             raise _Refused(RpnError.HTTP_MALFORMED, "invalid method")
         if version == b"HTTP/1.1":
             keep_alive = True
@@ -315,7 +313,7 @@ class HttpServerProtocol(Protocol):
         codings: list[bytes] = []
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not name or not _TOKEN.issuperset(name):
+            if not colon or not name or name.translate(None, TOKEN_CHARS):
                 raise _Refused(RpnError.HTTP_MALFORMED, "invalid header field")
             value = value.strip(b" \t")
             name = name.lower()
@@ -349,7 +347,7 @@ class HttpServerProtocol(Protocol):
         length = 0
         if lengths:
             (declared,) = lengths
-            if not declared or not _DIGITS.issuperset(declared) or len(declared) > 18:
+            if not declared or declared.translate(None, DIGITS) or len(declared) > 18:
                 raise _Refused(RpnError.HTTP_MALFORMED, "invalid Content-Length")
             length = int(declared)
         if length > limit:
@@ -376,7 +374,7 @@ class HttpServerProtocol(Protocol):
                         raise _Refused(RpnError.HTTP_MALFORMED, "chunk size line too long")
                     return False
                 size_field = buffer[:end].split(b";", 1)[0].strip(b" \t")
-                if not size_field or len(size_field) > 16 or not _HEX.issuperset(size_field):
+                if not size_field or len(size_field) > 16 or size_field.translate(None, HEX_DIGITS):
                     raise _Refused(RpnError.HTTP_MALFORMED, "invalid chunk size")
                 size = int(size_field, 16)
                 self._buffer = buffer[end + 2 :]
@@ -466,7 +464,7 @@ class HttpServerProtocol(Protocol):
         if self._read_deadline is not None and self._read_deadline.active():
             self._read_deadline.cancel()
         self._read_deadline = None
-        version = _version_of(self._headers)
+        version = soap_version_of_header(self._headers.get(b"content-type"))
         body = fault_document(error, detail, version=version)
         status = error.http_status
         head = (
@@ -483,9 +481,9 @@ class HttpServerProtocol(Protocol):
         self.factory.handler().record_early_refusal(error, status, len(body))
 
 
-def _version_of(headers: dict[bytes, bytes]) -> SoapVersion:
-    ctype = headers.get(b"content-type")
-    return soap_version_of(ctype.decode("latin-1") if ctype is not None else None)
+def soap_version_of_header(content_type: bytes | None) -> SoapVersion:
+    """The SOAP version a request's raw ``Content-Type`` value says (1.1 when absent)."""
+    return soap_version_of(content_type.decode("latin-1") if content_type is not None else None)
 
 
 def _path_of(target: bytes) -> bytes:

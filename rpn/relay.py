@@ -20,10 +20,10 @@ from twisted.python.failure import Failure
 
 from roc.errors import RpnError, RpnFailure
 from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
-from roc.routing import IRoutingExtractor, RequestView, soap_version_of
+from roc.routing import IRoutingExtractor, RequestView
 from roc.soap import content_type, fault_document
 from roc.tls import finess_from_certificate
-from rpn.h1server import HttpRequest, HttpServerFactory
+from rpn.h1server import HttpRequest, HttpServerFactory, soap_version_of_header
 from rpn.interfaces import AmcEntry, IAnnuaire
 from rpn.stats import ExchangeRecord, IStatsSink, answer_outcome, business_code
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
@@ -130,7 +130,7 @@ class Relay:
         record.bytes_in = len(body)
         self.in_flight += 1
         ctype = request.headers.get(b"content-type")
-        version = soap_version_of(ctype.decode("latin-1") if ctype is not None else None)
+        version = soap_version_of_header(ctype)
         try:
             key = self._admit(request, ctype, record)
         except RpnFailure as failure:

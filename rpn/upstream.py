@@ -28,12 +28,8 @@ from roc.errors import RpnError, RpnFailure
 from roc.tls import TLSFiles, client_options
 from rpn._http import BodyTooLarge
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from rpn.h1answer import HOP_BY_HOP
 from rpn.h1client import ConnectionPool, H1Connection
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
-
-#: Headers of the AMC's answer never relayed back (hop-by-hop ones, and Content-Length).
-_HOP_BY_HOP = HOP_BY_HOP
 
 
 @dataclass(frozen=True, slots=True)
