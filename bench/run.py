@@ -6,6 +6,8 @@ development PKI under a temporary directory, starts on 127.0.0.1 with free ports
 - a back-end that is never the bottleneck: nginx serving a fixed 4 KB SOAP answer over mutual
   TLS (and, for the slow-AMC scenario, ``loadgen serve`` answering after 2 s);
 - the relay (``twistd rpn``), HAProxy and nginx as equivalent mutual-TLS reverse proxies,
+- the floor (``bench/floor.py``): the least a relay on Twisted and pyOpenSSL can do, a mutual-TLS
+  byte pump over pooled upstream connections, with the relay's TLS settings,
 
 pins the proxy under test to one core and everything else to the other(s), and measures each
 peer in keep-alive and new-TLS-connection-per-request modes, interleaved and repeated
@@ -51,7 +53,7 @@ from tools import devpki  # noqa: E402
 FAST_AMC = "990000101"
 SLOW_AMC = "990000202"
 SERVICES = ("IDB", "SIM", "CLC", "DEL")
-PEERS = ("direct", "haproxy", "nginx", "relay")
+PEERS = ("direct", "haproxy", "nginx", "relay", "floor")
 SOAP_HEADERS = ("Content-Type: text/xml; charset=utf-8", 'SOAPAction: "urn:piano:roc:IDB"')
 PR_SET_PDEATHSIG = 1
 
@@ -274,7 +276,7 @@ class Bench:
         (self.work / "request-fast.xml").write_bytes(request_body(FAST_AMC))
         (self.work / "request-slow.xml").write_bytes(request_body(SLOW_AMC))
         (self.work / "answer.xml").write_bytes(answer_body())
-        for name in ("backend", "haproxy", "nginx", "relay", "slow", "relay_admin"):
+        for name in ("backend", "haproxy", "nginx", "relay", "floor", "slow", "relay_admin"):
             self.ports[name] = free_port()
         # With workers, worker i serves its admin endpoint on the configured port + i.
         reserve_ports(range(self.ports["relay_admin"] + 1, self.ports["relay_admin"] + 17))
@@ -416,6 +418,15 @@ backend amc
         )
         wait_tcp(self.ports["haproxy"], p, "HAProxy")
         self.peer_process["haproxy"] = p
+        floor = [
+            sys.executable,
+            str(ROOT / "bench" / "floor.py"),
+            f"--listen={self.ports['floor']}",
+        ]
+        floor += [f"--backend={backend}", f"--pki={self.pki}"]
+        p = self.procs.start("floor", self.cores.wrap(self.cores.proxy, floor))
+        wait_tcp(self.ports["floor"], p, "floor")
+        self.peer_process["floor"] = p
 
     def start_relay(self, max_active: int = 64, idle_timeout: float = 300.0) -> None:
         """``twistd rpn`` on the proxy core, with a static annuaire (fast and slow AMC).
@@ -679,6 +690,14 @@ def slow_amc(bench: Bench, relay_rps: float) -> dict[str, float]:
             slow.kill()
             slow.wait()
     slow_report = json.loads(out.decode().strip().splitlines()[-1])
+    for name, r in (("baseline", baseline), ("loaded", loaded)):
+        # The relay's CPU while the fast AMC's load runs (the slow exchanges' share included):
+        # p99 follows how busy the one core is.
+        busy = r["cpu_ms"] * r["rps"] / 10
+        print(
+            f"   fast AMC {name}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+            f"relay core {busy:.0f}% busy"
+        )
     print(
         f"   slow AMC clients: {slow_report['ok']} answered, failures "
         f"{fmt_failures(slow_report)}; fast AMC failures {fmt_failures(loaded)}"
@@ -803,7 +822,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated relay scenarios after the passes ('' for none)",
     )
     parser.add_argument(
-        "--peers", default=",".join(PEERS), help="peers to measure (default: all four)"
+        "--peers", default=",".join(PEERS), help="peers to measure (default: all five)"
     )
     parser.add_argument("--relay-tree", help="source tree to run the relay from (experiments)")
     parser.add_argument(
@@ -892,6 +911,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"\nCPU per exchange, peer/relay ({mode}): "
                 + " ".join(f"relay/{p}={cpu_ratio(mode, p)}" for p in ("haproxy", "nginx"))
             )
+        if "floor" in PEERS and "relay" in PEERS:
+            # What no Twisted + pyOpenSSL relay can beat on this machine (bench/floor.py).
+            line = []
+            for mode in ("keep-alive", "new-conn"):
+                floor = medians[(mode, "floor")]["rps"]
+                line.append(f"relay/floor={medians[(mode, 'relay')]['rps'] / max(1.0, floor):.3f}")
+                if "haproxy" in PEERS:
+                    haproxy = max(1.0, medians[(mode, "haproxy")]["rps"])
+                    line.append(f"floor/haproxy={floor / haproxy:.3f}")
+                line[-1] += f" ({mode})"
+            print("\nfloor: " + " ".join(line))
         print(
             "\nnew-conn: "
             + " ".join(f"relay/{p}={ratio('new-conn', p)}" for p in ("haproxy", "nginx", "direct"))
