@@ -22,6 +22,7 @@ through ``HttpServerProtocol.respond``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from email.utils import formatdate
@@ -481,8 +482,13 @@ class HttpServerProtocol(Protocol):
         self.factory.handler().record_early_refusal(error, status, len(body))
 
 
+@functools.lru_cache(maxsize=256)
 def soap_version_of_header(content_type: bytes | None) -> SoapVersion:
-    """The SOAP version a request's raw ``Content-Type`` value says (1.1 when absent)."""
+    """The SOAP version a request's raw ``Content-Type`` value says (1.1 when absent).
+
+    Cached: clients send a handful of distinct values, and parsing one is a few microseconds
+    per exchange; the bound keeps a client sending ever new values from growing the cache.
+    """
     return soap_version_of(content_type.decode("latin-1") if content_type is not None else None)
 
 
