@@ -635,7 +635,12 @@ def latency_at_half_rate(bench: Bench, relay_rps: float) -> dict[str, float]:
 
 
 def slow_amc(bench: Bench, relay_rps: float) -> dict[str, float]:
-    """Fast-AMC p99 alone, then while 500 exchanges are held 2 s each by a slow AMC."""
+    """Fast-AMC p99 alone, while 500 exchanges are held 2 s each by a slow AMC, and as control
+    while the same extra exchanges go to the fast AMC instead (same rate, same 500 clients).
+
+    The control tells the slow AMC's effect (in-flight exchanges held) from the extra traffic's
+    (the slow exchanges are exchanges too, processed on the same core).
+    """
     in_flight = bench.args.slow_in_flight
     bench.start_relay(max_active=in_flight + 100)
     rate = max(10.0, relay_rps / 4)
@@ -644,7 +649,7 @@ def slow_amc(bench: Bench, relay_rps: float) -> dict[str, float]:
     stop = threading.Event()
 
     def watch() -> None:
-        # Scraped once a second in both phases, as Prometheus would: the baseline pays the
+        # Scraped once a second in every phase, as Prometheus would: the baseline pays the
         # same scrape cost as the loaded run.
         url = f"http://127.0.0.1:{bench.relay_admin}/metrics"
         while not stop.wait(1.0):
@@ -653,65 +658,82 @@ def slow_amc(bench: Bench, relay_rps: float) -> dict[str, float]:
                     if recording.is_set():
                         gauge.append(float(line.rsplit(b" ", 1)[1]))
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    slow: subprocess.Popen[bytes] | None = None
-    try:
-        baseline = bench.load("relay", rate=rate, conns=16)
-        # The slow clients open their connections over `ramp` seconds (500 client handshakes
+    def beside(body: str, extra: Sequence[str], label: str) -> tuple[dict[str, Any], Any]:
+        """The fast AMC's load measured while *in_flight* other clients run *body*.
+
+        The slow AMC's in-flight gauge is recorded while the fast load runs beside the slow
+        clients (only).
+        """
+        # The other clients open their connections over `ramp` seconds (500 client handshakes
         # and 500 upstream ones at once would be a connection storm, another scenario), and
         # back off 1 s after a failure as a real client would, instead of spinning on quick
         # refusals.
         ramp = 8.0
         settle = ramp + 2 * bench.args.slow_delay
         seconds = settle + bench.args.warmup + bench.args.duration + 4
-        slow_argv = bench.loadgen_argv(
+        argv = bench.loadgen_argv(
             "load",
             "relay",
-            "request-slow.xml",
+            body,
             f"-c={in_flight}",
             f"-duration={seconds - settle}s",
             f"-warmup={settle}s",
             f"-ramp={ramp}s",
             "-fail-pause=1s",
             "-timeout=20s",
-            "-label=slow",
+            f"-label={label}",
+            *extra,
         )
-        slow = subprocess.Popen(slow_argv, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
-        time.sleep(settle)
-        recording.set()
-        loaded = bench.load("relay", rate=rate, conns=16)
-        recording.clear()
-        out, _ = slow.communicate(timeout=seconds + 60)
+        others = subprocess.Popen(argv, stdout=subprocess.PIPE, preexec_fn=_die_with_parent)
+        try:
+            time.sleep(settle)
+            if label == "slow":
+                recording.set()
+            measured = bench.load("relay", rate=rate, conns=16)
+            recording.clear()
+            out, _ = others.communicate(timeout=seconds + 60)
+        finally:
+            if others.poll() is None:
+                others.kill()
+                others.wait()
+        return measured, json.loads(out.decode().strip().splitlines()[-1])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        baseline = bench.load("relay", rate=rate, conns=16)
+        loaded, slow_report = beside("request-slow.xml", (), "slow")
+        extra_rate = max(1.0, slow_report["rps"])
+        control, control_report = beside("request-fast.xml", (f"-rate={extra_rate}",), "extra")
     finally:
         stop.set()
         watcher.join(10)
-        if slow is not None and slow.poll() is None:
-            slow.kill()
-            slow.wait()
-    slow_report = json.loads(out.decode().strip().splitlines()[-1])
-    for name, r in (("baseline", baseline), ("loaded", loaded)):
-        # The relay's CPU while the fast AMC's load runs (the slow exchanges' share included):
+    print(
+        f"   slow AMC clients: {slow_report['ok']} answered, failures "
+        f"{fmt_failures(slow_report)}; control clients: {control_report['ok']} answered at "
+        f"{extra_rate:.0f}/s, failures {fmt_failures(control_report)}; fast AMC failures "
+        f"{fmt_failures(loaded)}"
+    )
+    for name, r in (("baseline", baseline), ("slow AMC", loaded), ("control", control)):
+        # The relay's CPU while the fast AMC's load runs (the other clients' share included):
         # p99 follows how busy the one core is.
         busy = r["cpu_ms"] * r["rps"] / 10
         print(
-            f"   fast AMC {name}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+            f"   fast AMC, {name}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
             f"relay core {busy:.0f}% busy"
         )
-    print(
-        f"   slow AMC clients: {slow_report['ok']} answered, failures "
-        f"{fmt_failures(slow_report)}; fast AMC failures {fmt_failures(loaded)}"
-    )
     bench.start_relay()
     return {
         "rate": rate,
         "baseline_p99": baseline["p99_ms"],
         "loaded_p99": loaded["p99_ms"],
         "ratio": loaded["p99_ms"] / max(0.001, baseline["p99_ms"]),
+        "control_p99": control["p99_ms"],
+        "control_ratio": control["p99_ms"] / max(0.001, baseline["p99_ms"]),
         "slow_in_flight": statistics.median(gauge) if gauge else 0.0,
         "slow_ok": slow_report["ok"],
         "slow_failures": slow_report["failures"],
-        "fast_failures": baseline["failures"] + loaded["failures"],
+        "fast_failures": baseline["failures"] + loaded["failures"] + control["failures"],
     }
 
 
