@@ -937,11 +937,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # What no Twisted + pyOpenSSL relay can beat on this machine (bench/floor.py).
             line = []
             for mode in ("keep-alive", "new-conn"):
-                floor = medians[(mode, "floor")]["rps"]
-                line.append(f"relay/floor={medians[(mode, 'relay')]['rps'] / max(1.0, floor):.3f}")
+                line.append(f"relay/floor={ratio(mode, 'floor')}")
                 if "haproxy" in PEERS:
                     haproxy = max(1.0, medians[(mode, "haproxy")]["rps"])
-                    line.append(f"floor/haproxy={floor / haproxy:.3f}")
+                    line.append(f"floor/haproxy={medians[(mode, 'floor')]['rps'] / haproxy:.3f}")
                 line[-1] += f" ({mode})"
             print("\nfloor: " + " ".join(line))
         print(

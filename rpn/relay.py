@@ -270,11 +270,17 @@ class Relay:
         if connection.disconnected:
             record.outcome = "client_gone"
         else:
-            headers = [
-                (name, value) for name, value in answer.headers if name.lower() != b"x-roc-echange"
-            ]
+            # One pass over the AMC's headers: its X-ROC-Echange is replaced by the relay's,
+            # and its Date, if any, is kept (the server then adds none).
+            headers = []
+            has_date = False
+            for name, value in answer.headers:
+                lowered = name.lower()
+                if lowered == b"x-roc-echange":
+                    continue
+                has_date = has_date or lowered == b"date"
+                headers.append((name, value))
             headers.append((b"X-ROC-Echange", record.exchange_id.encode("ascii")))
-            has_date = any(name.lower() == b"date" for name, _ in answer.headers)
             connection.respond(
                 answer.status, headers, answer.body, close=self.draining, date=not has_date
             )
