@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.web.server import Site
 
 from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.datafiles import SimulatorData, load_data
 from mutuelle.server import roc_site
 from mutuelle.simulator import Simulator
+from roc.testing import StrictMemoryReactorClock
 
 PUBLIC_URL = "https://mutuelle.test:8444"
 
@@ -56,9 +57,9 @@ def shipped() -> tuple[SimulatorData, Catalogue]:
     return data, build_catalogue(data)
 
 
-def site(sim: Simulator | None = None, clock: MemoryReactorClock | None = None) -> Site:
+def site(sim: Simulator | None = None, clock: StrictMemoryReactorClock | None = None) -> Site:
     """The public site of *sim*, its timeouts on a memory clock."""
-    return roc_site(sim or simulator(), clock or MemoryReactorClock())
+    return roc_site(sim or simulator(), clock or StrictMemoryReactorClock())
 
 
 def request(

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from zope.interface.verify import verifyObject
 
 from roc.errors import RpnError, RpnFailure
 from roc.model import AmcKey
+from roc.testing import StrictClock
 from rpn.annuaire import LOOKUP_OUTCOMES, CachedAnnuaire, ISnapshotStore, JsonFileSnapshot
 from rpn.annuaire_sources import MalformedAnswer
 from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource
@@ -35,8 +35,8 @@ GAMMA = AmcEntry("990000303", "Mutuelle Gamma (fictive)", {"DEL": "https://127.0
 
 def make(
     entries: dict[AmcKey, AmcEntry] | None = None, *, manual: bool = False, **options: Any
-) -> tuple[CachedAnnuaire, FakeAnnuaireSource, Clock]:
-    clock = Clock()
+) -> tuple[CachedAnnuaire, FakeAnnuaireSource, StrictClock]:
+    clock = StrictClock()
     source = FakeAnnuaireSource(entries, manual=manual)
     options.setdefault("stale_while_revalidate", 0.0)
     return CachedAnnuaire(source, clock, **options), source, clock
@@ -304,7 +304,7 @@ def test_source_raising_instead_of_failing_is_a_source_failure() -> None:
         def lookup(self, key: AmcKey) -> Deferred[AmcEntry | None]:
             raise OSError("no route")
 
-    annuaire = CachedAnnuaire(Raising(), Clock())
+    annuaire = CachedAnnuaire(Raising(), StrictClock())
     assert rpn_error(annuaire.resolve(KEY)).error is RpnError.ANNUAIRE_UNAVAILABLE
 
 

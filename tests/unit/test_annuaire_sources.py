@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
-from twisted.internet.task import Clock
 from twisted.web.client import ResponseFailed
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface.verify import verifyObject
 
 from roc.model import SOAP11_NS, AmcKey
+from roc.testing import StrictClock
 from roc.xmlsafe import parse_document
 from rpn._http import BytesProducer
 from rpn.annuaire_sources import (
@@ -423,9 +423,9 @@ def test_malformed_answer_messages_do_not_repeat_the_content() -> None:
 
 def soap_source(
     *responses: FakeResponse | Exception, timeout: float = 5.0, **options: Any
-) -> tuple[SoapAnnuaireSource, FakeAgent, Clock]:
+) -> tuple[SoapAnnuaireSource, FakeAgent, StrictClock]:
     agent = FakeAgent(responses)
-    clock = Clock()
+    clock = StrictClock()
     return SoapAnnuaireSource(agent, ANN_URL, timeout, clock, **options), agent, clock
 
 

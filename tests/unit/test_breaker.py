@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from twisted.internet.task import Clock
 
+from roc.testing import StrictClock
 from rpn.breaker import RAMP_START_FRACTION, BreakerPolicy, BreakerState, CircuitBreaker
 
 NO_JITTER_NO_RAMP = BreakerPolicy(
@@ -26,8 +26,8 @@ class Recorder:
 
 def make(
     policy: BreakerPolicy = NO_JITTER_NO_RAMP, seed: int = 1
-) -> tuple[Clock, CircuitBreaker, Recorder]:
-    clock = Clock()
+) -> tuple[StrictClock, CircuitBreaker, Recorder]:
+    clock = StrictClock()
     recorder = Recorder()
     breaker = CircuitBreaker(clock, policy, rng=random.Random(seed), on_transition=recorder)
     return clock, breaker, recorder
@@ -45,7 +45,7 @@ def fail_until_open(breaker: CircuitBreaker) -> None:
     assert state_of(breaker) is BreakerState.OPEN
 
 
-def reach_half_open(clock: Clock, breaker: CircuitBreaker) -> None:
+def reach_half_open(clock: StrictClock, breaker: CircuitBreaker) -> None:
     clock.advance(breaker.retry_after())
     assert state_of(breaker) is BreakerState.HALF_OPEN
 
@@ -353,7 +353,7 @@ def test_callback_sees_every_transition_in_order() -> None:
 
 
 def test_callback_sees_the_breaker_already_in_its_new_state() -> None:
-    clock = Clock()
+    clock = StrictClock()
     seen: list[tuple[BreakerState, float]] = []
     breaker: CircuitBreaker
 
@@ -369,7 +369,7 @@ def test_default_policy_is_valid_and_documented_values() -> None:
     policy = BreakerPolicy()
     assert (policy.failure_threshold, policy.open_base, policy.open_max) == (5, 1.0, 60.0)
     assert (policy.jitter, policy.half_open_probes, policy.recovery_ramp) == (0.2, 3, 10.0)
-    assert CircuitBreaker(Clock()).policy == policy
+    assert CircuitBreaker(StrictClock()).policy == policy
 
 
 @pytest.mark.parametrize(

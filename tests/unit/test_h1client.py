@@ -1,7 +1,7 @@
 """The exchange path's HTTP/1.1 client: what it sends, what answers it accepts, what it reuses.
 
 The parser is fed bytes directly (every split of an answer must parse the same); connections
-and the pool run on ``StringTransport`` and ``task.Clock``.
+and the pool run on ``StringTransport`` and the strict test clock (``roc.testing``).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
 
+from roc.testing import StrictClock
 from rpn._http import BodyTooLarge
 from rpn.h1answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer
 from rpn.h1client import CLOSE_GRACE, ConnectionPool, H1Connection
@@ -328,7 +328,7 @@ class Setup:
     """A pool on a clock, with connections the test opens by hand."""
 
     def __init__(self, max_idle: int = 2, idle_timeout: float = 20.0) -> None:
-        self.clock = Clock()
+        self.clock = StrictClock()
         self.pool = ConnectionPool(self.clock, None, 3.0, max_idle, idle_timeout)  # type: ignore[arg-type]
         self.target = self.pool.target(URL)
 

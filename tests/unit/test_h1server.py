@@ -12,13 +12,13 @@ import pytest
 from lxml import etree
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocolNegotiationFactory
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from roc.errors import RpnError
 from roc.model import RPN_FAULT_NS
+from roc.testing import StrictClock
 from rpn.h1server import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
@@ -58,7 +58,7 @@ def answer(request: HttpRequest, body: bytes | None = None, close: bool = False)
 
 class Conn:
     def __init__(self, auto: bool = False, factory: HttpServerFactory | None = None) -> None:
-        self.clock = Clock()
+        self.clock = StrictClock()
         self.handler = Handler(auto)
         if factory is None:
             factory = HttpServerFactory(
@@ -426,7 +426,7 @@ def test_a_refusal_is_a_soap_12_fault_for_a_soap_12_client(conn: Conn) -> None:
 
 
 def test_tls_clients_offering_alpn_are_told_http_1_1() -> None:
-    factory = HttpServerFactory(lambda: Handler(), Clock(), lambda: 1.0, lambda: 1, 1.0)
+    factory = HttpServerFactory(lambda: Handler(), StrictClock(), lambda: 1.0, lambda: 1, 1.0)
     assert verifyObject(IProtocolNegotiationFactory, factory)
     assert factory.acceptableProtocols() == [b"http/1.1"]
 

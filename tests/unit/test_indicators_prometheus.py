@@ -7,7 +7,6 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -15,6 +14,7 @@ from indicators import queries
 from indicators.fetch import day_windows, observe
 from indicators.prometheus import IPrometheus, PrometheusError, PrometheusHttpApi, parse_vector
 from indicators.testing import FakePrometheus, sample
+from roc.testing import StrictClock
 from rpn.testing import FakeAgent
 
 # rpn.testing's fake body transport has no abortConnection; readBody warns about that only.
@@ -59,7 +59,7 @@ class HttpApiTests(SynchronousTestCase):
     def test_query_sends_the_expression_time_and_timeout(self) -> None:
         agent = FakeAgent()
         agent.respond(200, vector(({"finess": A}, "2")))
-        api = PrometheusHttpApi(agent, "http://prom:9090/", 2.5, Clock())
+        api = PrometheusHttpApi(agent, "http://prom:9090/", 2.5, StrictClock())
         verifyObject(IPrometheus, api)
         samples = self.successResultOf(api.query("up", AT))
         assert samples[0].value == 2.0
@@ -74,19 +74,19 @@ class HttpApiTests(SynchronousTestCase):
     def test_a_query_error_answer_fails_with_prometheus_reason(self) -> None:
         agent = FakeAgent()
         agent.respond(400, b'{"status":"error","errorType":"bad_data","error":"parse error"}')
-        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, Clock())
+        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, StrictClock())
         failure = self.failureResultOf(api.query("sum(", AT), PrometheusError)
         assert "parse error" in str(failure.value)
 
     def test_an_unexpected_status_fails(self) -> None:
         agent = FakeAgent()
         agent.respond(502, b"bad gateway")
-        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, Clock())
+        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, StrictClock())
         failure = self.failureResultOf(api.query("up", AT), PrometheusError)
         assert "HTTP 502" in str(failure.value)
 
     def test_a_silent_server_times_out_and_the_request_is_cancelled(self) -> None:
-        agent, clock = FakeAgent(), Clock()
+        agent, clock = FakeAgent(), StrictClock()
         answer = PrometheusHttpApi(agent, "http://prom:9090", 2.0, clock).query("up", AT)
         self.assertNoResult(answer)
         clock.advance(2.0)
@@ -96,7 +96,7 @@ class HttpApiTests(SynchronousTestCase):
 
     def test_a_connection_failure_is_reported(self) -> None:
         agent = FakeAgent([ConnectionRefusedError()])
-        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, Clock())
+        api = PrometheusHttpApi(agent, "http://prom:9090", 2.0, StrictClock())
         self.failureResultOf(api.query("up", AT), PrometheusError)
 
 

@@ -11,7 +11,6 @@ from twisted.application.service import IServiceMaker
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
@@ -23,6 +22,7 @@ from indicators.config import load_config
 from indicators.service import IndicatorsService, build_service
 from indicators.testing import FakePrometheus, sample
 from roc.config import ConfigError
+from roc.testing import StrictMemoryReactorClock
 from roc.tls import TLSFiles, client_options
 from tools import devpki
 
@@ -102,8 +102,8 @@ def test_make_service_turns_a_start_up_error_into_a_usage_error(pki: Path, tmp_p
 
 def built(
     pki: Path, tmp_path: Path
-) -> tuple[IndicatorsService, MemoryReactorClock, FakePrometheus, CollectorRegistry]:
-    reactor = MemoryReactorClock()
+) -> tuple[IndicatorsService, StrictMemoryReactorClock, FakePrometheus, CollectorRegistry]:
+    reactor = StrictMemoryReactorClock()
     prometheus = FakePrometheus(
         {
             "by (finess, service, outcome)": [
@@ -133,7 +133,9 @@ class _HttpClient(Protocol):
         pass
 
 
-def get(reactor: MemoryReactorClock, tls: IOpenSSLClientConnectionCreator, path: str) -> bytes:
+def get(
+    reactor: StrictMemoryReactorClock, tls: IOpenSSLClientConnectionCreator, path: str
+) -> bytes:
     server_factory = next(f for port, f, _, _ in reactor.tcpServers if port == 8445)
     request = f"GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
     client = _HttpClient(request.encode())

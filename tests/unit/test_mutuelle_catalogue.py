@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from twisted.internet.task import Clock
 
 from mutuelle import testing
 from mutuelle.care_codec import read_care_answer, read_del_answer
@@ -24,6 +23,7 @@ from mutuelle.schemas import validation_error
 from mutuelle.soap import read_envelope, request_headers
 from mutuelle.technical import TechnicalFault
 from roc.model import Service, SoapVersion
+from roc.testing import StrictClock
 
 REPO = Path(__file__).resolve().parents[2]
 DATA, CATALOGUE = testing.shipped()
@@ -85,7 +85,7 @@ def test_the_catalogue_names_at_least_thirty_cases_across_services_and_sectors()
 def _play(case: Case) -> tuple[str, str]:
     """The answer the pure rules give to *case* on a fresh sandbox."""
     dataset = DATA.dataset
-    sandbox = Sandbox("990000028", Clock(), CATALOGUE.sandbox_seed())
+    sandbox = Sandbox("990000028", StrictClock(), CATALOGUE.sandbox_seed())
     request = case.request
     if isinstance(request, IdbRequest):
         answer = decide(request, case.amc_number, case.version, dataset)

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 from lxml import etree
-from twisted.internet.task import Clock
 
 from mutuelle import testing
 from mutuelle.care import CareLine, CareRequest, LineCode
@@ -17,6 +16,7 @@ from mutuelle.idb import IdbRequest
 from mutuelle.model import CareKind, Sector
 from mutuelle.soap import request_headers
 from roc.model import RocVersion, Service, SoapVersion
+from roc.testing import StrictClock
 
 DATA, CATALOGUE = testing.shipped()
 STAY = CATALOGUE.get("990000101", "SIM_OK_MCO_PRISE_EN_CHARGE_TOTALE")
@@ -87,7 +87,7 @@ def test_fee_overruns_need_roc_v2_and_an_ex_oqn_clinic() -> None:
 
 
 def _post_with(document: bytes, service: Service) -> tuple[int, bytes]:
-    site = testing.site(testing.simulator(clock=Clock()))
+    site = testing.site(testing.simulator(clock=StrictClock()))
     reply = testing.post(
         site, f"/roc/{service.value}", document, request_headers(service, SoapVersion.SOAP11)
     )
@@ -115,7 +115,7 @@ def test_a_non_conforming_request_gets_a_fault_naming_the_first_violations() -> 
 
 
 def test_a_schema_violation_is_reported_field_by_field_in_the_journal() -> None:
-    simulator = testing.simulator(clock=Clock())
+    simulator = testing.simulator(clock=StrictClock())
     document = case_request(STAY, "t-xsd").replace(b"<sim:TauxAMO>80<", b"<sim:TauxAMO>180<")
     reply = simulator.handle("SIM", "POST", "text/xml; charset=utf-8", None, document, "990000028")
     assert reply.status == 400 and b"MUT-400-DEMANDE" in reply.body

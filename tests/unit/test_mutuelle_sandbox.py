@@ -7,8 +7,6 @@ import json
 
 import pytest
 from lxml import etree
-from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
 
 from mutuelle import sandbox as sandbox_module
 from mutuelle import testing
@@ -23,6 +21,7 @@ from mutuelle.server import admin_site
 from mutuelle.simulator import Simulator
 from mutuelle.soap import request_headers
 from roc.model import SERVICE_NS, Service, SoapVersion
+from roc.testing import StrictClock, StrictMemoryReactorClock
 
 DATA, CATALOGUE = testing.shipped()
 AMC = "990000101"
@@ -59,8 +58,8 @@ def send(
     return reply.status, code, root
 
 
-def fresh(clock: Clock | None = None) -> Simulator:
-    return testing.simulator(clock=clock or Clock())
+def fresh(clock: StrictClock | None = None) -> Simulator:
+    return testing.simulator(clock=clock or StrictClock())
 
 
 def test_idb_then_clc_then_del_then_del_again() -> None:
@@ -95,7 +94,7 @@ def test_an_engagement_is_only_cancellable_by_its_beneficiary() -> None:
 
 
 def test_an_engagement_older_than_the_window_is_no_longer_cancellable() -> None:
-    clock = Clock()
+    clock = StrictClock()
     sandbox = Sandbox(HOSPITAL_A, clock, CATALOGUE.sandbox_seed())
     key = case("CLC_OK_MCO_ENGAGEMENT").request.beneficiary
     engagement = sandbox.engage(AMC, key, "SEJ-9", 1000)
@@ -135,7 +134,7 @@ def test_the_journal_holds_codes_and_conformance_never_personal_data() -> None:
 
 
 def test_sandboxes_are_bounded() -> None:
-    sandboxes = Sandboxes(Clock(), CATALOGUE.sandbox_seed(), max_sandboxes=2)
+    sandboxes = Sandboxes(StrictClock(), CATALOGUE.sandbox_seed(), max_sandboxes=2)
     for finess in ("990000010", "990000028", "990000036"):
         sandboxes.get(finess)
     assert [s.finess for s in sandboxes] == ["990000028", "990000036"]
@@ -228,7 +227,7 @@ def test_a_technical_fault_case_changes_no_state(service: Service) -> None:
 def test_admin_api_is_served_as_json_on_the_admin_site() -> None:
     simulator = fresh()
     send(simulator, case("DEL_OK_MCO_ANNULATION"))
-    site = admin_site(MemoryReactorClock(), admin(simulator))
+    site = admin_site(StrictMemoryReactorClock(), admin(simulator))
     reply = testing.request(site, f"/__admin/sandboxes/{HOSPITAL_A}/journal?limit=1", method="GET")
     assert reply.status == 200 and reply.content_type == "application/json"
     assert json.loads(reply.body)["entries"][0]["outcome"] == "00"
@@ -243,7 +242,7 @@ def test_admin_api_is_served_as_json_on_the_admin_site() -> None:
 
 def test_a_sandbox_keeps_a_bounded_number_of_records(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox_module, "MAX_RECORDS", 50)
-    sandbox = Sandbox(HOSPITAL_A, Clock(), CATALOGUE.sandbox_seed())
+    sandbox = Sandbox(HOSPITAL_A, StrictClock(), CATALOGUE.sandbox_seed())
     key = case("CLC_OK_MCO_ENGAGEMENT").request.beneficiary
     for index in range(200):
         sandbox.engage(AMC, key, f"SEJ-{index}", 100)

@@ -10,7 +10,6 @@ from twisted.internet import ssl
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -22,6 +21,7 @@ from mutuelle.config import MutuelleConfig, load_config
 from mutuelle.examples import case_request
 from mutuelle.service import MutuelleService, build_service
 from roc.config import ConfigError
+from roc.testing import StrictMemoryReactorClock
 from roc.tls import TLSFiles, client_options, load_pem_certificates
 from tools import devpki
 
@@ -137,8 +137,8 @@ def test_options_parse_a_valid_file(pki: Path) -> None:
 # -- The built service --------------------------------------------------------------------------
 
 
-def built(pki: Path, **overrides: str) -> tuple[MutuelleService, MemoryReactorClock]:
-    reactor = MemoryReactorClock()
+def built(pki: Path, **overrides: str) -> tuple[MutuelleService, StrictMemoryReactorClock]:
+    reactor = StrictMemoryReactorClock()
     config = load_config(write_config(pki.parent, valid_config(pki, **overrides)))
     return build_service(config, reactor), reactor
 
@@ -199,7 +199,9 @@ class _HttpClient(Protocol):
 
 
 def _exchange(
-    service: MutuelleService, reactor: MemoryReactorClock, tls: IOpenSSLClientConnectionCreator
+    service: MutuelleService,
+    reactor: StrictMemoryReactorClock,
+    tls: IOpenSSLClientConnectionCreator,
 ) -> _HttpClient:
     case = default_catalogue().get("990000101", "IDB_OK_MCO_DROITS_OUVERTS")
     assert case is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from mutuelle import testing
@@ -14,6 +14,7 @@ from mutuelle.examples import case_request
 from mutuelle.soap import request_headers
 from mutuelle.technical import TechnicalFault
 from roc.model import Service, SoapVersion
+from roc.testing import StrictMemoryReactorClock
 
 DATA, CATALOGUE = testing.shipped()
 AMC = "990000101"
@@ -28,7 +29,7 @@ def fault_case(fault: TechnicalFault) -> Case:
 class Connection:
     """One HTTP/1.1 exchange with the simulator's site over an in-memory transport."""
 
-    def __init__(self, clock: MemoryReactorClock, document: bytes, sender: str = "") -> None:
+    def __init__(self, clock: StrictMemoryReactorClock, document: bytes, sender: str = "") -> None:
         self.site = testing.site(testing.simulator(clock=clock), clock)
         self.channel = self.site.buildProtocol(None)
         assert self.channel is not None
@@ -55,12 +56,12 @@ class Connection:
         return self.transport.value()
 
 
-def open_connection(fault: TechnicalFault, clock: MemoryReactorClock) -> Connection:
+def open_connection(fault: TechnicalFault, clock: StrictMemoryReactorClock) -> Connection:
     return Connection(clock, case_request(fault_case(fault), "t-fault"))
 
 
 def test_late_answer_comes_after_the_configured_delay() -> None:
-    clock = MemoryReactorClock()
+    clock = StrictMemoryReactorClock()
     connection = open_connection(TechnicalFault.LATE, clock)
     assert connection.received == b""
     clock.advance(2.9)
@@ -71,7 +72,7 @@ def test_late_answer_comes_after_the_configured_delay() -> None:
 
 
 def test_timeout_closes_the_connection_without_an_answer() -> None:
-    clock = MemoryReactorClock()
+    clock = StrictMemoryReactorClock()
     connection = open_connection(TechnicalFault.TIMEOUT, clock)
     clock.advance(64)
     assert connection.received == b"" and not connection.transport.disconnecting
@@ -80,7 +81,7 @@ def test_timeout_closes_the_connection_without_an_answer() -> None:
 
 
 def test_a_client_leaving_before_a_late_answer_cancels_it() -> None:
-    clock = MemoryReactorClock()
+    clock = StrictMemoryReactorClock()
     connection = open_connection(TechnicalFault.LATE, clock)
     assert clock.getDelayedCalls()
     connection.channel.connectionLost(Failure(ConnectionDone()))
@@ -88,7 +89,7 @@ def test_a_client_leaving_before_a_late_answer_cancels_it() -> None:
 
 
 def test_reset_sends_part_of_the_answer_then_aborts() -> None:
-    clock = MemoryReactorClock()
+    clock = StrictMemoryReactorClock()
     connection = open_connection(TechnicalFault.RESET, clock)
     head, _, body = connection.received.partition(b"\r\n\r\n")
     length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
@@ -127,7 +128,7 @@ def test_immediate_faults(fault: TechnicalFault, status: int, marker: bytes) -> 
 
 
 def test_the_relay_header_names_the_sandbox_without_a_certificate() -> None:
-    clock = MemoryReactorClock()
+    clock = StrictMemoryReactorClock()
     document = case_request(fault_case(TechnicalFault.HTTP_500), "t-1")
     connection = Connection(clock, document, sender="990000028")
     assert connection.received.startswith(b"HTTP/1.1 500")

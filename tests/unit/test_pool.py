@@ -15,15 +15,15 @@ from hypothesis.stateful import (
     rule,
 )
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from roc.testing import StrictClock
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 
 
 def test_free_slot_is_granted_at_once() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 2, 2)
     first = success_result_of(limiter.acquire(1.0))
     second = success_result_of(limiter.acquire(1.0))
@@ -34,7 +34,7 @@ def test_free_slot_is_granted_at_once() -> None:
 
 
 def test_waiters_are_served_in_arrival_order() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 3)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 3)
     held = success_result_of(limiter.acquire(5.0))
     waiting = [limiter.acquire(5.0) for _ in range(3)]
     for d in waiting:
@@ -49,7 +49,7 @@ def test_waiters_are_served_in_arrival_order() -> None:
 
 
 def test_release_hands_the_slot_over_without_freeing_it() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 1)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 1)
     held = success_result_of(limiter.acquire(5.0))
     active_when_served: list[int] = []
 
@@ -67,14 +67,14 @@ def test_release_hands_the_slot_over_without_freeing_it() -> None:
 
 
 def test_release_without_waiters_frees_the_slot() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 2)
     success_result_of(limiter.acquire(1.0)).release()
     assert limiter.active == 0
     success_result_of(limiter.acquire(1.0))
 
 
 def test_full_queue_sheds_at_once() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 1)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 1)
     success_result_of(limiter.acquire(1.0))
     queued = limiter.acquire(1.0)
     failure = failure_result_of(limiter.acquire(1.0), QueueFull)
@@ -85,20 +85,20 @@ def test_full_queue_sheds_at_once() -> None:
 
 
 def test_zero_queue_sheds_whatever_cannot_go_at_once() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 0)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 0)
     success_result_of(limiter.acquire(1.0))
     failure_result_of(limiter.acquire(1.0), QueueFull)
     assert (limiter.shed_total, limiter.queued) == (1, 0)
 
 
 def test_zero_active_queues_everything() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 0, 1)
+    limiter = ConcurrencyLimiter(StrictClock(), 0, 1)
     assert_no_result(limiter.acquire(1.0))
     failure_result_of(limiter.acquire(1.0), QueueFull)
 
 
 def test_waiter_times_out_after_its_timeout() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 1, 2)
     success_result_of(limiter.acquire(1.0))
     waiting = limiter.acquire(2.0)
@@ -111,7 +111,7 @@ def test_waiter_times_out_after_its_timeout() -> None:
 
 
 def test_a_timed_out_waiter_is_not_served_later() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     timed_out = limiter.acquire(1.0)
@@ -124,7 +124,7 @@ def test_a_timed_out_waiter_is_not_served_later() -> None:
 
 
 def test_served_waiter_timer_is_cancelled() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     waiting = limiter.acquire(1.0)
@@ -137,7 +137,7 @@ def test_served_waiter_timer_is_cancelled() -> None:
 
 
 def test_cancel_while_queued_leaves_the_queue_and_takes_no_slot() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     cancelled = limiter.acquire(1.0)
@@ -154,7 +154,7 @@ def test_cancel_while_queued_leaves_the_queue_and_takes_no_slot() -> None:
 
 
 def test_cancel_after_being_served_changes_nothing() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 2)
     d = limiter.acquire(1.0)
     d.cancel()
     slot = success_result_of(d)
@@ -164,7 +164,7 @@ def test_cancel_after_being_served_changes_nothing() -> None:
 
 
 def test_release_is_idempotent() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     first, second = limiter.acquire(1.0), limiter.acquire(1.0)
     assert not held.released
@@ -180,7 +180,7 @@ def test_release_is_idempotent() -> None:
 
 
 def test_raising_the_cap_serves_waiters_at_once() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 3)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 3)
     success_result_of(limiter.acquire(1.0))
     waiting = [limiter.acquire(1.0) for _ in range(3)]
     limiter.set_limits(3, 3)
@@ -191,7 +191,7 @@ def test_raising_the_cap_serves_waiters_at_once() -> None:
 
 
 def test_lowering_the_cap_lets_active_slots_drain() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 3, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 3, 2)
     held = [success_result_of(limiter.acquire(1.0)) for _ in range(3)]
     limiter.set_limits(1, 2)
     assert limiter.active == 3
@@ -206,7 +206,7 @@ def test_lowering_the_cap_lets_active_slots_drain() -> None:
 
 
 def test_lowering_the_queue_keeps_those_already_waiting() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     waiting = [limiter.acquire(1.0), limiter.acquire(1.0)]
     limiter.set_limits(1, 0)
@@ -218,7 +218,7 @@ def test_lowering_the_queue_keeps_those_already_waiting() -> None:
 
 
 def test_newcomers_do_not_overtake_waiters() -> None:
-    limiter = ConcurrencyLimiter(Clock(), 1, 2)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 2)
     held = success_result_of(limiter.acquire(1.0))
     first, second = limiter.acquire(1.0), limiter.acquire(1.0)
     newcomers: list[Deferred[Slot]] = []
@@ -237,7 +237,7 @@ def test_newcomers_do_not_overtake_waiters() -> None:
 
 
 def test_a_long_queue_of_waiters_releasing_at_once_is_served_without_deep_recursion() -> None:
-    clock = Clock()
+    clock = StrictClock()
     limiter = ConcurrencyLimiter(clock, 1, 5000)
     held = success_result_of(limiter.acquire(1.0))
     waiting = [limiter.acquire(1.0) for _ in range(5000)]
@@ -255,8 +255,8 @@ def test_a_long_queue_of_waiters_releasing_at_once_is_served_without_deep_recurs
 )
 def test_limits_must_not_be_negative(max_active: int, max_queued: int, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}: must be >= 0"):
-        ConcurrencyLimiter(Clock(), max_active, max_queued)
-    limiter = ConcurrencyLimiter(Clock(), 1, 1)
+        ConcurrencyLimiter(StrictClock(), max_active, max_queued)
+    limiter = ConcurrencyLimiter(StrictClock(), 1, 1)
     with pytest.raises(ValueError, match=f"^{field}: must be >= 0"):
         limiter.set_limits(max_active, max_queued)
     assert (limiter.max_active, limiter.max_queued) == (1, 1)
@@ -264,7 +264,7 @@ def test_limits_must_not_be_negative(max_active: int, max_queued: int, field: st
 
 @pytest.mark.parametrize("timeout", [-1.0, float("nan"), float("inf")])
 def test_timeout_must_be_a_finite_non_negative_number(timeout: float) -> None:
-    limiter = ConcurrencyLimiter(Clock(), 0, 1)
+    limiter = ConcurrencyLimiter(StrictClock(), 0, 1)
     with pytest.raises(ValueError, match=r"^timeout: "):
         limiter.acquire(timeout)
     assert (limiter.active, limiter.queued) == (0, 0)
@@ -275,7 +275,7 @@ class LimiterMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = Clock()
+        self.clock = StrictClock()
         self.limiter = ConcurrencyLimiter(self.clock, 0, 0)
         self.held: list[Slot] = []
         self.released: list[Slot] = []

@@ -17,7 +17,6 @@ from lxml import etree
 from OpenSSL import crypto
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
@@ -28,6 +27,7 @@ from roc.errors import RpnError, RpnFailure
 from roc.identifiers import make_nir
 from roc.model import ROUTING_NS, RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, AmcKey
 from roc.routing import SoapHeaderExtractor
+from roc.testing import StrictClock
 from rpn.annuaire import CachedAnnuaire
 from rpn.h1server import HttpServerFactory
 from rpn.interfaces import AmcEntry
@@ -254,7 +254,7 @@ class RelayHarness:
         max_in_flight: int = 64,
     ) -> None:
         self.certificates = certificates
-        self.clock = Clock()
+        self.clock = StrictClock()
         self.stats = RecordingStats()
         self.upstreams = FakeUpstreams()
         self.source = FakeAnnuaireSource(

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from roc.testing import StrictClock
 from rpn.metric_tables import exposition
 from rpn.relay import _OUTCOME
 from rpn.stats import (
@@ -57,7 +57,7 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 @pytest.mark.parametrize(
     "sink",
     [
-        lambda: PrometheusStats(CollectorRegistry(), Clock()),
+        lambda: PrometheusStats(CollectorRegistry(), StrictClock()),
         lambda: AccessLog(io.StringIO()),
         lambda: StatsFanout(),
     ],
@@ -73,7 +73,7 @@ def test_every_sink_is_a_stats_sink(sink: object) -> None:
 def test_an_answered_exchange_is_counted_by_service_amc_and_outcome(
     registry: CollectorRegistry,
 ) -> None:
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(ANSWERED)
     stats.record(ANSWERED)
     labels = {"service": "IDB", "amc": "990000101", "outcome": "answered"}
@@ -82,7 +82,7 @@ def test_an_answered_exchange_is_counted_by_service_amc_and_outcome(
 
 
 def test_a_relay_fault_is_counted_by_its_code(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(REFUSED_EARLY)
     assert sample(registry, "rpn_relay_errors_total", code="RPN-413-TAILLE") == 1
     labels = {"service": "unknown", "amc": "none", "outcome": "rejected"}
@@ -90,7 +90,7 @@ def test_a_relay_fault_is_counted_by_its_code(registry: CollectorRegistry) -> No
 
 
 def test_exchange_durations_land_in_the_histogram_buckets(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(ANSWERED)
     name = "rpn_exchange_duration_seconds"
     assert sample(registry, f"{name}_count", service="IDB") == 1
@@ -102,7 +102,7 @@ def test_exchange_durations_land_in_the_histogram_buckets(registry: CollectorReg
 def test_upstream_time_is_observed_only_for_exchanges_that_reached_an_amc(
     registry: CollectorRegistry,
 ) -> None:
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(ANSWERED)
     stats.record(dataclasses.replace(ANSWERED, upstream_seconds=None, outcome="breaker_open"))
     name = "rpn_upstream_duration_seconds"
@@ -111,7 +111,7 @@ def test_upstream_time_is_observed_only_for_exchanges_that_reached_an_amc(
 
 
 def test_body_bytes_are_counted_by_direction(registry: CollectorRegistry) -> None:
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(ANSWERED)
     stats.record(REFUSED_EARLY)
     assert sample(registry, "rpn_exchange_bytes_total", direction="request") == 1200
@@ -119,7 +119,7 @@ def test_body_bytes_are_counted_by_direction(registry: CollectorRegistry) -> Non
 
 
 def test_metric_help_texts_are_written(registry: CollectorRegistry) -> None:
-    PrometheusStats(registry, Clock())
+    PrometheusStats(registry, StrictClock())
     families = list(registry.collect())
     assert {f.name for f in families} >= {
         "rpn_exchanges",
@@ -259,7 +259,7 @@ def test_a_return_code_beyond_the_bounded_window_is_not_searched() -> None:
 
 def test_registered_establishments_get_their_own_counts_codes_and_certificate_expiry() -> None:
     registry = CollectorRegistry()
-    clock = Clock()
+    clock = StrictClock()
     clock.advance(1_800_000_000)
     stats = PrometheusStats(registry, clock)
     base = {"finess": "990000028", "service": "IDB", "amc": "990000101", "registered": True}
@@ -296,7 +296,7 @@ def test_registered_establishments_get_their_own_counts_codes_and_certificate_ex
 
 def test_an_unregistered_certificate_never_creates_an_establishment_label() -> None:
     registry = CollectorRegistry()
-    stats = PrometheusStats(registry, Clock())
+    stats = PrometheusStats(registry, StrictClock())
     stats.record(ExchangeRecord(finess="990000051", code="RPN-403-NON-INSCRIT", registered=False))
     text = (generate_latest(registry) + exposition(stats.tables)).decode()
     assert "990000051" not in text

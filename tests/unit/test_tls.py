@@ -22,13 +22,13 @@ from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
 )
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 
 from roc.identifiers import make_finess
+from roc.testing import StrictClock
 from roc.tls import (
     SwappableServerContext,
     TLSConfigError,
@@ -121,7 +121,7 @@ def connect(
     client: IOpenSSLClientConnectionCreator,
 ) -> Connection:
     """Handshake *client* with *server* in memory; the client sends b"ping" once connected."""
-    clock = Clock()
+    clock = StrictClock()
     apps: dict[str, Recorder] = {}
 
     def app(side: str) -> Callable[[], Recorder]:

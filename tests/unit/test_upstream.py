@@ -1,6 +1,6 @@
 """Forwarding to an AMC: how failures are answered, body limits, the breaker and the slot queue.
 
-Connections go through a ``MemoryReactorClock``; an AMC that answers is a twisted.web ``Site``
+Connections go through a ``StrictMemoryReactorClock``; an AMC that answers is a twisted.web ``Site``
 behind in-memory mutual TLS (``twisted.test.iosim``), so the real ``Agent`` does the HTTP.
 """
 
@@ -17,7 +17,7 @@ from twisted.internet import error as net_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.protocol import Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.protocols import tls as tls_module
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -36,6 +36,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
+from roc.testing import StrictMemoryReactorClock
 from roc.tls import TLSFiles, server_options
 from rpn._http import BodyTooLarge, read_capped_body
 from rpn.breaker import BreakerPolicy, BreakerState
@@ -239,12 +240,12 @@ class AmcResource(Resource):
 
 
 class Harness:
-    """One AmcUpstream on a MemoryReactorClock, and the AMC it may be connected to."""
+    """One AmcUpstream on a StrictMemoryReactorClock, and the AMC it may be connected to."""
 
     def __init__(
         self, pki: Path, monkeypatch: pytest.MonkeyPatch, amc_stem: str = "amc", **changes: Any
     ) -> None:
-        self.reactor = MemoryReactorClock()
+        self.reactor = StrictMemoryReactorClock()
         # wrapClientTLS builds its TLS factory without a clock: give it this reactor.
         monkeypatch.setattr(tls_module, "_get_default_clock", lambda: self.reactor)
         client_files = TLSFiles(pki / "rpn-client.pem", pki / "rpn-client.key", (pki / "ca.pem",))
