@@ -463,8 +463,11 @@ private_key = "{pki / "rpn-server.key"}"
 ca_certificates = ["{pki / "ca.pem"}"]
 
 [establishments]
-allowed = ["{devpki.HOSPITAL_A["site"]}"]
 {in_flight}
+[[establishments.legal_entities]]
+finess = "{devpki.HOSPITAL_A["legal"]}"
+sites = ["{devpki.HOSPITAL_A["site"]}"]
+
 [annuaire]
 static_file = "annuaire.toml"
 

@@ -213,7 +213,7 @@ def start_relay(directory: Path, pki: Path, amcs: dict[str, FakeAmc]) -> tuple[T
             },
             "http": {"read_timeout": 10.0, "idle_timeout": 15.0},
             "establishments": {
-                "allowed": [devpki.HOSPITAL_A["site"], devpki.HOSPITAL_B["site"]],
+                "legal_entities": devpki.registration(devpki.HOSPITAL_A, devpki.HOSPITAL_B),
             },
             "annuaire": {"static_file": str(directory / "annuaire.toml")},
             "upstream": {

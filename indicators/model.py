@@ -40,6 +40,7 @@ _OUTCOME_CLASS = {
     "timeout": TECHNICAL,
     "annuaire_unavailable": TECHNICAL,
     "relay_error": TECHNICAL,
+    "cut_by_shutdown": TECHNICAL,
 }
 
 

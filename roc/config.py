@@ -190,6 +190,12 @@ def describe(cls: type[Any], path: str = "") -> Iterator[tuple[str, str, str, st
         if dataclasses.is_dataclass(tp):
             yield from describe(tp, where)  # type: ignore[arg-type]
             continue
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) in (tuple, list) else None
+        if item is not None and dataclasses.is_dataclass(item):
+            # A list of tables: the list itself, then the keys of each entry.
+            yield where, "list of tables", "[]", f.metadata.get("help", "")
+            yield from describe(item, f"{where}[]")  # type: ignore[arg-type]
+            continue
         if f.default is not dataclasses.MISSING:
             default = repr(f.default) if f.default is not None else "(none)"
         elif f.default_factory is not dataclasses.MISSING:

@@ -195,6 +195,13 @@ class RpnError(SpecEnum):
         "The relay is stopping; the exchange was not delivered.",
         True,
     )
+    CUT_BY_SHUTDOWN = ErrorSpec(
+        "RPN-503-ARRET-COUPE",
+        503,
+        "Server",
+        "The relay stopped before the AMC answered; the exchange may have reached the AMC.",
+        False,
+    )
     AMC_TIMEOUT = ErrorSpec(
         "RPN-504-AMC-DELAI",
         504,

@@ -17,6 +17,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from rpn.breaker import BreakerState
 from rpn.metric_tables import MetricTable, exposition
+from rpn.relay import Relay
 from rpn.upstream import UpstreamRegistry
 
 
@@ -157,6 +158,12 @@ class UpstreamCollector:
         queued = GaugeMetricFamily(
             "rpn_pool_queued_requests", "Exchanges waiting for a slot per AMC.", labels=("amc",)
         )
+        sent = CounterMetricFamily(
+            "rpn_upstream_requests",
+            "Requests written to each AMC (each may have reached it; retries of requests "
+            "provably not sent are not counted twice).",
+            labels=("amc",),
+        )
         shed = CounterMetricFamily(
             "rpn_pool_shed",
             "Exchanges refused because the AMC's wait queue was full or too slow.",
@@ -171,4 +178,32 @@ class UpstreamCollector:
             active.add_metric((amc,), upstream.limiter.active)
             queued.add_metric((amc,), upstream.limiter.queued)
             shed.add_metric((amc,), upstream.limiter.shed_total + upstream.limiter.timed_out_total)
-        yield from (state, opened, rejected, active, queued, shed)
+            sent.add_metric((amc,), upstream.sent_total)
+        yield from (state, opened, rejected, active, queued, shed, sent)
+
+
+class RelayCollector:
+    """Exchanges in flight, in total and per establishment, read at scrape time.
+
+    With nothing left in flight both are zero: a count that stays above zero while no
+    traffic flows is a leak (alert ``RpnInFlightWithoutTraffic``).
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "rpn_exchanges_in_flight",
+            "Exchanges this relay process has accepted and not yet answered.",
+            value=self._relay.in_flight,
+        )
+        by_establishment = GaugeMetricFamily(
+            "rpn_establishment_in_flight",
+            "Exchanges in flight per registered establishment (FINESS of its certificate); "
+            "establishments with none are not listed.",
+            labels=("finess",),
+        )
+        for finess, count in sorted(self._relay.in_flight_by_establishment.items()):
+            by_establishment.add_metric((finess,), count)
+        yield by_establishment

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roc.config import ConfigError, load_file, non_negative, positive, setting
+from roc.config import ConfigError, load, non_negative, positive, read_toml, setting
 from roc.identifiers import finess_error
 from roc.tls import ServerTLSConfig
 from rpn.workers import check_worker_endpoint
@@ -100,13 +100,49 @@ class RoutingConfig:
     )
 
 
+def _one_finess(value: Any) -> str | None:
+    return finess_error(value)
+
+
+def _sites(values: Any) -> str | None:
+    if not values:
+        return "must list at least one site (FINESS géographique)"
+    return _finess_list(values)
+
+
+@dataclass(frozen=True, slots=True)
+class LegalEntityConfig:
+    finess: str = setting("FINESS juridique of the legal entity.", check=_one_finess)
+    sites: tuple[str, ...] = setting(
+        "FINESS géographiques of its sites registered with the relay.", check=_sites
+    )
+
+
+#: Shown when a configuration still has the first wave's flat allow-list.
+OLD_ALLOW_LIST = (
+    "establishments.allowed: the flat allow-list is replaced by the registration of each "
+    "legal entity with its sites, so that no establishment can speak for another's site. "
+    "Write, for each legal entity:\n"
+    "  [[establishments.legal_entities]]\n"
+    '  finess = "<FINESS juridique>"\n'
+    '  sites = ["<FINESS géographique>", ...]\n'
+    "(docs/configuration.md, docs/operations.md)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class EstablishmentsConfig:
-    allowed: tuple[str, ...] = setting(
-        "FINESS numbers of the establishments registered with the relay.", (), _finess_list
+    legal_entities: tuple[LegalEntityConfig, ...] = setting(
+        "Registered establishments: each legal entity (FINESS juridique) with its sites "
+        "(FINESS géographiques). A client certificate names a site or a legal entity; a "
+        "message is accepted when its sender pair is registered and the certificate is "
+        "that site or its legal entity.",
+        (),
     )
     check_sender: bool = setting(
-        "Refuse a message whose sender FINESS is not the client certificate's.", True
+        "Refuse a message whose sender pair (FinessJuridique, FinessGeographique) is not "
+        "registered or not the client certificate's site or legal entity.",
+        True,
     )
     max_in_flight: int = setting(
         "Exchanges one establishment may have in flight at once (429 above), so that one "
@@ -114,6 +150,24 @@ class EstablishmentsConfig:
         64,
         positive,
     )
+
+    def __post_init__(self) -> None:
+        entities: dict[str, int] = {}
+        sites: dict[str, str] = {}
+        for index, entity in enumerate(self.legal_entities):
+            if entity.finess in entities:
+                raise ConfigError(
+                    f"legal_entities[{index}].finess: {entity.finess} is already "
+                    f"legal_entities[{entities[entity.finess]}]"
+                )
+            entities[entity.finess] = index
+            for site in entity.sites:
+                if site in sites:
+                    raise ConfigError(
+                        f"legal_entities[{index}].sites: site {site} is already registered "
+                        f"under {sites[site]}"
+                    )
+                sites[site] = entity.finess
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,4 +285,12 @@ class RpnConfig:
 
 def load_config(path: Path) -> RpnConfig:
     """Read and validate the relay configuration at *path* (ConfigError names the key)."""
-    return load_file(RpnConfig, path)
+    return parse_config(read_toml(path), path.parent.resolve())
+
+
+def parse_config(data: dict[str, Any], base: Path | None = None) -> RpnConfig:
+    """Validate parsed TOML *data* into the relay configuration."""
+    establishments = data.get("establishments")
+    if isinstance(establishments, dict) and "allowed" in establishments:
+        raise ConfigError(OLD_ALLOW_LIST)
+    return load(RpnConfig, data, base)

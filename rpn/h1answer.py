@@ -60,6 +60,7 @@ class AnswerParser:
         "_state",
         "body",
         "headers",
+        "keep_alive_timeout",
         "leftover",
         "received_any",
         "reusable",
@@ -85,6 +86,8 @@ class AnswerParser:
         self.leftover = b""
         #: Whether the connection may carry another request once this answer is complete.
         self.reusable = False
+        #: Seconds the AMC keeps the connection idle, when it says (``Keep-Alive: timeout=N``).
+        self.keep_alive_timeout: float | None = None
 
     def feed(self, data: bytes) -> bool:
         self.received_any = True
@@ -228,6 +231,8 @@ class AnswerParser:
                     keep_alive = False
                 elif b"keep-alive" in tokens:
                     keep_alive = True
+            elif lower == b"keep-alive":
+                self.keep_alive_timeout = keep_alive_timeout(value)
         self.status = status
         self.headers = headers
         if status < 200:
@@ -331,6 +336,21 @@ class AnswerParser:
         self._state = state
         self._buffer = data[at:]
         return False
+
+
+def keep_alive_timeout(value: bytes) -> float | None:
+    """The ``timeout`` parameter of a ``Keep-Alive`` header value, in seconds, if valid.
+
+    ``Keep-Alive: timeout=5, max=100`` (RFC 2068 section 19.7.1, as Apache and nginx send it).
+    """
+    for parameter in value.split(b","):
+        name, _, number = parameter.partition(b"=")
+        if name.strip(b" \t").lower() == b"timeout":
+            number = number.strip(b" \t")
+            if number.isdigit() and len(number) <= 6:
+                return float(number)
+            return None
+    return None
 
 
 def _unfold(lines: list[bytes]) -> list[bytes]:

@@ -11,6 +11,7 @@ Nothing here retries or times out: the caller (``rpn.upstream``) owns those deci
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 from typing import Protocol as TypingProtocol
@@ -33,6 +34,9 @@ __all__ = ["AnswerReceiver", "ConnectionPool", "H1Connection", "Route", "Target"
 
 #: Seconds ``ConnectionPool.close`` waits for an AMC to finish closing before cutting.
 CLOSE_GRACE = 2.0
+#: Seconds before the end of an AMC's announced keep-alive timeout (at most half of it) after
+#: which its idle connection is no longer reused.
+KEEP_ALIVE_MARGIN = 1.0
 # -- connections ---------------------------------------------------------------------------------
 
 
@@ -65,6 +69,8 @@ class H1Connection(Protocol):
         self.route = route
         #: When the connection last went back to its pool (the pool's clock).
         self.idle_since = 0.0
+        #: When it may no longer be reused: the AMC said how long it keeps it idle.
+        self.reuse_before = math.inf
         self.lost = False
         self._dropped = False
         self._receiver: AnswerReceiver | None = None
@@ -132,7 +138,7 @@ class H1Connection(Protocol):
         if parser.leftover:
             self._abort()  # the AMC sent more than one answer: nothing it says can be trusted
         elif parser.reusable and transport is not None and not _closing(transport):
-            self.route.pool._idle(self)
+            self.route.pool._idle(self, parser.keep_alive_timeout)
         else:
             self._lose()
         assert receiver is not None
@@ -324,15 +330,20 @@ class ConnectionPool:
         idle = route.idle
         if not idle:
             return None
-        connection = idle.pop()
-        if self._clock.seconds() - connection.idle_since < self._idle_timeout:
-            return connection
-        # The newest is too old, so are the others.
-        idle.append(connection)
-        expired = idle[:]
-        idle.clear()
-        for old in expired:
-            old._lose()
+        now = self._clock.seconds()
+        while idle:
+            connection = idle.pop()
+            if now - connection.idle_since >= self._idle_timeout:
+                # The newest is too old, so are the others.
+                idle.append(connection)
+                expired = idle[:]
+                idle.clear()
+                for old in expired:
+                    old._lose()
+                return None
+            if now < connection.reuse_before:
+                return connection
+            connection._lose()  # the AMC is about to close it: never write on it
         return None
 
     def connect(self, route: Route) -> Deferred[H1Connection]:
@@ -375,13 +386,23 @@ class ConnectionPool:
         done.addCallback(stop_cutting)
         return done
 
-    def _idle(self, connection: H1Connection) -> None:
+    def _idle(self, connection: H1Connection, amc_timeout: float | None = None) -> None:
+        """Keep *connection* for reuse; *amc_timeout*: how long the AMC said it keeps it.
+
+        A connection the AMC announced it would close after *amc_timeout* idle seconds is not
+        reused within ``KEEP_ALIVE_MARGIN`` of that moment: a request written as the AMC
+        closes may have reached it or not, which nobody can tell (the idle-close race).
+        """
         idle = connection.route.idle
-        if self._closed or len(idle) >= self._max_idle:
+        reuse_for = math.inf
+        if amc_timeout is not None:
+            reuse_for = amc_timeout - min(KEEP_ALIVE_MARGIN, amc_timeout / 2)
+        if self._closed or len(idle) >= self._max_idle or reuse_for <= 0:
             connection._lose()
             return
         now = self._clock.seconds()
         connection.idle_since = now
+        connection.reuse_before = now + reuse_for
         idle.append(connection)
         if self._sweep is None:
             self._sweep = self._clock.callLater(self._idle_timeout, self._close_expired)

@@ -179,10 +179,18 @@ class HttpServerProtocol(Protocol):
         if self._state == _HEAD and not self._buffer:
             self._close()
 
-    def _close(self) -> None:
-        """Close now; abort if the client does not acknowledge the TLS close in time."""
+    def _close(self, stop_reading: bool = False) -> None:
+        """Close now; abort if the client does not acknowledge the TLS close in time.
+
+        With *stop_reading* (a refused request), nothing more is read from the client: what
+        it keeps sending is never received, only cut with the connection.
+        """
         self._state = _CLOSING
-        if self._paused:
+        if stop_reading:
+            if not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pauseProducing()  # type: ignore[attr-defined]
+        elif self._paused:
             self._paused = False
             self.transport.resumeProducing()  # type: ignore[union-attr]
         if self.transport is not None and self._abort_call is None and not self.disconnected:
@@ -478,7 +486,7 @@ class HttpServerProtocol(Protocol):
             )
         )
         self.transport.write(head + body)  # type: ignore[union-attr]
-        self._close()
+        self._close(stop_reading=True)
         self.factory.handler().record_early_refusal(error, status, len(body))
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from OpenSSL import crypto
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -25,6 +26,7 @@ from roc.soap import content_type, fault_document
 from roc.tls import finess_from_certificate
 from rpn.h1server import HttpRequest, HttpServerFactory, soap_version_of_header
 from rpn.interfaces import AmcEntry, IAnnuaire
+from rpn.registration import Registration
 from rpn.stats import ExchangeRecord, IStatsSink, answer_outcome, business_code
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
 
@@ -40,7 +42,7 @@ class RelayPolicy:
     """The parts of the configuration the exchange path reads; swapped whole on reload."""
 
     paths: tuple[str, ...]
-    allowed: frozenset[str]
+    registration: Registration
     check_sender: bool
     finess_attribute: str
     max_body_bytes: int
@@ -91,6 +93,10 @@ class Relay:
         self.in_flight = 0
         #: Exchanges in flight per registered establishment (only those with some).
         self.in_flight_by_establishment: dict[str, int] = {}
+        #: Exchanges past admission and not yet answered: what a forced stop must cut.
+        self._forwarding: dict[int, tuple[Deferred[Any], ExchangeRecord]] = {}
+        #: Exchanges being cut by a forced stop (their cancellation is not a bug).
+        self._cut: set[int] = set()
         self.accepting = True
         #: Stopping: requests on open connections are still served, each answer closing its
         #: connection so that clients move to another process or host.
@@ -139,23 +145,40 @@ class Relay:
         finess = record.finess
         held = self.in_flight_by_establishment
         held[finess] = held.get(finess, 0) + 1
-        d = self.annuaire.resolve(key.amc)
+        token = id(record)
+        d: Deferred[Any] = self.annuaire.resolve(key.amc)
+        self._forwarding[token] = (d, record)
         d.addCallback(self._forward, request, key, record)
         d.addCallbacks(
             self._relay_answer,
             self._failed,
             callbackArgs=(request, record, started),
-            errbackArgs=(request, record, key.soap_version, started),
+            errbackArgs=(request, record, key.soap_version, started, token),
         )
         d.addErrback(self._bug, request, record, started)
-        d.addBoth(self._release, finess)
+        d.addBoth(self._release, finess, token)
 
-    def _release(self, _: object, finess: str) -> None:
+    def _release(self, _: object, finess: str, token: int) -> None:
+        """The exchange is over: its establishment's count goes down, whatever ended it."""
+        self._forwarding.pop(token, None)
+        self._cut.discard(token)
         left = self.in_flight_by_establishment[finess] - 1
         if left:
             self.in_flight_by_establishment[finess] = left
         else:
             del self.in_flight_by_establishment[finess]
+
+    def cut_in_flight(self) -> int:
+        """End every exchange still waiting for its AMC (a forced stop); how many were cut.
+
+        Each is answered ``RPN-503-ARRET-COUPE`` (it may have reached the AMC) and recorded
+        with the outcome ``cut_by_shutdown``; its AMC slot is given back.
+        """
+        cut = list(self._forwarding.items())
+        for token, (deferred, _) in cut:
+            self._cut.add(token)
+            deferred.cancel()
+        return len(cut)
 
     def _forward(
         self, entry: AmcEntry, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
@@ -188,8 +211,12 @@ class Relay:
         if finess is None:
             raise RpnFailure(RpnError.SENDER_NOT_REGISTERED, "no FINESS in the certificate")
         record.finess = finess
-        if finess not in self.policy.allowed:
-            raise RpnFailure(RpnError.SENDER_NOT_REGISTERED)
+        policy = self.policy
+        if not policy.registration.knows(finess):
+            raise RpnFailure(
+                RpnError.SENDER_NOT_REGISTERED,
+                f"certificate FINESS {finess} is neither a registered site nor legal entity",
+            )
         record.registered = True
         record.certificate_expiry = expiry
         if self.in_flight_by_establishment.get(finess, 0) >= (
@@ -208,8 +235,12 @@ class Relay:
             raise RpnFailure(RpnError.DRE_NOT_RELAYED)
         if key.service not in RELAYED_SERVICES:
             raise RpnFailure(RpnError.SERVICE_NOT_OFFERED, f"{key.service.value} is not relayed")
-        if self.policy.check_sender and finess not in key.sender_finess:
-            raise RpnFailure(RpnError.SENDER_MISMATCH)
+        if policy.check_sender:
+            refusal = policy.registration.sender_refusal(
+                finess, key.sender_finess_legal, key.sender_finess_site
+            )
+            if refusal is not None:
+                raise RpnFailure(RpnError.SENDER_MISMATCH, refusal)
         return key
 
     def _identity(self, request: HttpRequest) -> tuple[str | None, float | None]:
@@ -293,7 +324,11 @@ class Relay:
         record: ExchangeRecord,
         version: SoapVersion,
         started: float,
+        token: int,
     ) -> None:
+        if token in self._cut and failure.check(CancelledError):
+            self._fault(request, record, RpnFailure(RpnError.CUT_BY_SHUTDOWN), version, started)
+            return
         failure.trap(RpnFailure)
         assert isinstance(failure.value, RpnFailure)
         self._fault(request, record, failure.value, version, started)
@@ -345,7 +380,12 @@ class Relay:
     def _done(self, record: ExchangeRecord, started: float) -> None:
         record.total_seconds = self.clock.seconds() - started
         self.in_flight -= 1
-        self.stats.record(record)
+        try:
+            self.stats.record(record)
+        finally:
+            self._wake_idle_waiters()
+
+    def _wake_idle_waiters(self) -> None:
         if self.in_flight == 0 and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
@@ -359,6 +399,7 @@ _OUTCOME = {
     RpnError.AMC_CIRCUIT_OPEN: "breaker_open",
     RpnError.OVERLOADED: "overloaded",
     RpnError.AMC_TIMEOUT: "timeout",
+    RpnError.CUT_BY_SHUTDOWN: "cut_by_shutdown",
     RpnError.ANNUAIRE_UNAVAILABLE: "annuaire_unavailable",
     RpnError.INTERNAL: "relay_error",
 }

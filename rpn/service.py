@@ -14,8 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.application import strports
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.systemd import ListenFDs
 from twisted.web.client import Agent
@@ -29,16 +29,23 @@ from roc.tls import (
     WholeMessageTLSFactory,
     server_options,
 )
-from rpn.admin import QuietSite, UpstreamCollector, admin_resource
+from rpn.admin import QuietSite, RelayCollector, UpstreamCollector, admin_resource
 from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.breaker import BreakerPolicy
 from rpn.config import RpnConfig, load_config
 from rpn.h1server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
+from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
-from rpn.upstream import UpstreamRegistry, UpstreamSettings, _AmcTLSPolicy, quiet_pool
+from rpn.upstream import (
+    UpstreamRegistry,
+    UpstreamSettings,
+    _AmcTLSPolicy,
+    delay_until,
+    quiet_pool,
+)
 from rpn.workers import (
     SINGLE_PROCESS,
     AdoptedPortService,
@@ -52,7 +59,9 @@ from rpn.workers import (
 def relay_policy(config: RpnConfig) -> RelayPolicy:
     return RelayPolicy(
         paths=config.http.paths,
-        allowed=frozenset(config.establishments.allowed),
+        registration=Registration.of(
+            (entity.finess, entity.sites) for entity in config.establishments.legal_entities
+        ),
         check_sender=config.establishments.check_sender,
         finess_attribute=config.tls.finess_attribute,
         max_body_bytes=config.http.max_body_bytes,
@@ -167,6 +176,8 @@ class RelayService(MultiService):
         self.listening_socket: socket.socket | None = None
         #: The client connections' factory, closed last when stopping.
         self.http: HttpServerFactory | None = None
+        #: The admin endpoint (/readyz, /metrics), stopped after the drain.
+        self.admin_service: Service | None = None
 
     @property
     def drain_timeout(self) -> float:
@@ -228,34 +239,46 @@ class RelayService(MultiService):
         self.reactor.callFromThread(self.reload)
 
     def stopService(self) -> Deferred[None]:
-        """Stop accepting, let exchanges in flight finish (up to the drain timeout), close."""
+        """Stop accepting, let exchanges in flight finish (up to the drain timeout), close.
+
+        The admin endpoint stays up until the very end, so that a load balancer's probe of
+        ``/readyz`` reads 503 while the relay drains instead of a refused connection.
+        """
         self.ready = False
         self.relay.draining = True
         if getattr(self, "_previous_sighup", None) is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
-        stopped = super().stopService()
-        return Deferred.fromCoroutine(self._drain(stopped))
+        Service.stopService(self)
+        stopping = [
+            maybeDeferred(child.stopService)
+            for child in reversed(list(self))
+            if child is not self.admin_service
+        ]
+        listeners_stopped = gatherResults(stopping).addCallback(lambda _: None)
+        return Deferred.fromCoroutine(self._drain(listeners_stopped))
 
-    async def _drain(self, listeners_stopped: Deferred[None] | None) -> None:
-        deadline = self.relay.clock.seconds() + self.drain_timeout
-        if listeners_stopped is not None:
-            await listeners_stopped
+    async def _drain(self, listeners_stopped: Deferred[None]) -> None:
+        clock = self.relay.clock
+        deadline = clock.seconds() + self.drain_timeout
+        await listeners_stopped
         if self.relay.in_flight:
             self.log.info("draining {count} exchanges in flight", count=self.relay.in_flight)
             idle = self.relay.wait_idle()
-            idle.addTimeout(self.drain_timeout, self.relay.clock)
+            idle.addTimeout(delay_until(clock, deadline), clock)
             try:
                 await idle
             except TimeoutError:
+                cut = self.relay.cut_in_flight()
                 self.log.warn(
-                    "drain timeout: {count} exchanges still in flight are cut",
-                    count=self.relay.in_flight,
+                    "drain timeout: {count} exchanges still in flight are cut "
+                    "(answered RPN-503-ARRET-COUPE, recorded as cut_by_shutdown)",
+                    count=cut,
                 )
         self.relay.accepting = False  # anything arriving now gets RPN-503-ARRET
         if self.http is not None:
             # Answers already written leave before the TLS close; then the process may exit.
             closed = self.http.close_connections()
-            closed.addTimeout(max(0.5, deadline - self.relay.clock.seconds()), self.relay.clock)
+            closed.addTimeout(max(0.5, delay_until(clock, deadline)), clock)
             try:
                 await closed
             except TimeoutError:
@@ -264,8 +287,11 @@ class RelayService(MultiService):
                     count=len(self.http.connections),
                 )
         self.annuaire.flush()
-        self.access_log.close()
         await self.upstreams.close()
+        # Last: every exchange has been recorded by now, the cut ones included.
+        self.access_log.close()
+        if self.admin_service is not None:
+            await maybeDeferred(self.admin_service.stopService)
 
 
 def inbound_tls_files(config: RpnConfig) -> TLSFiles:
@@ -301,6 +327,7 @@ def build_service(
     stats = StatsFanout(prometheus, access_log)
     relay = Relay(reactor, relay_policy(config), extractor, annuaire, upstreams, stats)
     registry.register(UpstreamCollector(upstreams))
+    registry.register(RelayCollector(relay))
     registry.register(AnnuaireCollector(annuaire, reactor))
 
     service = RelayService(
@@ -320,7 +347,9 @@ def build_service(
         )
     )
     admin_endpoint = admin_endpoint_for(config.admin.endpoint, role.index)
-    strports.service(admin_endpoint, admin, reactor=reactor).setServiceParent(service)
+    admin_service = strports.service(admin_endpoint, admin, reactor=reactor)
+    admin_service.setServiceParent(service)
+    service.admin_service = admin_service
     return service
 
 

@@ -28,6 +28,7 @@ OUTCOMES = (
     "timeout",  # the AMC did not answer before the deadline
     "annuaire_unavailable",
     "client_gone",  # the establishment disconnected before the answer
+    "cut_by_shutdown",  # the relay stopped (drain timeout) before the AMC answered
     "relay_error",  # the relay itself failed (a bug: see its log)
 )
 
@@ -236,7 +237,9 @@ class AccessLog:
             self._stream = self._path.open("a", encoding="utf-8", buffering=1)
 
     def record(self, exchange: ExchangeRecord) -> None:
-        if self._stream is None:
+        if self._stream is None or self._stream.closed:
+            # No file (or no longer one, at the very end of a stop): the service log
+            # gets the record instead, so that no exchange goes unrecorded.
             entry = {name: getattr(exchange, name) for name in _LOGGED_FIELDS}
             self.log.info(
                 "exchange {exchange_id} finess={finess} amc={amc} service={service} "
@@ -247,6 +250,7 @@ class AccessLog:
             self._stream.write(_json_line(exchange))
 
     def close(self) -> None:
+        """Close the file (on stop, once every exchange has been recorded)."""
         if self._stream is not None:
             self._stream.close()
 

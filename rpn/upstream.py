@@ -111,12 +111,25 @@ def quiet_pool(reactor: Any) -> HTTPConnectionPool:
     return pool
 
 
+def delay_until(clock: IReactorTime, when: float) -> float:
+    """Seconds from now to *when*, never negative: a timer armed from a computed deadline.
+
+    The reactor refuses a negative delay (``callLater`` raises), and a deadline read a moment
+    ago may already be past when the clock is read again.
+    """
+    return max(0.0, when - clock.seconds())
+
+
 class _Deadlines:
     """Fails exchanges at their deadline, with one reactor timer for all of an AMC's exchanges.
 
     A timer per exchange would be created and cancelled for almost every one; this timer
-    fires at the earliest deadline pending and is set again only then.
+    fires at the earliest deadline pending and is set again only then. The timer is armed
+    again before any exchange is expired, and one exchange failing to expire never stops
+    the others': a leaked exchange would hold its AMC slot until a restart.
     """
+
+    log = Logger()
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
@@ -129,13 +142,18 @@ class _Deadlines:
         deadline = exchange.deadline
         if self._call is None:
             self._due = deadline
-            self._call = self._clock.callLater(deadline - self._clock.seconds(), self._expire)
+            self._call = self._clock.callLater(delay_until(self._clock, deadline), self._expire)
         elif deadline < self._due:
             self._due = deadline
-            self._call.reset(deadline - self._clock.seconds())
+            self._call.reset(delay_until(self._clock, deadline))
 
     def remove(self, exchange: _Exchange) -> None:
         self._pending.pop(exchange, None)
+
+    @property
+    def pending(self) -> int:
+        """Exchanges waiting for their deadline (each holds, or waits for, an AMC slot)."""
+        return len(self._pending)
 
     def stop(self) -> None:
         """Cancel the timer if nothing is pending (the service is stopping)."""
@@ -145,15 +163,20 @@ class _Deadlines:
 
     def _expire(self) -> None:
         self._call = None
+        # One reading of the clock decides what expires now; the next timer is armed from
+        # it, clamped, so a deadline falling between two readings cannot arm one in the past.
         now = max(self._clock.seconds(), self._due)
         expired = [exchange for exchange in self._pending if exchange.deadline <= now]
         for exchange in expired:
             del self._pending[exchange]
         if self._pending:
             self._due = min(exchange.deadline for exchange in self._pending)
-            self._call = self._clock.callLater(self._due - self._clock.seconds(), self._expire)
+            self._call = self._clock.callLater(delay_until(self._clock, self._due), self._expire)
         for exchange in expired:
-            exchange.expire()
+            try:
+                exchange.expire()
+            except Exception:  # noqa: BLE001 - the other exchanges must still expire
+                self.log.failure("an exchange failed to expire at its deadline")
 
 
 class _Exchange:
@@ -262,6 +285,7 @@ class _Exchange:
     def _send(self, connection: H1Connection, data: bytes) -> None:
         if connection.send(data, self, self._upstream._settings.max_response_bytes):
             self._connection = connection
+            self._upstream.sent_total += 1
             return
         if not self._retried:
             # The connection was found closing before any byte left: the AMC provably
@@ -295,8 +319,16 @@ class _Exchange:
     # endings
 
     def expire(self) -> None:
-        """The deadline passed."""
-        if not self.done:
+        """The deadline passed: a timeout if the request was written, else unavailable.
+
+        Still connecting at the deadline, the request provably never left the relay: the
+        establishment is told it was not delivered (and may send it again).
+        """
+        if self.done:
+            return
+        if self._connection is None:
+            self._failed(Failure(net_error.TimeoutError("no connection within the deadline")))
+        else:
             self._failed(Failure(TimeoutError()))
 
     def _failed(self, reason: Failure) -> None:
@@ -361,6 +393,8 @@ class AmcUpstream:
         )
         self._deadlines = _Deadlines(reactor)
         self.limiter = ConcurrencyLimiter(reactor, settings.max_active, settings.max_queued)
+        #: Requests written to this AMC (each may have reached it).
+        self.sent_total = 0
 
         def transition(old: BreakerState, new: BreakerState) -> None:
             self.log.warn(

@@ -146,7 +146,7 @@ def exchanges(relay_port: int) -> int:
         )
     refusals = [
         ("AMC unreachable", UNREACHABLE_AMC, devpki.HOSPITAL_A, "RPN-503-AMC-INDISPONIBLE"),
-        ("sender is not the certificate", "990000101", devpki.HOSPITAL_B, "RPN-403-EMETTEUR"),
+        ("A speaking for B's site", "990000101", devpki.HOSPITAL_B, "RPN-403-EMETTEUR"),
     ]
     for name, amc, sender, expected in refusals:
         request = envelope(

@@ -19,6 +19,7 @@ import argparse
 import datetime
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 HOSPITAL_A = {"legal": "990000010", "site": "990000028"}
 HOSPITAL_B = {"legal": "990000036", "site": "990000044"}
 UNTRUSTED_FINESS = "990000051"
+
+
+def registration(*hospitals: Mapping[str, str]) -> list[dict[str, object]]:
+    """The relay's ``establishments.legal_entities`` entries registering *hospitals*."""
+    return [{"finess": h["legal"], "sites": [h["site"]]} for h in hospitals]
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,15 @@ StartRelay = Callable[..., RelayProcess]
 
 @pytest.fixture
 def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
-    """Start ``twistd rpn`` with a static annuaire of {amc_number: base_url}."""
+    """Start ``twistd rpn`` with a static annuaire of {amc_number: base_url}.
+
+    *registered* are the establishments (``devpki.HOSPITAL_*``: legal entity and site)."""
     started: list[Twistd] = []
 
     def start(
         amcs: Mapping[str, str],
         *,
-        allowed: tuple[str, ...] = (devpki.HOSPITAL_A["site"], devpki.HOSPITAL_B["site"]),
+        registered: tuple[Mapping[str, str], ...] = (devpki.HOSPITAL_A, devpki.HOSPITAL_B),
         tables: Mapping[str, Mapping[str, object]] | None = None,
         annuaire: Mapping[str, object] | None = None,
         env: dict[str, str] | None = None,
@@ -96,7 +98,7 @@ def start_relay(pki: Path, tmp_path: Path) -> Iterator[StartRelay]:
                 "private_key": pki / "rpn-server.key",
                 "ca_certificates": [pki / "ca.pem"],
             },
-            "establishments": {"allowed": list(allowed)},
+            "establishments": {"legal_entities": devpki.registration(*registered)},
             "annuaire": {"static_file": "annuaire.toml", **(annuaire or {})},
             "upstream": {
                 "certificate": pki / "rpn-client.pem",

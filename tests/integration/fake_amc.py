@@ -31,6 +31,7 @@ MODES = (
     "truncated",  # a Content-Length larger than the body sent, then a clean close
     "garbage",  # bytes that are not HTTP, then a clean close
     "bad_status",  # an HTTP/1.1 status line with a non-numeric status
+    "hang",  # the request read, then nothing at all until the AMC stops
 )
 _RESET = struct.pack("ii", 1, 0)
 
@@ -66,6 +67,8 @@ class FakeAmc:
     key_file: Path | None = None
     #: Seconds an idle keep-alive connection is kept before the AMC closes it (None: forever).
     keep_alive_timeout: float | None = None
+    #: Whether answers say so (``Keep-Alive: timeout=N``, as Apache and nginx do).
+    announce_keep_alive: bool = True
     #: The behaviour for one request (default: ``behaviour``, shared by every request).
     choose: Callable[[Received], Behaviour] | None = None
     #: TLS connections accepted (handshake done) since start.
@@ -73,6 +76,7 @@ class FakeAmc:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._open: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
 
@@ -110,6 +114,10 @@ class FakeAmc:
                 )
                 amc.received.append(received)
                 b = amc.choose(received) if amc.choose is not None else amc.behaviour
+                if b.mode == "hang":
+                    amc._stopping.wait()
+                    self.close_connection = True
+                    return
                 if b.delay:
                     time.sleep(b.delay)
                 amc._answer(self, b)
@@ -141,6 +149,7 @@ class FakeAmc:
         """Stop listening and cut every open connection (an AMC going down)."""
         if self._server is None:
             return
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._server = None
@@ -172,8 +181,7 @@ class FakeAmc:
         with self._lock:
             self._open.discard(sock)
 
-    @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, b: Behaviour) -> None:
+    def _answer(self, handler: BaseHTTPRequestHandler, b: Behaviour) -> None:
         if b.mode == "reset":
             _reset(handler)
             return
@@ -191,6 +199,8 @@ class FakeAmc:
         if b.mode in ("reset_mid_answer", "truncated"):
             declared += 1000
         handler.send_header("Content-Length", str(declared))
+        if self.keep_alive_timeout is not None and self.announce_keep_alive:
+            handler.send_header("Keep-Alive", f"timeout={self.keep_alive_timeout:g}")
         handler.end_headers()
         if b.mode == "reset_mid_answer":
             handler.wfile.write(b.body[: len(b.body) // 2])
@@ -213,6 +223,9 @@ def _reset(handler: BaseHTTPRequestHandler) -> None:
 
 class _QuietServer(ThreadingHTTPServer):
     """No traceback on stderr for failed handshakes and connections cut by the peer."""
+
+    #: Room for bursts of new connections (socketserver's default backlog is 5).
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass

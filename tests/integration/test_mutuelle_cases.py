@@ -29,7 +29,7 @@ from tests.integration.harness import (
     http_get,
     write_toml,
 )
-from tools.devpki import HOSPITAL_A, HOSPITAL_B
+from tools.devpki import HOSPITAL_A, HOSPITAL_B, registration
 
 CATALOGUE = default_catalogue()
 #: The relay gives up on the AMC after this; DELAI_DEPASSE waits longer.
@@ -106,7 +106,7 @@ def start_stack(pki: Path, directory: Path, relay_timeout: float = RELAY_TIMEOUT
                 "private_key": pki / "rpn-server.key",
                 "ca_certificates": [pki / "ca.pem"],
             },
-            "establishments": {"allowed": [HOSPITAL_A["site"], HOSPITAL_B["site"]]},
+            "establishments": {"legal_entities": registration(HOSPITAL_A, HOSPITAL_B)},
             "annuaire": {"static_file": "annuaire.toml"},
             "upstream": {
                 "certificate": pki / "rpn-client.pem",

@@ -58,7 +58,7 @@ def test_sighup_reloads_allow_list_and_certificate_under_load_without_losing_an_
 ) -> None:
     fake_amc.behaviour.body = b"<ok/>"
     fake_amc.behaviour.delay = 0.05
-    relay = start_relay({AMC: f"https://127.0.0.1:{fake_amc.port}"}, allowed=(HOSPITAL_A["site"],))
+    relay = start_relay({AMC: f"https://127.0.0.1:{fake_amc.port}"}, registered=(HOSPITAL_A,))
     hospital_a = client_context(pki, "hospital-a")
     hospital_b = client_context(pki, "hospital-b")
     assert SoapClient(relay.port, hospital_b).post(idb(HOSPITAL_B, "b-before")).status == 403
@@ -90,10 +90,10 @@ def test_sighup_reloads_allow_list_and_certificate_under_load_without_losing_an_
         text = relay.twistd.config.read_text()
         text = text.replace(str(pki / "rpn-server.pem"), "renewed-server.pem")
         text = text.replace(str(pki / "rpn-server.key"), "renewed-server.key")
-        text = text.replace(
-            f'allowed = ["{HOSPITAL_A["site"]}"]',
-            f'allowed = ["{HOSPITAL_A["site"]}", "{HOSPITAL_B["site"]}"]',
-        )
+        registered_a = f'{{finess = "{HOSPITAL_A["legal"]}", sites = ["{HOSPITAL_A["site"]}"]}}'
+        registered_b = f'{{finess = "{HOSPITAL_B["legal"]}", sites = ["{HOSPITAL_B["site"]}"]}}'
+        assert registered_a in text
+        text = text.replace(registered_a, f"{registered_a}, {registered_b}")
         relay.twistd.config.write_text(text)
         hup(relay)
         wait_for_log(relay, "configuration reloaded")

@@ -178,7 +178,7 @@ def test_refusals_each_get_their_own_fault(
     fake_amc.behaviour.body = ANSWER
     relay = start_relay(
         {AMC_OK: f"https://127.0.0.1:{fake_amc.port}"},
-        allowed=(HOSPITAL_A["site"],),
+        registered=(HOSPITAL_A,),
         tables={"http": {"max_body_bytes": 4096}},
     )
     a = SoapClient(relay.port, hospital_a)

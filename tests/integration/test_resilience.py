@@ -311,8 +311,8 @@ def test_amc_closing_after_each_answer_never_gets_an_exchange_twice(
 def test_amc_keep_alive_timeout_shorter_than_the_relays_never_duplicates(
     start_relay: StartRelay, start_amc: AmcFactory, hospital_a: ssl.SSLContext
 ) -> None:
-    # The AMC drops connections idle for 0.4 s; the relay would keep them 20 s.
-    amc = start_amc(choose=echo_answer, keep_alive_timeout=0.4)
+    # The AMC drops connections idle for 0.4 s without saying so; the relay would keep them 20 s.
+    amc = start_amc(choose=echo_answer, keep_alive_timeout=0.4, announce_keep_alive=False)
     relay = start_relay({AMC_OK: amc.base_url()})
     client = SoapClient(relay.port, hospital_a)
     # Well after the AMC closed: the relay saw the close and must open a new connection.
@@ -329,6 +329,25 @@ def test_amc_keep_alive_timeout_shorter_than_the_relays_never_duplicates(
         racing[f"racing-{i}"] = (answer.status, answer.body)
         time.sleep(pause)
     assert _check_at_most_once(amc, racing) >= 5
+    assert amc.connections > 1
+    client.close()
+
+
+def test_amc_announcing_its_keep_alive_timeout_never_meets_the_idle_close_race(
+    start_relay: StartRelay, start_amc: AmcFactory, hospital_a: ssl.SSLContext
+) -> None:
+    # "Keep-Alive: timeout=1" and a close after 1 s idle: the relay reuses a connection only
+    # within half of it, so no request is ever written as the AMC closes.
+    amc = start_amc(choose=echo_answer, keep_alive_timeout=1)
+    relay = start_relay({AMC_OK: amc.base_url()})
+    client = SoapClient(relay.port, hospital_a)
+    results: dict[str, tuple[int, bytes]] = {}
+    pauses = (0.3, 0.45, 0.55, 0.7, 0.9, 0.95, 0.99, 1.0, 1.02, 1.05, 0.98, 0.4, 0.97, 1.01)
+    for i, pause in enumerate(pauses):
+        answer = client.post(idb(exchange_id=f"announced-{i}"))
+        results[f"announced-{i}"] = (answer.status, answer.body)
+        time.sleep(pause)
+    assert _check_at_most_once(amc, results) == len(pauses)  # every one answered by the AMC
     assert amc.connections > 1
     client.close()
 

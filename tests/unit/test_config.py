@@ -224,8 +224,11 @@ def _leaf_keys(cls: type[Any], prefix: str = "") -> list[str]:
     for field in dataclasses.fields(cls):
         tp = hints[field.name]
         path = f"{prefix}{field.name}"
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else None
         if dataclasses.is_dataclass(tp):
             keys += _leaf_keys(tp, path + ".")  # type: ignore[arg-type]
+        elif item is not None and dataclasses.is_dataclass(item):
+            keys += [path, *_leaf_keys(item, path + "[].")]  # type: ignore[arg-type]
         else:
             keys.append(path)
     return keys
@@ -236,7 +239,12 @@ def test_describe_of_the_relay_configuration_documents_every_setting() -> None:
     assert [key for key, *_ in described] == _leaf_keys(RpnConfig)
     assert all(help_text.strip() for *_, help_text in described)
     keys = {key for key, *_ in described}
-    assert {"upstream.breaker.jitter", "http.read_timeout", "establishments.allowed"} <= keys
+    assert {
+        "upstream.breaker.jitter",
+        "http.read_timeout",
+        "establishments.legal_entities[].finess",
+        "establishments.legal_entities[].sites",
+    } <= keys
 
 
 # rpn.config: the relay's schema and cross-field rules
@@ -276,7 +284,7 @@ def test_a_minimal_relay_configuration_loads_with_documented_defaults(tmp_path: 
     assert config.http.paths == ("/roc",)
     assert config.http.max_body_bytes == 1 << 20
     assert config.upstream.breaker.jitter == 0.2
-    assert config.establishments.allowed == ()
+    assert config.establishments.legal_entities == ()
     assert config.tls.finess_attribute == "OU"
 
 
@@ -287,7 +295,10 @@ def test_the_development_configuration_loads() -> None:
     assert config.upstream.ca_certificates == (REPO / ".dev" / "pki" / "ca.pem",)
     assert config.annuaire.static_file == folder / "annuaire.toml"
     assert config.annuaire.service_url == "https://127.0.0.1:8444/roc/ANN"
-    assert config.establishments.allowed == ("990000028", "990000044")
+    assert [(e.finess, e.sites) for e in config.establishments.legal_entities] == [
+        ("990000010", ("990000028",)),
+        ("990000036", ("990000044",)),
+    ]
 
 
 @pytest.mark.parametrize("jitter", ["1", "1.0", "1.5", "-0.1"])
@@ -332,19 +343,60 @@ def test_a_plain_http_annuaire_service_is_refused(tmp_path: Path) -> None:
     assert message == "annuaire.service_url: must be an https:// URL"
 
 
-def test_a_bad_finess_in_allowed_establishments_is_refused_with_its_index(
-    tmp_path: Path,
-) -> None:
-    message = config_refusal(tmp_path, '[establishments]\nallowed = ["990000028", "990000029"]\n')
-    assert message.startswith("establishments.allowed")
-    assert "[1]" in message
+def test_a_bad_finess_among_the_sites_is_refused_with_its_index(tmp_path: Path) -> None:
+    message = config_refusal(
+        tmp_path,
+        """
+        [[establishments.legal_entities]]
+        finess = "990000010"
+        sites = ["990000028", "990000029"]
+        """,
+    )
+    assert message.startswith("establishments.legal_entities[0].sites: [1]: ")
     assert "FINESS check digit is wrong" in message
     assert "990000029" not in message
 
 
-def test_allowed_establishments_must_be_strings(tmp_path: Path) -> None:
-    message = config_refusal(tmp_path, "[establishments]\nallowed = [990000028]\n")
-    assert message == "establishments.allowed[0]: must be a string"
+def test_sites_must_be_strings(tmp_path: Path) -> None:
+    message = config_refusal(
+        tmp_path,
+        '[[establishments.legal_entities]]\nfiness = "990000010"\nsites = [990000028]\n',
+    )
+    assert message == "establishments.legal_entities[0].sites[0]: must be a string"
+
+
+def test_a_legal_entity_without_sites_is_refused(tmp_path: Path) -> None:
+    message = config_refusal(
+        tmp_path, '[[establishments.legal_entities]]\nfiness = "990000010"\nsites = []\n'
+    )
+    assert message.startswith("establishments.legal_entities[0].sites: must list at least one")
+
+
+def test_a_site_registered_under_two_legal_entities_is_refused(tmp_path: Path) -> None:
+    message = config_refusal(
+        tmp_path,
+        """
+        [[establishments.legal_entities]]
+        finess = "990000010"
+        sites = ["990000028"]
+        [[establishments.legal_entities]]
+        finess = "990000036"
+        sites = ["990000044", "990000028"]
+        """,
+    )
+    assert message == (
+        "establishments.legal_entities[1].sites: site 990000028 is already registered "
+        "under 990000010"
+    )
+
+
+def test_the_old_flat_allow_list_is_refused_with_how_to_write_the_registration(
+    tmp_path: Path,
+) -> None:
+    message = config_refusal(tmp_path, '[establishments]\nallowed = ["990000028"]\n')
+    assert message.startswith("establishments.allowed: the flat allow-list is replaced")
+    assert "[[establishments.legal_entities]]" in message
+    assert 'sites = ["<FINESS géographique>"' in message
 
 
 @pytest.mark.parametrize(

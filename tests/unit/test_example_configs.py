@@ -17,7 +17,7 @@ ETC = Path(__file__).resolve().parents[2] / "etc"
 @pytest.mark.parametrize("name", ["rpn.toml", "dev/rpn.toml"])
 def test_relay_examples_load(name: str) -> None:
     config = load_rpn(ETC / name)
-    assert config.establishments.allowed
+    assert config.establishments.legal_entities
 
 
 @pytest.mark.parametrize("name", ["mutuelle.toml", "dev/mutuelle.toml"])

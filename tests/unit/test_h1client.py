@@ -17,7 +17,7 @@ from twisted.web.error import SchemeNotSupported
 
 from roc.testing import StrictClock
 from rpn._http import BodyTooLarge
-from rpn.h1answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer
+from rpn.h1answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer, keep_alive_timeout
 from rpn.h1client import CLOSE_GRACE, ConnectionPool, H1Connection
 
 LIMIT = 1000
@@ -606,3 +606,58 @@ def test_closing_the_pool_cuts_a_connection_the_amc_does_not_finish_closing() ->
     assert transport.disconnected, "then cut"
     connection.connectionLost(Failure(ConnectionLost()))
     assert closed.called
+
+
+# The AMC's own keep-alive timeout (the idle-close race)
+
+KEEP_ALIVE_5 = WITH_LENGTH.replace(b"\r\n\r\n", b"\r\nKeep-Alive: timeout=5, max=100\r\n\r\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"timeout=5, max=100", 5.0),
+        (b"max=100, timeout=15", 15.0),
+        (b" Timeout = 2 ", 2.0),
+        (b"max=3", None),
+        (b"timeout=-1", None),
+        (b"timeout=abc", None),
+        (b"timeout=99999999", None),
+        (b"", None),
+    ],
+)
+def test_the_amc_s_keep_alive_timeout_is_read_from_its_header(
+    value: bytes, seconds: float | None
+) -> None:
+    assert keep_alive_timeout(value) == seconds
+
+
+def test_an_amc_announcing_its_keep_alive_timeout_has_its_connection_closed_before_it_would() -> (
+    None
+):
+    s = Setup(idle_timeout=20.0)
+    connection, transport = s.connection()
+    s.exchange(connection, KEEP_ALIVE_5)
+    s.clock.advance(3.9)  # within timeout - 1 s
+    assert s.pool.take(s.target.route) is connection
+    s.exchange(connection, KEEP_ALIVE_5)
+    s.clock.advance(4.0)  # the AMC closes at 5 s: too close to write on it
+    assert s.pool.take(s.target.route) is None
+    assert transport.disconnecting
+    assert transport.writes == 2
+
+
+def test_a_keep_alive_timeout_of_one_second_leaves_half_of_it_for_reuse() -> None:
+    s = Setup()
+    connection, _ = s.connection()
+    s.exchange(connection, KEEP_ALIVE_5.replace(b"timeout=5", b"timeout=1"))
+    s.clock.advance(0.4)
+    assert s.pool.take(s.target.route) is connection
+
+
+def test_an_amc_keeping_connections_zero_seconds_is_never_reused() -> None:
+    s = Setup()
+    connection, transport = s.connection()
+    s.exchange(connection, KEEP_ALIVE_5.replace(b"timeout=5", b"timeout=0"))
+    assert s.pool.take(s.target.route) is None
+    assert transport.disconnecting

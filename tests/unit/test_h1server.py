@@ -284,6 +284,14 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(conn: Conn)
     assert_refused(conn, RpnError.BODY_TOO_LARGE)
 
 
+def test_after_a_size_refusal_the_rest_of_the_body_is_never_read(conn: Conn) -> None:
+    conn.send(post(b"").replace(b"Length: 0", b"Length: 5000000"))
+    assert_refused(conn, RpnError.BODY_TOO_LARGE)
+    # The socket stops being read: what the client keeps pushing stays in its own buffers
+    # until the connection is cut, instead of being received and thrown away.
+    assert conn.transport.producerState == "paused"
+
+
 def test_a_chunked_body_growing_over_the_limit_is_refused(conn: Conn) -> None:
     conn.send(chunked(b"z" * (MAX_BODY + 1), 1000))
     assert_refused(conn, RpnError.BODY_TOO_LARGE)

@@ -31,6 +31,7 @@ from roc.testing import StrictClock
 from rpn.annuaire import CachedAnnuaire
 from rpn.h1server import HttpServerFactory
 from rpn.interfaces import AmcEntry
+from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.stats import AccessLog, ExchangeRecord, IStatsSink, StatsFanout
 from rpn.testing import FakeAnnuaireSource
@@ -40,6 +41,8 @@ from tools.devpki import issue, make_ca
 REGISTERED = "990000028"  # hospital A's site, as in the development PKI
 OTHER_REGISTERED = "990000044"  # hospital B's site
 UNREGISTERED = "990000051"
+LEGAL_A = "990000010"  # hospital A's legal entity
+LEGAL_B = "990000036"  # hospital B's legal entity
 AMC = "990000101"
 AMC_URL = "https://amc.test/roc/IDB"
 EXCHANGE_ID = "ex-2026-0001"
@@ -207,6 +210,12 @@ def certificates() -> dict[str, crypto.X509 | None]:
         "hospital-b": crypto.X509.from_cryptography(
             issue(ca, "CH B", client=True, finess=OTHER_REGISTERED).certificate
         ),
+        "entity-a": crypto.X509.from_cryptography(
+            issue(ca, "GH A", client=True, finess=LEGAL_A).certificate
+        ),
+        "entity-b": crypto.X509.from_cryptography(
+            issue(ca, "GH B", client=True, finess=LEGAL_B).certificate
+        ),
         "unregistered": crypto.X509.from_cryptography(
             issue(ca, "Clinique", client=True, finess=UNREGISTERED).certificate
         ),
@@ -266,7 +275,7 @@ class RelayHarness:
         )
         policy = RelayPolicy(
             paths=("/roc",),
-            allowed=frozenset({REGISTERED, OTHER_REGISTERED, "990000010"}),
+            registration=Registration.of([(LEGAL_A, [REGISTERED]), (LEGAL_B, [OTHER_REGISTERED])]),
             check_sender=check_sender,
             finess_attribute="OU",
             max_body_bytes=max_body_bytes,
@@ -623,6 +632,62 @@ def test_a_message_naming_another_sender_than_the_certificate_is_403(
     assert relay.upstreams.calls == []
 
 
+@pytest.mark.parametrize(
+    ("certificate", "legal", "site"),
+    [
+        # Hospital B's site names itself as a legal entity owning hospital A's site.
+        ("hospital-b", OTHER_REGISTERED, REGISTERED),
+        # Hospital B's legal entity claims hospital A's site.
+        ("entity-b", LEGAL_B, REGISTERED),
+        # Hospital B's legal entity names hospital A's registered pair.
+        ("entity-b", LEGAL_A, REGISTERED),
+        # Hospital A's site under a legal entity that is not its own.
+        ("hospital", LEGAL_B, REGISTERED),
+        # A site that is not registered at all.
+        ("hospital", LEGAL_A, UNREGISTERED),
+    ],
+)
+def test_no_establishment_may_speak_for_another_s_site(
+    relay: RelayHarness, certificate: str, legal: str, site: str
+) -> None:
+    client = relay.exchange(post(envelope(routage(legal=legal, site=site))), certificate)
+    response = client.response()
+    assert_refused(response, relay.records, RpnError.SENDER_MISMATCH)
+    assert relay.upstreams.calls == []
+
+
+@pytest.mark.parametrize("missing", ["legal", "site"])
+def test_a_message_must_name_both_its_legal_entity_and_its_site(
+    relay: RelayHarness, missing: str
+) -> None:
+    header = routage().replace(
+        f"<rt:FinessJuridique>{LEGAL_A}</rt:FinessJuridique>"
+        if missing == "legal"
+        else (f"<rt:FinessGeographique>{REGISTERED}</rt:FinessGeographique>"),
+        "",
+    )
+    client = relay.exchange(post(envelope(header)))
+    assert_refused(client.response(), relay.records, RpnError.SENDER_MISMATCH)
+    assert relay.upstreams.calls == []
+
+
+def test_a_legal_entity_certificate_speaks_for_its_own_site(relay: RelayHarness) -> None:
+    relay.exchange(post(envelope(routage(legal=LEGAL_A, site=REGISTERED))), "entity-a")
+    assert len(relay.upstreams.calls) == 1
+    headers = relay.upstreams.calls[0].headers
+    assert headers.getRawHeaders(b"X-ROC-Emetteur-Finess") == [LEGAL_A.encode()]
+
+
+def test_the_spoofing_fault_names_the_certificate_s_finess_and_the_message_s(
+    relay: RelayHarness,
+) -> None:
+    client = relay.exchange(
+        post(envelope(routage(legal=OTHER_REGISTERED, site=REGISTERED))), "hospital-b"
+    )
+    text = client.response().body.decode()
+    assert OTHER_REGISTERED in text and REGISTERED in text
+
+
 def test_sender_check_can_be_turned_off(make_relay: Callable[..., RelayHarness]) -> None:
     relay = make_relay(check_sender=False)
     relay.exchange(post(envelope(routage(legal="990000036", site=OTHER_REGISTERED))))
@@ -759,3 +824,24 @@ def test_a_certificate_already_seen_is_read_again_under_a_reloaded_policy(
     client = relay.exchange(post(envelope()))
     assert_refused(client.response(), relay.records, RpnError.SENDER_NOT_REGISTERED)
     assert len(relay.upstreams.calls) == 1
+
+
+def test_exchanges_cut_by_a_forced_stop_are_answered_and_recorded_once_each(
+    relay: RelayHarness,
+) -> None:
+    relay.relay.draining = True
+    clients = [relay.exchange(post(envelope())) for _ in range(2)]
+    assert len(relay.upstreams.calls) == 2
+    assert relay.relay.cut_in_flight() == 2
+    for client in clients:
+        response = client.response()
+        assert (response.status, response.fault_code) == (503, "RPN-503-ARRET-COUPE")
+        assert response.header("Retry-After") is None  # it may have reached the AMC
+    assert [r.outcome for r in relay.records] == ["cut_by_shutdown", "cut_by_shutdown"]
+    assert relay.relay.in_flight == 0
+    assert relay.relay.in_flight_by_establishment == {}
+    assert relay.relay.cut_in_flight() == 0
+    # The AMC's answer arriving after the cut changes nothing.
+    for call in relay.upstreams.calls:
+        assert call.answer.called
+    assert len(relay.records) == 2

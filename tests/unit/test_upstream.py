@@ -36,7 +36,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
-from roc.testing import StrictMemoryReactorClock
+from roc.testing import StrictClock, StrictMemoryReactorClock
 from roc.tls import TLSFiles, server_options
 from rpn._http import BodyTooLarge, read_capped_body
 from rpn.breaker import BreakerPolicy, BreakerState
@@ -44,6 +44,7 @@ from rpn.upstream import (
     AmcUpstream,
     UpstreamSettings,
     _AmcTLSPolicy,
+    _Deadlines,
     classify,
 )
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of
@@ -522,7 +523,7 @@ def test_the_amc_gets_the_host_and_length_of_the_exchange(
     assert received.getRawHeaders(b"Content-Length") == [b"21"]
 
 
-def test_the_deadline_covers_a_connection_that_never_completes(
+def test_the_deadline_covers_a_connection_that_never_completes_and_says_nothing_was_sent(
     harness_factory: Callable[..., Harness],
 ) -> None:
     h = harness_factory(request_timeout=2.0, connect_timeout=3.0)
@@ -530,7 +531,7 @@ def test_the_deadline_covers_a_connection_that_never_completes(
     h.reactor.advance(1.9)
     assert_no_result(sent)
     h.reactor.advance(0.1)
-    assert rpn_failure_of(sent).error is RpnError.AMC_TIMEOUT
+    assert rpn_failure_of(sent).error is RpnError.AMC_UNAVAILABLE
     assert h.upstream.limiter.active == 0
     h.reactor.advance(5.0)  # the abandoned attempt reports nothing more
 
@@ -620,3 +621,94 @@ def test_a_bug_on_the_way_fails_the_exchange_with_the_bug_itself_and_frees_the_s
     assert h.upstream.limiter.active == 0
     assert h.upstream.breaker.state is BreakerState.CLOSED
     assert h.connection_attempts == 0
+
+
+# deadlines (one timer per AMC)
+
+
+class _Expiring:
+    """Stands for an exchange: a deadline, and what happens when it passes."""
+
+    def __init__(self, deadline: float, broken: bool = False) -> None:
+        self.deadline = deadline
+        self.broken = broken
+        self.expired = 0
+
+    def expire(self) -> None:
+        self.expired += 1
+        if self.broken:
+            raise RuntimeError("a bug while expiring")
+
+
+def test_deadlines_a_few_microseconds_apart_all_expire_on_a_clock_that_moves_between_readings() -> (
+    None
+):
+    # The real clock moves between two readings in one function: the second deadline falls
+    # between _expire's readings, and a timer armed from it must not be armed in the past.
+    clock = StrictClock(drift=1e-6)
+    deadlines = _Deadlines(clock)
+    exchanges = [_Expiring(1.0 + index * 0.3e-6) for index in range(50)]
+    for exchange in exchanges:
+        deadlines.add(cast(Any, exchange))
+    clock.advance(1.0)
+    clock.advance(1e-3)
+    assert [exchange.expired for exchange in exchanges] == [1] * 50
+    assert deadlines.pending == 0
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_deadline_already_past_when_added_expires_at_the_next_tick() -> None:
+    clock = StrictClock()
+    clock.advance(5.0)
+    deadlines = _Deadlines(clock)
+    late = _Expiring(4.0)
+    deadlines.add(cast(Any, late))
+    sooner = _Expiring(3.0)
+    deadlines.add(cast(Any, sooner))  # resets the timer to a deadline in the past: clamped
+    clock.advance(0)
+    assert (late.expired, sooner.expired) == (1, 1)
+
+
+def test_one_exchange_failing_to_expire_does_not_stop_the_others() -> None:
+    clock = StrictClock()
+    deadlines = _Deadlines(clock)
+    broken = _Expiring(1.0, broken=True)
+    same_time = _Expiring(1.0)
+    later = _Expiring(2.0)
+    for exchange in (broken, same_time, later):
+        deadlines.add(cast(Any, exchange))
+    clock.advance(1.0)
+    assert (broken.expired, same_time.expired, later.expired) == (1, 1, 0)
+    clock.advance(1.0)
+    assert later.expired == 1
+    assert deadlines.pending == 0
+
+
+def test_a_burst_of_exchanges_to_a_silent_amc_all_time_out_and_free_every_slot(
+    pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(
+        pki,
+        monkeypatch,
+        max_active=64,
+        max_queued=0,
+        request_timeout=1.0,
+        breaker=policy(failure_threshold=10_000),
+    )
+    h.reactor.drift = 1e-6  # time moves between readings, as on the real reactor
+    h.amc.silent = True
+    sent = []
+    for _ in range(15):
+        attempts = h.connection_attempts
+        for _ in range(40):
+            sent.append(h.upstream.forward(AMC_URL, b"<demande/>", ()))
+            h.reactor.advance(1e-5)  # written back to back: deadlines microseconds apart
+        for index in range(attempts, h.connection_attempts):
+            h.accept(index)
+        h.reactor.advance(1.0)
+        h.flush()
+    assert len(h.amc.requests) == 600
+    assert [rpn_failure_of(d).error for d in sent] == [RpnError.AMC_TIMEOUT] * 600
+    assert h.upstream.limiter.active == 0
+    assert h.upstream.limiter.queued == 0
+    assert h.upstream._deadlines.pending == 0

@@ -1,0 +1,76 @@
+"""Which establishments may speak through the relay, and for which sites.
+
+An establishment is registered as a legal entity (FINESS juridique) with its sites (FINESS
+géographiques). A client certificate identifies a site or a legal entity. A message names its
+sender pair (legal entity, site); it is accepted only when that pair is registered and the
+certificate is that site or that site's legal entity, so that no establishment speaks for
+another's site. Pure logic: the relay asks, this module answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Registration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The registered legal entities and their sites."""
+
+    #: Legal entity (FINESS juridique) of each registered site (FINESS géographique).
+    entity_of_site: Mapping[str, str] = field(default_factory=dict)
+    #: Sites of each registered legal entity.
+    sites_of_entity: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entities: Iterable[tuple[str, Iterable[str]]]) -> Registration:
+        """From (legal entity, its sites) pairs; ValueError if a site is listed twice."""
+        entity_of_site: dict[str, str] = {}
+        sites_of_entity: dict[str, frozenset[str]] = {}
+        for entity, sites in entities:
+            if entity in sites_of_entity:
+                raise ValueError(f"legal entity {entity} is registered twice")
+            own = frozenset(sites)
+            for site in sorted(own):
+                other = entity_of_site.get(site)
+                if other is not None:
+                    raise ValueError(f"site {site} is registered under {other} and {entity}")
+                entity_of_site[site] = entity
+            sites_of_entity[entity] = own
+        return cls(entity_of_site, sites_of_entity)
+
+    def __len__(self) -> int:
+        return len(self.sites_of_entity)
+
+    def knows(self, finess: str) -> bool:
+        """Whether *finess* (a certificate's) is a registered site or legal entity."""
+        return finess in self.entity_of_site or finess in self.sites_of_entity
+
+    def sender_refusal(self, certificate: str, legal: str, site: str) -> str | None:
+        """Why a message naming (*legal*, *site*) may not come with *certificate*, or None.
+
+        The reason names FINESS numbers only (never personal data), so that the
+        establishment sees what the relay read and what it expected.
+        """
+        if not site or not legal:
+            missing = "FinessGeographique" if not site else "FinessJuridique"
+            return (
+                f"the message must name its sender pair: {missing} is missing "
+                f"(certificate FINESS {certificate})"
+            )
+        registered_entity = self.entity_of_site.get(site)
+        if registered_entity is None:
+            return f"site {site} named by the message is not registered (certificate {certificate})"
+        if registered_entity != legal:
+            return (
+                f"site {site} is registered under legal entity {registered_entity}, "
+                f"not {legal} (certificate {certificate})"
+            )
+        if certificate not in (site, legal):
+            return (
+                f"certificate FINESS {certificate} is neither site {site} "
+                f"nor its legal entity {legal}"
+            )
+        return None
