@@ -10,7 +10,10 @@ development PKI under a temporary directory, starts on 127.0.0.1 with free ports
   refuses connections) and comes back, so breakers open, half-open and ramp back;
 - the relay (``twistd rpn``) with small deadlines and breaker settings;
 - client processes sending exchanges (keep-alive and new TLS connections, two establishments,
-  every relayed service, some refused on purpose: unknown AMC, wrong sender, not XML).
+  every relayed service, some refused on purpose: unknown AMC, wrong sender, not XML), some
+  hanging up before their answer; bursts of exchanges written back to back on as many
+  connections; and a configuration reload (SIGHUP) every minute, limits changing under load.
+  The AMCs announce a keep-alive timeout shorter than the relay's (``Keep-Alive: timeout=3``).
 
 Every exchange has its own id, and each AMC counts the ids it receives, so at the end the soak
 checks, exchange by exchange, that nothing was lost or sent twice:
@@ -21,10 +24,14 @@ checks, exchange by exchange, that nothing was lost or sent twice:
 - a fault saying "may have reached the AMC" (502-AMC-REPONSE, 504-AMC-DELAI) reached it at most
   once (never retried).
 
-It prints the relay's resident memory (VmRSS) and open file descriptors after a warm-up and at
-the end, with samples every minute, then the exchanges sent, answered and counted at the AMCs.
-It exits non-zero when an exchange was lost, duplicated or left unanswered. Every process it
-starts is stopped at the end.
+At the end, with the relay still running, it reads what the relay holds from ``/metrics`` (AMC
+slots in use and waiting, exchanges in flight, per establishment): all must be back to zero;
+every exchange must have exactly one access-log line; each AMC must have received what the
+relay says it wrote (``rpn_upstream_requests_total``). It prints the relay's resident memory
+(VmRSS) and open file descriptors after a warm-up and at the end, with samples every minute,
+then the exchanges sent, answered and counted at the AMCs, and how many faults said "may have
+reached the AMC". It exits non-zero when an exchange was lost, duplicated, left unanswered or
+unrecorded, or when anything is still held. Every process it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import os
 import random
 import re
 import signal
+import socket
 import ssl
 import sys
 import tempfile
@@ -139,10 +147,27 @@ def _request(
         routing = Routing(service, amc, other["legal"], other["site"], exchange_id=exchange_id)
         return exchange_id, "refused", envelope(routing, BODY), headers
     elif draw < 0.03:
-        return exchange_id, "refused", b"<not xml", headers
+        return exchange_id, "not_xml", b"<not xml", headers
     routing = Routing(service, amc, hospital["legal"], hospital["site"], exchange_id=exchange_id)
     headers["SOAPAction"] = f'"urn:piano:roc:{service}"'
     return exchange_id, amc, envelope(routing, BODY), headers
+
+
+#: Share of exchanges whose client hangs up before the answer.
+HANG_UP = 0.02
+#: Status recorded for an exchange whose client hung up on purpose.
+GONE = -1
+
+
+def _hang_up(plan: ClientPlan, ctx: ssl.SSLContext, body: bytes, headers: dict[str, str]) -> None:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST /roc HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", plan.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            time.sleep(0.05)
 
 
 def run_client(plan: ClientPlan, results: multiprocessing.Queue[object]) -> None:
@@ -158,6 +183,15 @@ def run_client(plan: ClientPlan, results: multiprocessing.Queue[object]) -> None
     while time.monotonic() < deadline:
         n += 1
         exchange_id, amc, body, headers = _request(plan, rng, n)
+        if rng.random() < HANG_UP:
+            try:
+                _hang_up(plan, ctx, body, headers)
+            except OSError as exc:
+                outcomes.append((exchange_id, amc, 0, type(exc).__name__))
+            else:
+                outcomes.append((exchange_id, amc, GONE, ""))
+            time.sleep(rng.expovariate(plan.rate))
+            continue
         if conn is None or rng.random() < plan.new_connections:
             if conn is not None:
                 conn.close()
@@ -195,7 +229,7 @@ def relay_stats(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def start_relay(directory: Path, pki: Path, amcs: dict[str, FakeAmc]) -> tuple[Twistd, int]:
+def start_relay(directory: Path, pki: Path, amcs: dict[str, FakeAmc]) -> tuple[Twistd, int, int]:
     port, admin = free_port(), free_port()
     lines = []
     for number, amc in amcs.items():
@@ -239,7 +273,93 @@ def start_relay(directory: Path, pki: Path, amcs: dict[str, FakeAmc]) -> tuple[T
         },
     )
     twistd = Twistd("rpn", config, directory / "twistd.log", f"http://127.0.0.1:{admin}/readyz")
-    return twistd.start(), port
+    return twistd.start(), port, admin
+
+
+def bursts(
+    port: int, pki: Path, stop: threading.Event, every: float, out: list[tuple[str, str, int, str]]
+) -> None:
+    """Every *every* seconds, 30 exchanges written back to back on as many connections."""
+    rng = random.Random(11)
+    ctx = _context(pki, "hospital-a")
+    round_ = 0
+    while not stop.wait(every):
+        round_ += 1
+        amc = rng.choice(AMC_NUMBERS)
+        pending = []
+        for i in range(30):
+            exchange_id = f"burst-{round_}-{i}"
+            routing = Routing(
+                "IDB",
+                amc,
+                devpki.HOSPITAL_A["legal"],
+                devpki.HOSPITAL_A["site"],
+                exchange_id=exchange_id,
+            )
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+            try:
+                conn.connect()
+            except OSError as exc:
+                out.append((exchange_id, amc, 0, type(exc).__name__))
+                continue
+            pending.append((exchange_id, conn, envelope(routing, BODY)))
+        for _exchange_id, conn, body in pending:
+            conn.request("POST", "/roc", body=body, headers={"Content-Type": "text/xml"})
+        for exchange_id, conn, _ in pending:
+            try:
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                out.append((exchange_id, amc, 0, type(exc).__name__))
+            else:
+                found = _CODE.search(data) if b"ErreurRPN" in data else None
+                out.append(
+                    (exchange_id, amc, response.status, found.group(1).decode() if found else "")
+                )
+            conn.close()
+
+
+def reloads(relay: Twistd, stop: threading.Event, every: float) -> None:
+    """A SIGHUP every *every* seconds, the AMCs' slot limit alternating between 8 and 6."""
+    n = 0
+    while not stop.wait(every):
+        n += 1
+        text = relay.config.read_text()
+        limit = 6 if n % 2 else 8
+        relay.config.write_text(re.sub(r"max_active = \d+", f"max_active = {limit}", text))
+        assert relay.process is not None
+        relay.process.send_signal(signal.SIGHUP)
+
+
+def held(admin: int) -> dict[str, float]:
+    """What the relay holds now, summed per metric, from its /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    totals: dict[str, float] = Counter()
+    forwarded: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)(\{[^}]*\})? (\S+)$", line)
+        if not match:
+            continue
+        name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+        if name in (
+            "rpn_pool_active_requests",
+            "rpn_pool_queued_requests",
+            "rpn_exchanges_in_flight",
+            "rpn_establishment_in_flight",
+        ):
+            totals[name] += value
+        elif name == "rpn_upstream_requests_total":
+            amc = re.search(r'amc="(\d+)"', labels)
+            if amc:
+                forwarded[amc.group(1)] = value
+    return {**totals, **{f"forwarded:{amc}": n for amc, n in forwarded.items()}}
+
+
+def access_log_counts(path: Path) -> Counter[str]:
+    return Counter(re.findall(r'"exchange_id":"([^"]*)"', path.read_text()))
 
 
 def outages(amcs: list[FakeAmc], stop: threading.Event, every: float, length: float) -> None:
@@ -267,7 +387,15 @@ def main(argv: list[str] | None = None) -> int:
         help="share of exchanges sent on a new TLS connection (default 0.2)",
     )
     parser.add_argument(
-        "--no-faults", action="store_true", help="AMCs always answer, no outages (baseline)"
+        "--no-faults",
+        action="store_true",
+        help="AMCs always answer, no outages (bursts, hang-ups and reloads still happen)",
+    )
+    parser.add_argument(
+        "--amc-keep-alive",
+        type=float,
+        default=3.0,
+        help="seconds the AMCs keep an idle connection, announced in Keep-Alive (default 3)",
     )
     args = parser.parse_args(argv)
 
@@ -275,10 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     pki = workdir / "pki"
     devpki.generate(pki)
     amcs = {
-        number: FakeAmc(pki, choose=amc_chooser(i, not args.no_faults)).start()
+        number: FakeAmc(
+            pki, choose=amc_chooser(i, not args.no_faults), keep_alive_timeout=args.amc_keep_alive
+        ).start()
         for i, number in enumerate(AMC_NUMBERS)
     }
-    relay, port = start_relay(workdir, pki, amcs)
+    relay, port, admin = start_relay(workdir, pki, amcs)
     assert relay.process is not None
     pid = relay.process.pid
     seconds = args.minutes * 60
@@ -320,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
             args=(list(amcs.values()), stop, args.outage_every, args.outage_length),
             daemon=True,
         )
+        burst_outcomes: list[tuple[str, str, int, str]] = []
+        extras = [
+            threading.Thread(target=bursts, args=(port, pki, stop, 30.0, burst_outcomes)),
+            threading.Thread(target=reloads, args=(relay, stop, 60.0)),
+        ]
+        for extra in extras:
+            extra.start()
         if not args.no_faults:
             chaos.start()
         while time.monotonic() - started < seconds:
@@ -334,15 +471,25 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if chaos.is_alive():
             chaos.join(args.outage_length + 10)
-        outcomes: list[tuple[str, str, int, str]] = []
+        for extra in extras:
+            if extra.is_alive():
+                extra.join(60)
+        outcomes: list[tuple[str, str, int, str]] = list(burst_outcomes)
         for _ in clients:
             _index, part = results.get(timeout=120)
             outcomes.extend(part)  # type: ignore[arg-type]
         for client in clients:
             client.join(30)
-        time.sleep(REQUEST_TIMEOUT + 1.0)  # late answers of slow AMCs are counted too
+        time.sleep(REQUEST_TIMEOUT + 2.0)  # late answers of slow AMCs are counted too
         rss_end, fds_end = relay_stats(pid)
-        status = report(outcomes, amcs, (rss_start, fds_start), (rss_end, fds_end))
+        status = report(
+            outcomes,
+            amcs,
+            (rss_start, fds_start),
+            (rss_end, fds_end),
+            held(admin),
+            access_log_counts(workdir / "access.log"),
+        )
     finally:
         stop.set()
         for client in clients:
@@ -359,10 +506,15 @@ def report(
     amcs: dict[str, FakeAmc],
     start: tuple[int, int],
     end: tuple[int, int],
+    holding: dict[str, float],
+    logged: Counter[str],
 ) -> int:
     counted: Counter[str] = Counter()
     for amc in amcs.values():
         counted.update(amc.counts())
+    gone = [o for o in outcomes if o[2] == GONE]
+    outcomes_all = outcomes
+    outcomes = [o for o in outcomes if o[2] != GONE]
     sent = len(outcomes)
     answered = sum(1 for o in outcomes if o[2] != 0)
     relayed = [o for o in outcomes if o[2] != 0 and not o[3]]
@@ -370,6 +522,7 @@ def report(
     unanswered = Counter(o[3] for o in outcomes if o[2] == 0)
     ids = {o[0] for o in outcomes}
     at_amcs = sum(n for exchange, n in counted.items() if exchange in ids)
+    ids |= {o[0] for o in gone}
     duplicated = sorted(e for e, n in counted.items() if e in ids and n > 1)
     lost = [o for o in relayed if counted[o[0]] != 1]
     wrongly_delivered = [o for o in outcomes if NOT_DELIVERED.fullmatch(o[3]) and counted[o[0]]]
@@ -394,6 +547,28 @@ def report(
     )
     print(f"duplicated at an AMC: {len(duplicated)}   relayed but not counted once: {len(lost)}")
     print(f"'not delivered' faults that did reach an AMC: {len(wrongly_delivered)}")
+    print(f"'may have reached the AMC' faults: {len(maybe)} ({dict(Counter(o[3] for o in maybe))})")
+    print(f"clients that hung up before their answer: {len(gone)}")
+    still = {k: v for k, v in holding.items() if not k.startswith("forwarded:") and v}
+    print(f"held at the end (slots, queued, in flight): {still or 'nothing'}")
+    # Exchanges whose id the relay could read (not the "not XML" ones) have one line each.
+    readable = [o for o in outcomes_all if o[2] != 0 and o[1] != "not_xml"]
+    not_logged = [o for o in readable if logged[o[0]] != 1]
+    print(f"exchanges without exactly one access-log line: {len(not_logged)} {not_logged[:5]}")
+    # Written by the relay = received by the AMC + written but lost on the way (the AMC
+    # closing or going down as the request left): each of those is a "may have reached" fault.
+    lost_on_the_way = Counter(o[1] for o in maybe if counted[o[0]] == 0)
+    mismatched = {
+        number: (len(amc.received), lost_on_the_way[number], holding.get(f"forwarded:{number}"))
+        for number, amc in amcs.items()
+        if len(amc.received) + lost_on_the_way[number] != holding.get(f"forwarded:{number}", 0.0)
+    }
+    print(
+        "requests written by the relay = received by the AMCs "
+        f"{sum(len(a.received) for a in amcs.values())} + lost on the way "
+        f"{sum(lost_on_the_way.values())}: "
+        + ("yes" if not mismatched else f"NO (received, lost, written) {mismatched}")
+    )
     # Flat: what a warmed-up relay holds does not grow with the exchanges it has served.
     rss_flat = end[0] - start[0] < max(16 * 1024, start[0] // 4)
     fds_flat = end[1] - start[1] <= 10
@@ -406,6 +581,9 @@ def report(
         and not lost
         and not wrongly_delivered
         and at_amcs == len(relayed) + maybe_reached
+        and not still
+        and not not_logged
+        and not mismatched
     )
     for label, items in (("duplicated", duplicated), ("lost", lost), ("wrong", wrongly_delivered)):
         if items:
