@@ -85,17 +85,26 @@ _ENVELOPES = {
 }
 
 
-def _unreadable(detail: str) -> RpnFailure:
-    return RpnFailure(RpnError.ROUTING_UNREADABLE, detail)
+def _unreadable(detail: str, detail_fr: str) -> RpnFailure:
+    return RpnFailure(RpnError.ROUTING_UNREADABLE, detail, detail_fr)
 
 
-def _forbidden(detail: str) -> RpnFailure:
-    return RpnFailure(RpnError.XML_FORBIDDEN, detail)
+def _forbidden(detail: str, detail_fr: str) -> RpnFailure:
+    return RpnFailure(RpnError.XML_FORBIDDEN, detail, detail_fr)
+
+
+_DTD_REFUSED = (
+    "DTD and entity declarations are refused",
+    "les déclarations de DTD et d'entités sont refusées",
+)
 
 
 def _broken() -> RpnFailure:
     # The parse ended silently and restarted (see the module docstring).
-    return _forbidden("not well-formed XML: the parse of the SOAP Header was interrupted")
+    return _forbidden(
+        "not well-formed XML: the parse of the SOAP Header was interrupted",
+        "XML mal formé : la lecture de l'en-tête SOAP a été interrompue",
+    )
 
 
 def _syntax_failure(exc: etree.LxmlError) -> RpnFailure:
@@ -103,10 +112,13 @@ def _syntax_failure(exc: etree.LxmlError) -> RpnFailure:
     code = getattr(exc, "code", None)
     rule = _XML_ERROR_NAMES.get(code, "syntax error") if isinstance(code, int) else "syntax error"
     position = getattr(exc, "position", None)
-    where = ""
+    where = where_fr = ""
     if isinstance(position, tuple) and len(position) == 2:
         where = f" at line {position[0]}, column {position[1]}"
-    return _forbidden(f"not well-formed XML ({rule}){where}")
+        where_fr = f" ligne {position[0]}, colonne {position[1]}"
+    return _forbidden(
+        f"not well-formed XML ({rule}){where}", f"XML mal formé (règle {rule}){where_fr}"
+    )
 
 
 def _check_start(body: bytes) -> None:
@@ -115,13 +127,21 @@ def _check_start(body: bytes) -> None:
     if not body.startswith(b"<", start):
         first = _FIRST_BYTE.search(body, start)
         if first is None:
-            raise _forbidden("not well-formed XML: the message is empty")
+            raise _forbidden(
+                "not well-formed XML: the message is empty", "XML mal formé : le message est vide"
+            )
         start = first.start()
     if body[start] != 0x3C or body.find(b"\x00", start, start + 4) >= 0:
-        raise _forbidden("not well-formed XML: the message must be UTF-8 XML starting with '<'")
+        raise _forbidden(
+            "not well-formed XML: the message must be UTF-8 XML starting with '<'",
+            "XML mal formé : le message doit être du XML UTF-8 commençant par « < »",
+        )
     declared = _ENCODING_DECL.match(body, start)
     if declared is not None and not _ASCII_BASED.fullmatch(declared.group(1)):
-        raise _forbidden("the XML declaration must name UTF-8 or an ASCII-based encoding")
+        raise _forbidden(
+            "the XML declaration must name UTF-8 or an ASCII-based encoding",
+            "la déclaration XML doit indiquer UTF-8 ou un codage fondé sur ASCII",
+        )
 
 
 def _screen(body: bytes, start: int, stop: int) -> None:
@@ -132,10 +152,12 @@ def _screen(body: bytes, start: int, stop: int) -> None:
     if found is None or found.start() >= stop:
         return
     if found.group().startswith(b"<!"):
-        raise _forbidden("DTD and entity declarations are refused")
+        raise _forbidden(*_DTD_REFUSED)
     raise _forbidden(
         "entity references other than the predefined ones are refused "
-        "(a '&' must start one of the five predefined entities or a character reference)"
+        "(a '&' must start one of the five predefined entities or a character reference)",
+        "seules les entités prédéfinies sont acceptées (un « & » doit commencer l'une des "
+        "cinq entités prédéfinies ou une référence de caractère)",
     )
 
 
@@ -335,9 +357,13 @@ class RoutingBlockReader:
                     return walk.result()
         if len(body) > limit:
             raise _unreadable(
-                f"the SOAP Header must end within the first {self.max_header_bytes} bytes"
+                f"the SOAP Header must end within the first {self.max_header_bytes} bytes",
+                f"l'en-tête SOAP doit se terminer dans les {self.max_header_bytes} premiers octets",
             )
-        raise _forbidden("not well-formed XML: the message ends before its SOAP Header does")
+        raise _forbidden(
+            "not well-formed XML: the message ends before its SOAP Header does",
+            "XML mal formé : le message se termine avant la fin de son en-tête SOAP",
+        )
 
 
 class _Walk:
@@ -369,7 +395,10 @@ class _Walk:
     def result(self) -> Found:
         assert self.kind is not None
         if not self.block_seen:
-            raise _unreadable(f"{self.reader.block_name}: no routing block in the SOAP Header")
+            raise _unreadable(
+                f"{self.reader.block_name}: no routing block in the SOAP Header",
+                f"{self.reader.block_name} : aucun bloc de routage dans l'en-tête SOAP",
+            )
         return self.kind.version, self.values
 
     def consume(self, events: _Events) -> bool:
@@ -386,7 +415,10 @@ class _Walk:
                 if event == "start":
                     depth += 1
                     if depth > max_depth:
-                        raise _unreadable(f"elements are nested deeper than {max_depth} levels")
+                        raise _unreadable(
+                            f"elements are nested deeper than {max_depth} levels",
+                            f"éléments imbriqués sur plus de {max_depth} niveaux",
+                        )
                     if block is not None:
                         path.append(node.tag)
                     elif depth == 3:
@@ -413,7 +445,10 @@ class _Walk:
                         raise _broken()
                     return True
                 elif depth == 1:
-                    raise _unreadable("no routing block: the SOAP Envelope has no Header")
+                    raise _unreadable(
+                        "no routing block: the SOAP Envelope has no Header",
+                        "aucun bloc de routage : l'enveloppe SOAP n'a pas d'en-tête (Header)",
+                    )
                 depth -= 1
         finally:
             self.depth = depth
@@ -423,10 +458,13 @@ class _Walk:
     def _root(self, node: etree._Element) -> None:
         kind = _ENVELOPES.get(node.tag)
         if kind is None:
-            raise _unreadable("the root element must be a SOAP 1.1 or SOAP 1.2 Envelope")
+            raise _unreadable(
+                "the root element must be a SOAP 1.1 or SOAP 1.2 Envelope",
+                "l'élément racine doit être une enveloppe SOAP 1.1 ou SOAP 1.2",
+            )
         docinfo = node.getroottree().docinfo
         if getattr(docinfo, "doctype", ""):
-            raise _forbidden("DTD and entity declarations are refused")
+            raise _forbidden(*_DTD_REFUSED)
         self.kind = kind
         self.envelope = node
 
@@ -437,13 +475,22 @@ class _Walk:
                 raise _broken()
             self.header = node
         elif node.tag == self.kind.body_tag:
-            raise _unreadable("no routing block: the SOAP Body comes before any SOAP Header")
+            raise _unreadable(
+                "no routing block: the SOAP Body comes before any SOAP Header",
+                "aucun bloc de routage : le corps SOAP (Body) précède tout en-tête (Header)",
+            )
         else:
-            raise _unreadable("the first child of the SOAP Envelope must be its Header")
+            raise _unreadable(
+                "the first child of the SOAP Envelope must be its Header",
+                "le premier enfant de l'enveloppe SOAP doit être son en-tête (Header)",
+            )
 
     def _block_start(self, node: etree._Element) -> etree._Element:
         if self.block_seen:
-            raise _unreadable(f"{self.reader.block_name}: given more than once")
+            raise _unreadable(
+                f"{self.reader.block_name}: given more than once",
+                f"{self.reader.block_name} : présent plus d'une fois",
+            )
         if node.getparent() is not self.header:
             raise _broken()
         self.block_seen = True
@@ -452,7 +499,9 @@ class _Walk:
     def _field(self, key: str, node: etree._Element) -> None:
         name = self.reader.names[key]
         if key in self.values:
-            raise _unreadable(f"{name}: given more than once")
+            raise _unreadable(f"{name}: given more than once", f"{name} : présent plus d'une fois")
         if len(node):
-            raise _unreadable(f"{name}: must hold text only")
+            raise _unreadable(
+                f"{name}: must hold text only", f"{name} : doit contenir du texte seulement"
+            )
         self.values[key] = node.text or ""

@@ -1,12 +1,16 @@
 """Checks for the identifiers ROC messages carry: FINESS, NIR and AMC number.
 
 Each check returns ``None`` when the value is valid, or a short reason that names the rule
-broken, never the value (a NIR is personal data).
+broken, never the value (a NIR is personal data): a ``Reason``, English as a string, with
+its French text in ``.fr``. These are the one definition of each identifier rule: the
+relay, the simulator and the tools all check identifiers here.
 """
 
 from __future__ import annotations
 
 import re
+
+from roc.reasons import Reason
 
 _FINESS = re.compile(r"(?:0[1-9]|[1-8][0-9]|9[0-5]|2[AB]|9[7-9])[0-9]{7}")
 _NIR = re.compile(r"[12378][0-9]{2}(?:0[1-9]|1[0-2]|[2-9][0-9])(?:[0-9]{2}|2[AB])[0-9]{6}[0-9]{2}")
@@ -30,15 +34,18 @@ def _finess_digits(finess: str) -> str:
     return finess.replace("2A", "20").replace("2B", "20")
 
 
-def finess_error(finess: str) -> str | None:
+def finess_error(finess: str) -> Reason | None:
     """Why *finess* is not a valid FINESS number, or None."""
     if len(finess) != 9:
-        return "FINESS must be 9 characters"
+        return Reason("FINESS must be 9 characters", "un FINESS compte 9 caractères")
     if not _FINESS.fullmatch(finess):
-        return "FINESS must be a department code then 7 digits"
+        return Reason(
+            "FINESS must be a department code then 7 digits",
+            "un FINESS est un code de département suivi de 7 chiffres",
+        )
     digits = _finess_digits(finess)
     if luhn_key(digits[:8]) != int(digits[8]):
-        return "FINESS check digit is wrong"
+        return Reason("FINESS check digit is wrong", "la clé de contrôle du FINESS est fausse")
     return None
 
 
@@ -53,14 +60,17 @@ def nir_key(nir13: str) -> int:
     return 97 - number % 97
 
 
-def nir_error(nir: str) -> str | None:
+def nir_error(nir: str) -> Reason | None:
     """Why *nir* (13 characters plus a 2-digit key) is not a valid NIR, or None."""
     if len(nir) != 15:
-        return "NIR must be 15 characters (13 plus a 2-digit key)"
+        return Reason(
+            "NIR must be 15 characters (13 plus a 2-digit key)",
+            "le NIR compte 15 caractères (13 et une clé de 2 chiffres)",
+        )
     if not _NIR.fullmatch(nir):
-        return "NIR format is invalid"
+        return Reason("NIR format is invalid", "le format du NIR est invalide")
     if nir_key(nir[:13]) != int(nir[13:]):
-        return "NIR key is wrong"
+        return Reason("NIR key is wrong", "la clé du NIR est fausse")
     return None
 
 
@@ -69,8 +79,8 @@ def make_nir(nir13: str) -> str:
     return f"{nir13}{nir_key(nir13):02d}"
 
 
-def amc_number_error(amc: str) -> str | None:
+def amc_number_error(amc: str) -> Reason | None:
     """Why *amc* is not a valid AMC number, or None."""
     if not _AMC.fullmatch(amc):
-        return "AMC number must be 9 digits"
+        return Reason("AMC number must be 9 digits", "un numéro d'AMC compte 9 chiffres")
     return None

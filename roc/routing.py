@@ -23,6 +23,7 @@ from roc._soapheader import RoutingBlockReader
 from roc.errors import RpnError, RpnFailure
 from roc.identifiers import amc_number_error, finess_error
 from roc.model import ROUTING_NS, AmcKey, RocVersion, RoutingKey, Service, SoapVersion, soap_action
+from roc.reasons import Reason
 
 #: The fields of a routing key, in the order they are validated.
 ROUTING_FIELDS = (
@@ -120,17 +121,37 @@ class IRoutingPolicy(Interface):
 # Validation shared by every extractor.
 
 
-def _fail(name: str, rule: str) -> RpnFailure:
-    return RpnFailure(RpnError.ROUTING_UNREADABLE, f"{name}: {rule}")
+def _fail(name: str, rule: Reason) -> RpnFailure:
+    return RpnFailure(RpnError.ROUTING_UNREADABLE, rule.about(name))
+
+
+_MISSING = Reason("missing", "absent")
+_EMPTY = Reason("empty", "vide")
+_SERVICE_RULE = Reason(
+    "must be one of " + ", ".join(service.value for service in Service),
+    "doit valoir " + ", ".join(service.value for service in Service),
+)
+_VERSION_RULE = Reason("must be V1 or V2", "doit valoir V1 ou V2")
+_CONVENTION_RULE = Reason(
+    "must be 1 to 5 characters of A-Z, 0-9", "doit compter 1 à 5 caractères parmi A-Z, 0-9"
+)
+_CRITERION_RULE = Reason(
+    "must be 0 to 10 characters of A-Z, a-z, 0-9",
+    "doit compter 0 à 10 caractères parmi A-Z, a-z, 0-9",
+)
+_EXCHANGE_ID_RULE = Reason(
+    "must be 1 to 64 characters of A-Z, a-z, 0-9, . _ : -",
+    "doit compter 1 à 64 caractères parmi A-Z, a-z, 0-9, . _ : -",
+)
 
 
 def _required(values: Mapping[str, str | None], names: Mapping[str, str], key: str) -> str:
     value = values.get(key)
     if value is None:
-        raise _fail(names[key], "missing")
+        raise _fail(names[key], _MISSING)
     value = value.strip()
     if not value:
-        raise _fail(names[key], "empty")
+        raise _fail(names[key], _EMPTY)
     return value
 
 
@@ -177,6 +198,7 @@ def check_soap_action(headers: Mapping[str, str], service: Service, service_name
             raise RpnFailure(
                 RpnError.ROUTING_CONTRADICTORY,
                 f"SOAPAction: does not name the service given by {service_name}",
+                f"SOAPAction : ne désigne pas le service donné par {service_name}",
             )
     content_type = headers.get("content-type")
     if content_type is None or "action" not in content_type.lower():
@@ -186,6 +208,8 @@ def check_soap_action(headers: Mapping[str, str], service: Service, service_name
         raise RpnFailure(
             RpnError.ROUTING_CONTRADICTORY,
             f"Content-Type action: does not name the service given by {service_name}",
+            f"paramètre action du Content-Type : ne désigne pas le service donné par "
+            f"{service_name}",
         )
 
 
@@ -203,9 +227,9 @@ def _amc_key(values: Mapping[str, str | None], names: Mapping[str, str]) -> AmcK
         raise _fail(names["amc_number"], reason)
     convention = _required(values, names, "convention_type")
     if not _CONVENTION.fullmatch(convention):
-        raise _fail(names["convention_type"], "must be 1 to 5 characters of A-Z, 0-9")
+        raise _fail(names["convention_type"], _CONVENTION_RULE)
     if not _CRITERION.fullmatch(criterion):
-        raise _fail(names["secondary_criterion"], "must be 0 to 10 characters of A-Z, a-z, 0-9")
+        raise _fail(names["secondary_criterion"], _CRITERION_RULE)
     if len(_AMC_KEYS) >= _MAX_AMC_KEYS:
         _AMC_KEYS.clear()
     key = _AMC_KEYS[amc_number, convention, criterion] = AmcKey(amc_number, convention, criterion)
@@ -213,11 +237,10 @@ def _amc_key(values: Mapping[str, str | None], names: Mapping[str, str]) -> AmcK
 
 
 def _sender_finess(values: Mapping[str, str | None], names: Mapping[str, str], key: str) -> str:
-    finess = _optional(values, key)
-    if finess:
-        reason = _finess_error(finess)
-        if reason is not None:
-            raise _fail(names[key], reason)
+    finess = _required(values, names, key)
+    reason = _finess_error(finess)
+    if reason is not None:
+        raise _fail(names[key], reason)
     return finess
 
 
@@ -230,28 +253,32 @@ def routing_key_from_fields(
     """Validate raw field texts (None when absent) into a routing key.
 
     *names* says how each field is named in failure details (a path, a header name);
-    *headers* are checked for a SOAPAction naming another service.
+    *headers* are checked for a SOAPAction naming another service. Both sender FINESS
+    numbers are required (the legal entity and the site: the relay checks the pair against
+    its registration, the simulator its sandbox). A failure carries the exchange id when it
+    could be read, so that the establishment can match the fault to its message.
     """
-    service = _SERVICES.get(_required(values, names, "service"))
-    if service is None:
-        raise _fail(names["service"], "must be one of " + ", ".join(_SERVICES))
-    version = _VERSIONS.get(_required(values, names, "roc_version"))
-    if version is None:
-        raise _fail(names["roc_version"], "must be V1 or V2")
-    amc = _amc_key(values, names)
-    legal = _sender_finess(values, names, "sender_finess_legal")
-    site = _sender_finess(values, names, "sender_finess_site")
-    if not legal and not site:
-        raise _fail(
-            f"{names['sender_finess_legal']} and {names['sender_finess_site']}",
-            "at least one sender FINESS is required",
-        )
-    exchange_id = _required(values, names, "exchange_id")
-    if not _EXCHANGE_ID.fullmatch(exchange_id):
-        raise _fail(names["exchange_id"], "must be 1 to 64 characters of A-Z, a-z, 0-9, . _ : -")
-    check_soap_action(headers, service, names["service"])
+    exchange_id = (values.get("exchange_id") or "").strip()
+    readable_id = exchange_id if _EXCHANGE_ID.fullmatch(exchange_id) else ""
+    try:
+        service = _SERVICES.get(_required(values, names, "service"))
+        if service is None:
+            raise _fail(names["service"], _SERVICE_RULE)
+        version = _VERSIONS.get(_required(values, names, "roc_version"))
+        if version is None:
+            raise _fail(names["roc_version"], _VERSION_RULE)
+        amc = _amc_key(values, names)
+        legal = _sender_finess(values, names, "sender_finess_legal")
+        site = _sender_finess(values, names, "sender_finess_site")
+        _required(values, names, "exchange_id")
+        if not readable_id:
+            raise _fail(names["exchange_id"], _EXCHANGE_ID_RULE)
+        check_soap_action(headers, service, names["service"])
+    except RpnFailure as failure:
+        failure.exchange_id = readable_id
+        raise
     # Positional, in RoutingKey's field order: cheaper, and every request comes this way.
-    return RoutingKey(service, version, amc, legal, site, exchange_id, soap_version)
+    return RoutingKey(service, version, amc, legal, site, readable_id, soap_version)
 
 
 # Extractors.
@@ -428,12 +455,16 @@ class UrlPathExtractor:
     def extract(self, request: RequestView) -> RoutingKey:
         path = request.path.partition("?")[0]
         if not path.startswith(self.prefix):
-            raise RpnFailure(RpnError.NOT_FOUND, f"path: not under {self.prefix}")
+            raise RpnFailure(
+                RpnError.NOT_FOUND,
+                f"path: not under {self.prefix}",
+                f"chemin : hors de {self.prefix}",
+            )
         segments = path[len(self.prefix) :].split("/")
         if len(segments) == 4:
             segments.append("")
         if len(segments) != 5:
-            raise _fail("path", f"must be {self._shape}")
+            raise _fail("path", Reason(f"must be {self._shape}", f"doit être {self._shape}"))
         headers = request.headers
         values: dict[str, str | None] = dict(zip(_PATH_SEGMENTS, segments, strict=True))
         for key in ("sender_finess_legal", "sender_finess_site", "exchange_id"):

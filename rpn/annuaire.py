@@ -47,6 +47,7 @@ from zope.interface import Interface, implementer
 from roc.errors import RpnError, RpnFailure
 from roc.identifiers import amc_number_error
 from roc.model import AmcKey
+from roc.reasons import Reason
 from rpn.annuaire_sources import MalformedAnswer
 from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource
 
@@ -170,6 +171,10 @@ class CachedAnnuaire:
         """How many AMC entries the cache holds (fresh, stale or from the snapshot)."""
         return len(self._entries)
 
+    def names(self) -> dict[str, str]:
+        """The name of every AMC the cache knows, by AMC number (for pages and metrics)."""
+        return {cached.entry.amc_number: cached.entry.name for cached in self._entries.values()}
+
     def resolve(self, key: AmcKey) -> Deferred[AmcEntry]:
         now = self._clock.seconds()
         negative_until = self._negative.get(key)
@@ -265,7 +270,7 @@ class CachedAnnuaire:
         if isinstance(result, Failure):
             entry = self._after_failure(flight, result, now)
             if entry is None:
-                detail = f"AMC {key.amc_number}: {_failure_reason(result)}"
+                detail = _failure_reason(result).about(f"AMC {key.amc_number}")
                 self._fail_waiters(flight, "error", RpnError.ANNUAIRE_UNAVAILABLE, detail)
             else:
                 self._answer_waiters(flight, entry, stale=True)
@@ -380,21 +385,26 @@ class CachedAnnuaire:
             self.log.debug("annuaire snapshot saved ({count} entries)", count=len(entries))
 
 
-def _unknown_detail(key: AmcKey) -> str:
-    return f"AMC {key.amc_number}"
+def _unknown_detail(key: AmcKey) -> Reason:
+    return Reason(
+        f"AMC {key.amc_number}, convention {key.convention_type}, criterion "
+        f"{key.secondary_criterion or '(none)'}",
+        f"AMC {key.amc_number}, type de convention {key.convention_type}, critère secondaire "
+        f"{key.secondary_criterion or '(aucun)'}",
+    )
 
 
 def _unknown(key: AmcKey) -> RpnFailure:
     return RpnFailure(RpnError.AMC_UNKNOWN, _unknown_detail(key))
 
 
-def _failure_reason(failure: Failure) -> str:
+def _failure_reason(failure: Failure) -> Reason:
     """A short, content-free reason for a failed source call (safe in faults and logs)."""
     if isinstance(failure.value, MalformedAnswer):
-        return "malformed annuaire answer"
+        return Reason("malformed annuaire answer", "réponse de l'annuaire inutilisable")
     if isinstance(failure.value, defer.TimeoutError | error.TimeoutError | TimeoutError):
-        return "annuaire timed out"
-    return "annuaire unreachable"
+        return Reason("annuaire timed out", "l'annuaire n'a pas répondu à temps")
+    return Reason("annuaire unreachable", "annuaire injoignable")
 
 
 # -- JSON snapshot file ------------------------------------------------------------------------

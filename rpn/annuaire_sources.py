@@ -192,12 +192,12 @@ def _static_amc(item: object, path: str, *, allow_http: bool) -> StaticAmc:
     checked: dict[str, str] = {}
     for key, url in endpoints.items():
         key_path = f"{path}.endpoints.{_toml_key(key)}"
-        if (reason := endpoint_key_error(key)) is not None:
-            raise ConfigError(f"{key_path}: {reason}")
+        if (problem := endpoint_key_error(key)) is not None:
+            raise ConfigError(f"{key_path}: {problem}")
         if not isinstance(url, str):
             raise ConfigError(f"{key_path}: must be a string")
-        if (reason := endpoint_url_error(url, allow_http=allow_http)) is not None:
-            raise ConfigError(f"{key_path}: {reason}")
+        if (problem := endpoint_url_error(url, allow_http=allow_http)) is not None:
+            raise ConfigError(f"{key_path}: {problem}")
         checked[key] = url
     return StaticAmc(AmcEntry(number, name, checked), convention_types, secondary_criteria)
 
@@ -311,8 +311,8 @@ def parse_ann_answer(
         if key in endpoints:
             raise MalformedAnswer("AMC/Service: the same service is listed twice")
         url = (service.text or "").strip()
-        if (reason := endpoint_url_error(url, allow_http=allow_http)) is not None:
-            raise MalformedAnswer(f"AMC/Service: {reason}")
+        if (problem := endpoint_url_error(url, allow_http=allow_http)) is not None:
+            raise MalformedAnswer(f"AMC/Service: {problem}")
         endpoints[key] = url
     return AmcEntry(number, name, endpoints)
 

@@ -37,8 +37,8 @@ from zope.interface import implementer
 
 from roc.errors import RpnError
 from roc.model import SoapVersion
+from roc.reasons import Reason
 from roc.routing import soap_version_of
-from roc.soap import content_type, fault_document
 from rpn._http import DIGITS, HEX_DIGITS, TOKEN_CHARS
 
 #: Largest request head (request line and header fields) accepted, in bytes.
@@ -105,12 +105,40 @@ class HttpRequest:
         self.connection = connection
 
 
+class EarlyAnswer(TypingProtocol):
+    """The answer to a request refused before it was complete: status, headers, body."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
 class IRequestHandler(TypingProtocol):
     """What the protocol hands requests and early refusals to (the relay)."""
 
     def handle(self, request: HttpRequest) -> None: ...
 
-    def record_early_refusal(self, error: RpnError, status: int, size: int) -> None: ...
+    def refuse_early(
+        self,
+        connection: HttpServerProtocol,
+        error: RpnError,
+        detail: str,
+        content_type: bytes | None,
+    ) -> EarlyAnswer:
+        """The fault to answer (and record) for a request this protocol refuses."""
+        ...
+
+
+def _over_limit(size: int, limit: int) -> Reason:
+    return Reason(
+        f"body of {size} bytes or more, over the limit of {limit} bytes",
+        f"corps d'au moins {size} octets, au-delà de la limite de {limit} octets",
+    )
 
 
 class _Refused(Exception):
@@ -247,7 +275,13 @@ class HttpServerProtocol(Protocol):
     def _too_slow(self) -> None:
         self._read_deadline = None
         if self._state in (_HEAD, _BODY, _CHUNKED):
-            self.refuse(RpnError.REQUEST_TIMEOUT, "request not received within the read timeout")
+            self.refuse(
+                RpnError.REQUEST_TIMEOUT,
+                Reason(
+                    "request not received within the read timeout",
+                    "requête non reçue dans le délai de lecture",
+                ),
+            )
 
     def _parse(self) -> None:
         while True:
@@ -281,11 +315,17 @@ class HttpServerProtocol(Protocol):
         end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0:
             if len(buffer) > MAX_HEAD_BYTES:
-                raise _Refused(RpnError.HEADERS_TOO_LARGE, "request head over the limit")
+                raise _Refused(
+                    RpnError.HEADERS_TOO_LARGE,
+                    Reason("request head over the limit", "en-tête de requête au-delà de 16 Kio"),
+                )
             self._scanned = len(buffer)
             return False
         if end > MAX_HEAD_BYTES:
-            raise _Refused(RpnError.HEADERS_TOO_LARGE, "request head over the limit")
+            raise _Refused(
+                RpnError.HEADERS_TOO_LARGE,
+                Reason("request head over the limit", "en-tête de requête au-delà de 16 Kio"),
+            )
         self._scanned = 0
         head = buffer[:end]
         self._buffer = buffer[end + 4 :]
@@ -297,23 +337,44 @@ class HttpServerProtocol(Protocol):
         unterminated = head.replace(b"\r\n", b"")
         if b"\n" in unterminated or b"\r" in unterminated:
             # Lines end with CRLF only: a bare CR or LF is how requests are smuggled.
-            raise _Refused(RpnError.HTTP_MALFORMED, "bare CR or LF in the request head")
+            raise _Refused(
+                RpnError.HTTP_MALFORMED,
+                Reason(
+                    "bare CR or LF in the request head",
+                    "CR ou LF isolé dans l'en-tête de la requête",
+                ),
+            )
         if b"\x00" in head:
-            raise _Refused(RpnError.HTTP_MALFORMED, "NUL in the request head")
+            raise _Refused(
+                RpnError.HTTP_MALFORMED,
+                Reason("NUL in the request head", "caractère NUL dans l'en-tête de la requête"),
+            )
         if len(lines) > MAX_HEADERS + 1:
-            raise _Refused(RpnError.HEADERS_TOO_LARGE, "too many header fields")
+            raise _Refused(
+                RpnError.HEADERS_TOO_LARGE,
+                Reason("too many header fields", "plus de 100 champs d'en-tête"),
+            )
         parts = lines[0].split(b" ")
         if len(parts) != 3:
-            raise _Refused(RpnError.HTTP_MALFORMED, "request line is not METHOD TARGET VERSION")
+            raise _Refused(
+                RpnError.HTTP_MALFORMED,
+                Reason(
+                    "request line is not METHOD TARGET VERSION",
+                    "la ligne de requête n'est pas MÉTHODE CIBLE VERSION",
+                ),
+            )
         method, target, version = parts
         if not method or method.translate(None, TOKEN_CHARS):
-            raise _Refused(RpnError.HTTP_MALFORMED, "invalid method")
+            raise _Refused(RpnError.HTTP_MALFORMED, Reason("invalid method", "méthode invalide"))
         if version == b"HTTP/1.1":
             keep_alive = True
         elif version == b"HTTP/1.0":
             keep_alive = False
         else:
-            raise _Refused(RpnError.HTTP_MALFORMED, "HTTP version not supported")
+            raise _Refused(
+                RpnError.HTTP_MALFORMED,
+                Reason("HTTP version not supported", "version HTTP non prise en charge"),
+            )
         self._method = method
         self._head_only = method == b"HEAD"
         self._path = _path_of(target)
@@ -323,7 +384,10 @@ class HttpServerProtocol(Protocol):
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
             if not colon or not name or name.translate(None, TOKEN_CHARS):
-                raise _Refused(RpnError.HTTP_MALFORMED, "invalid header field")
+                raise _Refused(
+                    RpnError.HTTP_MALFORMED,
+                    Reason("invalid header field", "champ d'en-tête invalide"),
+                )
             value = value.strip(b" \t")
             name = name.lower()
             if name == b"content-length":
@@ -342,9 +406,18 @@ class HttpServerProtocol(Protocol):
         limit = self.factory.policy_max_body()
         if codings:
             if lengths:
-                raise _Refused(RpnError.HTTP_MALFORMED, "both Content-Length and Transfer-Encoding")
+                raise _Refused(
+                    RpnError.HTTP_MALFORMED,
+                    Reason(
+                        "both Content-Length and Transfer-Encoding",
+                        "Content-Length et Transfer-Encoding à la fois",
+                    ),
+                )
             if codings != [b"chunked"]:
-                raise _Refused(RpnError.HTTP_MALFORMED, "unsupported Transfer-Encoding")
+                raise _Refused(
+                    RpnError.HTTP_MALFORMED,
+                    Reason("unsupported Transfer-Encoding", "Transfer-Encoding non pris en charge"),
+                )
             self._state = _CHUNKED
             self._chunks = []
             self._received = 0
@@ -352,15 +425,23 @@ class HttpServerProtocol(Protocol):
             self._continue_if_expected()
             return
         if len(lengths) > 1:
-            raise _Refused(RpnError.HTTP_MALFORMED, "conflicting Content-Length values")
+            raise _Refused(
+                RpnError.HTTP_MALFORMED,
+                Reason(
+                    "conflicting Content-Length values", "valeurs de Content-Length contradictoires"
+                ),
+            )
         length = 0
         if lengths:
             (declared,) = lengths
             if not declared or declared.translate(None, DIGITS) or len(declared) > 18:
-                raise _Refused(RpnError.HTTP_MALFORMED, "invalid Content-Length")
+                raise _Refused(
+                    RpnError.HTTP_MALFORMED,
+                    Reason("invalid Content-Length", "Content-Length invalide"),
+                )
             length = int(declared)
         if length > limit:
-            raise _Refused(RpnError.BODY_TOO_LARGE, "declared Content-Length over the limit")
+            raise _Refused(RpnError.BODY_TOO_LARGE, _over_limit(length, limit))
         self._length = length
         self._state = _BODY
         if length > len(self._buffer):
@@ -380,24 +461,40 @@ class HttpServerProtocol(Protocol):
                 end = buffer.find(b"\r\n")
                 if end < 0:
                     if len(buffer) > 1024:
-                        raise _Refused(RpnError.HTTP_MALFORMED, "chunk size line too long")
+                        raise _Refused(
+                            RpnError.HTTP_MALFORMED,
+                            Reason(
+                                "chunk size line too long", "ligne de taille de segment trop longue"
+                            ),
+                        )
                     return False
                 size_field = buffer[:end].split(b";", 1)[0].strip(b" \t")
                 if not size_field or len(size_field) > 16 or size_field.translate(None, HEX_DIGITS):
-                    raise _Refused(RpnError.HTTP_MALFORMED, "invalid chunk size")
+                    raise _Refused(
+                        RpnError.HTTP_MALFORMED,
+                        Reason("invalid chunk size", "taille de segment invalide"),
+                    )
                 size = int(size_field, 16)
                 self._buffer = buffer[end + 2 :]
                 if size == 0:
                     self._length = -2  # trailers
                     continue
                 if self._received + size > limit:
-                    raise _Refused(RpnError.BODY_TOO_LARGE, "body over the limit")
+                    raise _Refused(
+                        RpnError.BODY_TOO_LARGE, _over_limit(self._received + size, limit)
+                    )
                 self._length = size
             elif self._length == -2:  # trailer fields, up to an empty line
                 end = buffer.find(b"\r\n")
                 if end < 0:
                     if len(buffer) > MAX_HEAD_BYTES:
-                        raise _Refused(RpnError.HEADERS_TOO_LARGE, "trailer fields over the limit")
+                        raise _Refused(
+                            RpnError.HEADERS_TOO_LARGE,
+                            Reason(
+                                "trailer fields over the limit",
+                                "champs de fin (trailers) au-delà de 16 Kio",
+                            ),
+                        )
                     return False
                 self._buffer = buffer[end + 2 :]
                 if end == 0:
@@ -410,7 +507,10 @@ class HttpServerProtocol(Protocol):
                 if len(buffer) < size + 2:
                     return False
                 if buffer[size : size + 2] != b"\r\n":
-                    raise _Refused(RpnError.HTTP_MALFORMED, "chunk not followed by CRLF")
+                    raise _Refused(
+                        RpnError.HTTP_MALFORMED,
+                        Reason("chunk not followed by CRLF", "segment non suivi de CRLF"),
+                    )
                 self._chunks.append(buffer[:size])
                 self._received += size
                 self._buffer = buffer[size + 2 :]
@@ -473,21 +573,19 @@ class HttpServerProtocol(Protocol):
         if self._read_deadline is not None and self._read_deadline.active():
             self._read_deadline.cancel()
         self._read_deadline = None
-        version = soap_version_of_header(self._headers.get(b"content-type"))
-        body = fault_document(error, detail, version=version)
-        status = error.http_status
-        head = (
-            b"%sContent-Type: %s\r\nDate: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-            % (
-                status_line(status),
-                content_type(version).encode(),
-                _DATE.value(time.time()),
-                len(body),
-            )
+        response = self.factory.handler().refuse_early(
+            self, error, detail, self._headers.get(b"content-type")
         )
-        self.transport.write(head + body)  # type: ignore[union-attr]
+        parts = [status_line(response.status)]
+        for name, value in response.headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(
+            b"Date: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (_DATE.value(time.time()), len(response.body))
+        )
+        parts.append(response.body)
+        self.transport.write(b"".join(parts))  # type: ignore[union-attr]
         self._close(stop_reading=True)
-        self.factory.handler().record_early_refusal(error, status, len(body))
 
 
 @functools.lru_cache(maxsize=256)
@@ -509,7 +607,9 @@ def _path_of(target: bytes) -> bytes:
         slash = rest.find(b"/")
         path = rest[slash:] if slash >= 0 else b"/"
     else:
-        raise _Refused(RpnError.HTTP_MALFORMED, "invalid request target")
+        raise _Refused(
+            RpnError.HTTP_MALFORMED, Reason("invalid request target", "cible de requête invalide")
+        )
     return path.split(b"?", 1)[0].split(b"#", 1)[0]
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from roc.reasons import Reason
+
 __all__ = ["Registration"]
 
 
@@ -48,7 +50,7 @@ class Registration:
         """Whether *finess* (a certificate's) is a registered site or legal entity."""
         return finess in self.entity_of_site or finess in self.sites_of_entity
 
-    def sender_refusal(self, certificate: str, legal: str, site: str) -> str | None:
+    def sender_refusal(self, certificate: str, legal: str, site: str) -> Reason | None:
         """Why a message naming (*legal*, *site*) may not come with *certificate*, or None.
 
         The reason names FINESS numbers only (never personal data), so that the
@@ -56,21 +58,31 @@ class Registration:
         """
         if not site or not legal:
             missing = "FinessGeographique" if not site else "FinessJuridique"
-            return (
+            return Reason(
                 f"the message must name its sender pair: {missing} is missing "
-                f"(certificate FINESS {certificate})"
+                f"(certificate FINESS {certificate})",
+                f"le message doit nommer son couple émetteur : {missing} est absent "
+                f"(FINESS du certificat {certificate})",
             )
         registered_entity = self.entity_of_site.get(site)
         if registered_entity is None:
-            return f"site {site} named by the message is not registered (certificate {certificate})"
+            return Reason(
+                f"site {site} named by the message is not registered (certificate {certificate})",
+                f"le site {site} nommé par le message n'est pas inscrit (FINESS du certificat "
+                f"{certificate})",
+            )
         if registered_entity != legal:
-            return (
+            return Reason(
                 f"site {site} is registered under legal entity {registered_entity}, "
-                f"not {legal} (certificate {certificate})"
+                f"not {legal} (certificate {certificate})",
+                f"le site {site} est inscrit sous l'entité juridique {registered_entity}, "
+                f"pas {legal} (FINESS du certificat {certificate})",
             )
         if certificate not in (site, legal):
-            return (
+            return Reason(
                 f"certificate FINESS {certificate} is neither site {site} "
-                f"nor its legal entity {legal}"
+                f"nor its legal entity {legal}",
+                f"le FINESS du certificat, {certificate}, n'est ni le site {site} ni son "
+                f"entité juridique {legal}",
             )
         return None

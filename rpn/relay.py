@@ -1,16 +1,16 @@
-"""The relay's exchange logic: limits, authorisation, routing, forwarding, relaying back.
+"""The relay's exchange, as glue: bytes and Deferreds around the decisions of ``rpn.exchange``.
 
-``Relay.handle`` runs one exchange: the client's establishment comes from its certificate,
-the routing key from the message header (the body is never parsed or re-serialised), the AMC
-endpoint from the annuaire, and the answer from the AMC's upstream, relayed as received.
-Every refusal is a SOAP Fault with the relay's error code; every exchange is recorded once.
-HTTP itself (framing, limits, timeouts) is ``rpn.h1server``'s.
+``Relay.handle`` runs one exchange, top to bottom: admit the request (``exchange.admit``),
+find the AMC (the annuaire), forward the untouched body (the AMC's upstream), classify what
+came back (``outcomes.classify_answer``), answer, record. Every refusal, wherever it is
+decided (the HTTP layer, admission, the annuaire, the upstream), is answered by
+``exchange.fault_response`` and recorded once. HTTP itself (framing, limits, timeouts) is
+``rpn.h1server``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from OpenSSL import crypto
@@ -20,39 +20,34 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from roc.errors import RpnError, RpnFailure
-from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
-from roc.routing import IRoutingExtractor, RequestView
-from roc.soap import content_type, fault_document
+from roc.model import RoutingKey, SoapVersion
+from roc.routing import IRoutingExtractor
 from roc.tls import finess_from_certificate
-from rpn.h1server import HttpRequest, HttpServerFactory, soap_version_of_header
+from rpn.exchange import (
+    Identity,
+    RelayPolicy,
+    Response,
+    admit,
+    amc_failure,
+    fault_response,
+    identify,
+    not_offered,
+    record_answer,
+    record_fault,
+    record_gone,
+    relayed_headers,
+    upstream_headers,
+)
+from rpn.h1server import HttpRequest, HttpServerFactory, HttpServerProtocol, soap_version_of_header
 from rpn.interfaces import AmcEntry, IAnnuaire
-from rpn.registration import Registration
-from rpn.stats import ExchangeRecord, IStatsSink, answer_outcome, business_code
+from rpn.outcomes import classify_answer
+from rpn.stats import ExchangeRecord, IStatsSink
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
 
-_SOAP_TYPES = (b"text/xml", b"application/soap+xml")
+__all__ = ["Relay", "RelayPolicy", "relay_factory"]
+
 #: Client certificates whose FINESS is remembered (about 1 KB each); beyond, start again.
 _IDENTITY_CACHE_SIZE = 20_000
-_USER_AGENT = (b"User-Agent", b"PiANO-RPN/0.1")
-_SOAP_ACTIONS = {service: f'"{soap_action(service)}"'.encode() for service in Service}
-
-
-@dataclass(frozen=True, slots=True)
-class RelayPolicy:
-    """The parts of the configuration the exchange path reads; swapped whole on reload."""
-
-    paths: tuple[str, ...]
-    registration: Registration
-    check_sender: bool
-    finess_attribute: str
-    max_body_bytes: int
-    read_timeout: float
-    #: Exchanges one establishment may have in flight at once (429 above).
-    max_in_flight_per_establishment: int = 64
-
-
-def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
 def relay_factory(
@@ -84,7 +79,7 @@ class Relay:
     ) -> None:
         self.clock = clock
         #: (FINESS, expiry) by DER client certificate, forgotten with each new policy.
-        self._identities: dict[bytes, tuple[str | None, float]] = {}
+        self._identities: dict[bytes, Identity] = {}
         self._policy = policy
         self.extractor = extractor
         self.annuaire = annuaire
@@ -93,15 +88,15 @@ class Relay:
         self.in_flight = 0
         #: Exchanges in flight per registered establishment (only those with some).
         self.in_flight_by_establishment: dict[str, int] = {}
-        #: Exchanges past admission and not yet answered: what a forced stop must cut.
-        self._forwarding: dict[int, tuple[Deferred[Any], ExchangeRecord]] = {}
-        #: Exchanges being cut by a forced stop (their cancellation is not a bug).
-        self._cut: set[int] = set()
         self.accepting = True
         #: Stopping: requests on open connections are still served, each answer closing its
         #: connection so that clients move to another process or host.
         self.draining = False
         self._idle_waiters: list[Deferred[None]] = []
+        #: Exchanges past admission and not yet answered: what a forced stop must cut.
+        self._forwarding: dict[int, Deferred[Any]] = {}
+        #: Exchanges being cut by a forced stop (their cancellation is not a bug).
+        self._cut: set[int] = set()
 
     @property
     def policy(self) -> RelayPolicy:
@@ -121,24 +116,58 @@ class Relay:
         self._idle_waiters.append(waiter)
         return waiter
 
-    # -- early refusals (before any routing) ---------------------------------------------
+    # -- refusals by the HTTP layer (before any routing) ---------------------------------
 
-    def record_early_refusal(self, error: RpnError, status: int, size: int) -> None:
-        self.log.info("request refused early: {code}", code=error.code)
-        self.stats.record(ExchangeRecord(code=error.code, status=status, bytes_out=size))
+    def refuse_early(
+        self,
+        connection: HttpServerProtocol,
+        error: RpnError,
+        detail: str,
+        content_type: bytes | None,
+    ) -> Response:
+        """The fault for a request the HTTP layer refused (size, framing, time), recorded.
+
+        Counted for the establishment when its certificate identifies a registered one.
+        """
+        record = ExchangeRecord()
+        try:
+            identify(self.policy, self._identity(connection), record)
+        except RpnFailure:
+            pass  # an unknown certificate: counted in the relay's totals only
+        failure = RpnFailure(error, detail)
+        response = fault_response(failure, "", soap_version_of_header(content_type))
+        record_fault(record, failure, response)
+        self.log.info(
+            "request refused early: {code} ({detail}) finess={finess}",
+            code=error.code,
+            detail=str(detail),
+            finess=record.finess,
+        )
+        self.stats.record(record)
+        return response
 
     # -- the exchange --------------------------------------------------------------------
 
     def handle(self, request: HttpRequest) -> None:
         started = self.clock.seconds()
         record = ExchangeRecord()
-        body = request.body
-        record.bytes_in = len(body)
+        record.bytes_in = len(request.body)
         self.in_flight += 1
-        ctype = request.headers.get(b"content-type")
-        version = soap_version_of_header(ctype)
+        version = soap_version_of_header(request.headers.get(b"content-type"))
         try:
-            key = self._admit(request, ctype, record)
+            if not self.accepting:
+                raise RpnFailure(RpnError.SHUTTING_DOWN)
+            key = admit(
+                self.policy,
+                self.extractor,
+                request.method,
+                request.path,
+                request.headers,
+                request.body,
+                self._identity(request.connection),
+                self.in_flight_by_establishment,
+                record,
+            )
         except RpnFailure as failure:
             self._fault(request, record, failure, version, started)
             return
@@ -147,7 +176,7 @@ class Relay:
         held[finess] = held.get(finess, 0) + 1
         token = id(record)
         d: Deferred[Any] = self.annuaire.resolve(key.amc)
-        self._forwarding[token] = (d, record)
+        self._forwarding[token] = d
         d.addCallback(self._forward, request, key, record)
         d.addCallbacks(
             self._relay_answer,
@@ -157,6 +186,18 @@ class Relay:
         )
         d.addErrback(self._bug, request, record, started)
         d.addBoth(self._release, finess, token)
+
+    def _forward(
+        self, entry: AmcEntry, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
+    ) -> Deferred[UpstreamAnswer]:
+        record.amc = entry.amc_number
+        record.amc_name = entry.name
+        url = entry.endpoint_for(key.service.value, key.roc_version.value)
+        if url is None:
+            raise not_offered(entry.amc_number, entry.name, key)
+        upstream = self.upstreams.for_amc(entry.amc_number)
+        headers = upstream_headers(request.headers, key, record.finess)
+        return upstream.forward(url, request.body, headers)
 
     def _release(self, _: object, finess: str, token: int) -> None:
         """The exchange is over: its establishment's count goes down, whatever ended it."""
@@ -175,82 +216,18 @@ class Relay:
         with the outcome ``cut_by_shutdown``; its AMC slot is given back.
         """
         cut = list(self._forwarding.items())
-        for token, (deferred, _) in cut:
+        for token, deferred in cut:
             self._cut.add(token)
             deferred.cancel()
         return len(cut)
 
-    def _forward(
-        self, entry: AmcEntry, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
-    ) -> Deferred[UpstreamAnswer]:
-        record.amc = entry.amc_number
-        url = entry.endpoint_for(key.service.value, key.roc_version.value)
-        if url is None:
-            raise RpnFailure(
-                RpnError.SERVICE_NOT_OFFERED, f"{key.service.value} {key.roc_version.value}"
-            )
-        upstream = self.upstreams.for_amc(entry.amc_number)
-        return upstream.forward(url, request.body, self._upstream_headers(request, key, record))
-
-    def _admit(
-        self, request: HttpRequest, ctype: bytes | None, record: ExchangeRecord
-    ) -> RoutingKey:
-        """Check the request and read its routing key; RpnFailure says why not."""
-        if not self.accepting:
-            raise RpnFailure(RpnError.SHUTTING_DOWN)
-        path = request.path.decode("latin-1")
-        if request.method != b"POST":
-            if not _path_matches(path, self.policy.paths):
-                raise RpnFailure(RpnError.NOT_FOUND)
-            raise RpnFailure(RpnError.METHOD_NOT_ALLOWED)
-        if not _path_matches(path, self.policy.paths):
-            raise RpnFailure(RpnError.NOT_FOUND)
-        if ctype is None or not ctype.lower().startswith(_SOAP_TYPES):
-            raise RpnFailure(RpnError.CONTENT_TYPE)
-        finess, expiry = self._identity(request)
-        if finess is None:
-            raise RpnFailure(RpnError.SENDER_NOT_REGISTERED, "no FINESS in the certificate")
-        record.finess = finess
-        policy = self.policy
-        if not policy.registration.knows(finess):
-            raise RpnFailure(
-                RpnError.SENDER_NOT_REGISTERED,
-                f"certificate FINESS {finess} is neither a registered site nor legal entity",
-            )
-        record.registered = True
-        record.certificate_expiry = expiry
-        if self.in_flight_by_establishment.get(finess, 0) >= (
-            self.policy.max_in_flight_per_establishment
-        ):
-            raise RpnFailure(RpnError.RATE_LIMITED)
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in request.headers.items()
-        }
-        key = self.extractor.extract(RequestView(path, headers, request.body))
-        record.exchange_id = key.exchange_id
-        record.service = key.service.value
-        record.version = key.roc_version.value
-        if key.service is Service.DRE:
-            raise RpnFailure(RpnError.DRE_NOT_RELAYED)
-        if key.service not in RELAYED_SERVICES:
-            raise RpnFailure(RpnError.SERVICE_NOT_OFFERED, f"{key.service.value} is not relayed")
-        if policy.check_sender:
-            refusal = policy.registration.sender_refusal(
-                finess, key.sender_finess_legal, key.sender_finess_site
-            )
-            if refusal is not None:
-                raise RpnFailure(RpnError.SENDER_MISMATCH, refusal)
-        return key
-
-    def _identity(self, request: HttpRequest) -> tuple[str | None, float | None]:
+    def _identity(self, connection: HttpServerProtocol) -> Identity:
         """FINESS and expiry (unix time) of the client certificate, read once per connection."""
-        connection = request.connection
         cached = connection.identity
         if cached is not None:
             return cached
         peer = getattr(connection.transport, "getPeerCertificate", lambda: None)()
-        identity: tuple[str | None, float | None] = (None, None)
+        identity: Identity = (None, None)
         if peer is not None:
             # Establishments reconnect with the same certificate: read each one once.
             der = crypto.dump_certificate(crypto.FILETYPE_ASN1, peer)
@@ -268,21 +245,6 @@ class Relay:
         connection.identity = identity
         return identity
 
-    def _upstream_headers(
-        self, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
-    ) -> list[tuple[bytes, bytes]]:
-        ctype = request.headers.get(b"content-type") or b"text/xml; charset=utf-8"
-        headers = [
-            (b"Content-Type", ctype),
-            _USER_AGENT,
-            # Validated values only (routing parser, certificate): no CR/LF can get in.
-            (b"X-ROC-Echange", key.exchange_id.encode("ascii")),
-            (b"X-ROC-Emetteur-Finess", record.finess.encode("ascii")),
-        ]
-        if key.soap_version is SoapVersion.SOAP11:
-            headers.append((b"SOAPAction", _SOAP_ACTIONS[key.service]))
-        return headers
-
     # -- answers -------------------------------------------------------------------------
 
     def _relay_answer(
@@ -292,26 +254,13 @@ class Relay:
         record: ExchangeRecord,
         started: float,
     ) -> None:
-        record.business_code = business_code(answer.body)
-        record.outcome = answer_outcome(answer.status, record.business_code)
-        record.status = answer.status
-        record.upstream_seconds = answer.seconds
-        record.bytes_out = len(answer.body)
+        verdict = classify_answer(answer.status, answer.body)
+        record_answer(record, answer.status, answer.body, answer.seconds, verdict)
         connection = request.connection
         if connection.disconnected:
-            record.outcome = "client_gone"
+            record_gone(record)
         else:
-            # One pass over the AMC's headers: its X-ROC-Echange is replaced by the relay's,
-            # and its Date, if any, is kept (the server then adds none).
-            headers = []
-            has_date = False
-            for name, value in answer.headers:
-                lowered = name.lower()
-                if lowered == b"x-roc-echange":
-                    continue
-                has_date = has_date or lowered == b"date"
-                headers.append((name, value))
-            headers.append((b"X-ROC-Echange", record.exchange_id.encode("ascii")))
+            headers, has_date = relayed_headers(answer.headers, record.exchange_id)
             connection.respond(
                 answer.status, headers, answer.body, close=self.draining, date=not has_date
             )
@@ -330,8 +279,11 @@ class Relay:
             self._fault(request, record, RpnFailure(RpnError.CUT_BY_SHUTDOWN), version, started)
             return
         failure.trap(RpnFailure)
-        assert isinstance(failure.value, RpnFailure)
-        self._fault(request, record, failure.value, version, started)
+        refused = failure.value
+        assert isinstance(refused, RpnFailure)
+        if record.amc and refused.error is not RpnError.SERVICE_NOT_OFFERED:
+            refused = amc_failure(refused, record.amc, record.amc_name)
+        self._fault(request, record, refused, version, started)
 
     def _bug(
         self, failure: Failure, request: HttpRequest, record: ExchangeRecord, started: float
@@ -349,32 +301,24 @@ class Relay:
         version: SoapVersion,
         started: float,
     ) -> None:
-        error = failure.error
-        record.code = error.code
-        record.status = error.http_status
-        record.outcome = _OUTCOME.get(error, "rejected")
-        body = fault_document(error, failure.detail, record.exchange_id, version)
-        record.bytes_out = len(body)
+        exchange_id = record.exchange_id or failure.exchange_id
+        response = fault_response(failure, exchange_id, version)
+        record_fault(record, failure, response)
         self.log.info(
             "exchange {exchange_id} refused: {code} ({detail}) finess={finess} amc={amc} "
             "service={service}",
             exchange_id=record.exchange_id,
-            code=error.code,
-            detail=failure.detail,
+            code=failure.error.code,
+            detail=str(failure.detail),
             finess=record.finess,
             amc=record.amc,
             service=record.service,
         )
         connection = request.connection
         if not connection.disconnected:
-            headers = [(b"Content-Type", content_type(version).encode())]
-            if record.exchange_id:
-                headers.append((b"X-ROC-Echange", record.exchange_id.encode("ascii")))
-            if error is RpnError.METHOD_NOT_ALLOWED:
-                headers.append((b"Allow", b"POST"))
-            if error.spec.retryable and error.http_status in (429, 503):
-                headers.append((b"Retry-After", b"1"))
-            connection.respond(error.http_status, headers, body, close=self.draining)
+            connection.respond(
+                response.status, response.headers, response.body, close=self.draining
+            )
         self._done(record, started)
 
     def _done(self, record: ExchangeRecord, started: float) -> None:
@@ -390,16 +334,3 @@ class Relay:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
-
-
-_OUTCOME = {
-    RpnError.AMC_BAD_ANSWER: "amc_error",
-    RpnError.AMC_TLS: "amc_error",
-    RpnError.AMC_UNAVAILABLE: "amc_unavailable",
-    RpnError.AMC_CIRCUIT_OPEN: "breaker_open",
-    RpnError.OVERLOADED: "overloaded",
-    RpnError.AMC_TIMEOUT: "timeout",
-    RpnError.CUT_BY_SHUTDOWN: "cut_by_shutdown",
-    RpnError.ANNUAIRE_UNAVAILABLE: "annuaire_unavailable",
-    RpnError.INTERNAL: "relay_error",
-}

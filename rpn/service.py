@@ -136,6 +136,14 @@ class AnnuaireCollector:
         yield GaugeMetricFamily(
             "rpn_annuaire_entries", "AMC entries held by the cache.", value=self._annuaire.size
         )
+        info = GaugeMetricFamily(
+            "rpn_amc_info",
+            "Every AMC the relay's annuaire knows, with its name (value 1).",
+            labels=("amc", "name"),
+        )
+        for amc, name in sorted(self._annuaire.names().items()):
+            info.add_metric((amc, name), 1.0)
+        yield info
         last = self._annuaire.last_success_time
         if last is not None:
             yield GaugeMetricFamily(

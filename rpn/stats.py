@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -14,45 +13,6 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from rpn.metric_tables import MetricTable
-
-#: Outcomes of an exchange: a closed set, so metric labels stay bounded.
-OUTCOMES = (
-    "ok",  # the AMC answered with business code 00
-    "refused",  # the AMC answered with another business code (a business refusal)
-    "amc_fault",  # the AMC answered without a business code (SOAP Fault, HTTP error...)
-    "rejected",  # the relay refused the request (4xx fault)
-    "amc_error",  # the AMC's answer was cut, garbled, or its TLS failed
-    "amc_unavailable",  # connection refused or failed before anything was sent
-    "breaker_open",  # the AMC's breaker is open: not sent
-    "overloaded",  # the AMC's queue was full: not sent
-    "timeout",  # the AMC did not answer before the deadline
-    "annuaire_unavailable",
-    "client_gone",  # the establishment disconnected before the answer
-    "cut_by_shutdown",  # the relay stopped (drain timeout) before the AMC answered
-    "relay_error",  # the relay itself failed (a bug: see its log)
-)
-
-#: Where the business return code sits in an answer (the project's model): read from a
-#: bounded prefix of the bytes, which are relayed untouched whatever this finds.
-_RETURN_CODE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?CodeRetour>\s*([0-9A-Za-z]{1,4})\s*</")
-_RETURN_CODE_WINDOW = 64 * 1024
-OK_CODE = "00"
-
-
-def business_code(answer: bytes) -> str:
-    """The answer's business return code, or "" when it has none (a fault, an HTML error)."""
-    found = _RETURN_CODE.search(answer, 0, _RETURN_CODE_WINDOW)
-    return found.group(1).decode("ascii") if found else ""
-
-
-def answer_outcome(status: int, code: str) -> str:
-    """The outcome of an exchange the AMC answered."""
-    if status == 200 and code == OK_CODE:
-        return "ok"
-    if status == 200 and code:
-        return "refused"
-    return "amc_fault"
-
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -66,9 +26,11 @@ class ExchangeRecord:
     amc: str = ""
     service: str = ""
     version: str = ""
-    outcome: str = "rejected"
+    outcome: str = "rejected"  # an ``rpn.outcomes.Outcome`` label
     code: str = ""  # the relay's error code, empty when the AMC answered
     business_code: str = ""  # the AMC's return code ("00", "02"...), empty if none
+    amc_code: str = ""  # the AMC's fault code (MUT-400-..., SOAP-SERVER, HTTP-503...), if any
+    amc_name: str = ""  # the AMC's name in the annuaire (not logged: the number is)
     registered: bool = False  # the establishment is on the allow-list (bounded labels)
     certificate_expiry: float | None = None  # notAfter of its client certificate (unix time)
     status: int = 0  # HTTP status returned to the establishment
@@ -93,17 +55,18 @@ class PrometheusStats:
         # kept as dicts (see rpn.metric_tables) and appended to the registry's exposition.
         self.by_establishment = MetricTable(
             "rpn_establishment_exchanges_total",
-            "Exchanges by registered establishment (FINESS of its certificate), ROC service "
-            "and outcome.",
+            "Exchanges by registered establishment (FINESS of its certificate), ROC service, "
+            "AMC (none when refused before routing) and outcome.",
             "counter",
-            ("finess", "service", "outcome"),
+            ("finess", "service", "amc", "outcome"),
         )
         self.codes = MetricTable(
             "rpn_establishment_codes_total",
-            "Business return codes and relay error codes received by each registered "
-            "establishment.",
+            "Codes received by each registered establishment, by ROC service and AMC: business "
+            "return codes, relay fault codes (RPN-...) and AMC fault codes (the code of the "
+            "AMC's SOAP Fault, SOAP-CLIENT, SOAP-SERVER, HTTP-<status>, AMC-REPONSE-ILLISIBLE).",
             "counter",
-            ("finess", "code"),
+            ("finess", "service", "amc", "code"),
         )
         self.last_success = MetricTable(
             "rpn_establishment_last_success_timestamp_seconds",
@@ -179,10 +142,11 @@ class PrometheusStats:
         self._child(self.bytes, "response").inc(exchange.bytes_out)
         if exchange.registered:
             finess = exchange.finess
-            self.by_establishment.inc((finess, service, outcome))
-            code = exchange.business_code or exchange.code
+            amc = exchange.amc or "none"
+            self.by_establishment.inc((finess, service, amc, outcome))
+            code = exchange.business_code or exchange.amc_code or exchange.code
             if code:
-                self.codes.inc((finess, code))
+                self.codes.inc((finess, service, amc, code))
             if outcome == "ok":
                 self.last_success.set((finess,), self._clock.seconds())
             if exchange.certificate_expiry is not None:
@@ -191,7 +155,9 @@ class PrometheusStats:
 
 #: What the access log writes of a record (dataclasses.asdict deep-copies: too slow here).
 _LOGGED_FIELDS = tuple(
-    f.name for f in fields(ExchangeRecord) if f.name not in ("registered", "certificate_expiry")
+    f.name
+    for f in fields(ExchangeRecord)
+    if f.name not in ("registered", "certificate_expiry", "amc_name")
 )
 
 
@@ -209,6 +175,7 @@ def _json_line(r: ExchangeRecord) -> str:
         f'"amc":{_string(r.amc)},"service":{_string(r.service)},'
         f'"version":{_string(r.version)},"outcome":{_string(r.outcome)},'
         f'"code":{_string(r.code)},"business_code":{_string(r.business_code)},'
+        f'"amc_code":{_string(r.amc_code)},'
         f'"status":{r.status:d},"upstream_seconds":{_number(r.upstream_seconds)},'
         f'"total_seconds":{_number(r.total_seconds)},"bytes_in":{r.bytes_in:d},'
         f'"bytes_out":{r.bytes_out:d}}}\n'

@@ -7,6 +7,7 @@ AMC only ever slows down or stops its own traffic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
+from roc.reasons import Reason
 from roc.tls import TLSFiles, client_options
 from rpn._http import BodyTooLarge
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
@@ -80,6 +82,45 @@ def classify(failure: Failure) -> RpnError:
     if failure.check(ResponseFailed):
         return RpnError.AMC_BAD_ANSWER
     return RpnError.AMC_BAD_ANSWER
+
+
+def failure_reason(failure: Failure, request_timeout: float) -> Reason:
+    """What went wrong with a forward, in words an establishment and an operator can use."""
+    if failure.check(net_error.ConnectionRefusedError):
+        return Reason("connection refused", "connexion refusée")
+    if failure.check(net_error.DNSLookupError):
+        return Reason("host name not found", "nom d'hôte introuvable")
+    if failure.check(net_error.TimeoutError):
+        return Reason("no connection within the deadline", "pas de connexion dans le délai")
+    if failure.check(net_error.ConnectError):
+        return Reason("connection failed", "connexion impossible")
+    if failure.check(RequestNotSent):
+        return Reason(
+            "request not sent: the connection closed", "requête non envoyée : connexion fermée"
+        )
+    if failure.check(TimeoutError, CancelledError):
+        return Reason(
+            f"no answer within {request_timeout:g} s", f"pas de réponse en {request_timeout:g} s"
+        )
+    if failure.check(BodyTooLarge):
+        limit = getattr(failure.value, "limit", 0)
+        return Reason(f"answer larger than {limit} bytes", f"réponse de plus de {limit} octets")
+    for inner in _unwrap(failure):
+        if inner.check(VerificationError):
+            return Reason(
+                "the AMC's certificate does not name its host",
+                "le certificat de l'AMC ne porte pas le nom de son serveur",
+            )
+        if inner.check(SSL.Error):
+            return Reason(
+                "TLS handshake failed (certificate not trusted or expired)",
+                "échec de la négociation TLS (certificat non reconnu ou expiré)",
+            )
+    if failure.check(ResponseNeverReceived):
+        return Reason("connection lost before any answer", "connexion perdue avant toute réponse")
+    if failure.check(ResponseFailed):
+        return Reason("answer cut or not HTTP", "réponse coupée ou qui n'est pas du HTTP")
+    return Reason("answer unusable", "réponse inutilisable")
 
 
 @implementer(IPolicyForHTTPS)
@@ -245,10 +286,31 @@ class _Exchange:
         self._acquiring = None
         self.done = True
         self._upstream.breaker.record_cancelled()
+        upstream = self._upstream
         if failure.check(QueueFull):
-            failure = Failure(RpnFailure(RpnError.OVERLOADED, "queue full"))
+            full = failure.value
+            assert isinstance(full, QueueFull)
+            failure = Failure(
+                RpnFailure(
+                    RpnError.OVERLOADED,
+                    Reason(
+                        f"{full.max_active} exchanges in flight and {full.max_queued} waiting",
+                        f"{full.max_active} échanges en cours et {full.max_queued} en attente",
+                    ),
+                    retry_after=1.0,
+                )
+            )
         elif failure.check(QueueTimeout):
-            failure = Failure(RpnFailure(RpnError.OVERLOADED, "no connection slot in time"))
+            failure = Failure(
+                RpnFailure(
+                    RpnError.OVERLOADED,
+                    Reason(
+                        f"no connection slot within {upstream._settings.queue_timeout:g} s",
+                        f"aucune connexion libre en {upstream._settings.queue_timeout:g} s",
+                    ),
+                    retry_after=1.0,
+                )
+            )
         if not self.result.called:
             self.result.errback(failure)
 
@@ -333,7 +395,9 @@ class _Exchange:
 
     def _failed(self, reason: Failure) -> None:
         self._upstream.breaker.record_failure()
-        error = RpnFailure(classify(reason), reason.type.__name__ if reason.type else "")
+        error = RpnFailure(
+            classify(reason), failure_reason(reason, self._upstream._settings.request_timeout)
+        )
         self._end()
         self.result.errback(error)
 
@@ -428,12 +492,15 @@ class AmcUpstream:
         """
         if not self.breaker.try_acquire():
             wait = self.breaker.retry_after()
-            return fail(
-                RpnFailure(
-                    RpnError.AMC_CIRCUIT_OPEN,
-                    f"next attempt in {wait:.1f} s" if wait > 0 else "recovery probes in progress",
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                reason = Reason(
+                    f"next attempt in {seconds} s", f"prochaine tentative dans {seconds} s"
                 )
-            )
+            else:
+                seconds = 1
+                reason = Reason("recovery probes in progress", "tests de reprise en cours")
+            return fail(RpnFailure(RpnError.AMC_CIRCUIT_OPEN, reason, retry_after=seconds))
         exchange = _Exchange(self, url, body, headers)
         exchange.start(self._settings.queue_timeout)
         return exchange.result

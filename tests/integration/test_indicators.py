@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from lxml import html
 
-from rpn.stats import answer_outcome, business_code
+from rpn.outcomes import classify_answer
 from tests.integration.conftest import RelayProcess, StartRelay
 from tests.integration.harness import ROOT, SoapClient, Twistd, client_context, free_port
 from tests.integration.indicators_stack import (
@@ -65,8 +65,8 @@ class Traffic:
             code = fault.group().decode()
             outcome = RELAY_FAULTS[code]
         else:
-            code = business_code(answer.body)
-            outcome = answer_outcome(answer.status, code)
+            verdict = classify_answer(answer.status, answer.body)
+            code, outcome = verdict.code, verdict.outcome.label
         self.outcomes[(finess, service, outcome)] += 1
         if code:
             self.codes[(finess, code)] += 1

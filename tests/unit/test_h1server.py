@@ -16,15 +16,17 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from roc.errors import RpnError
+from roc.errors import RpnError, RpnFailure
 from roc.model import RPN_FAULT_NS
 from roc.testing import StrictClock
+from rpn.exchange import Response, fault_response
 from rpn.h1server import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     HttpRequest,
     HttpServerFactory,
     HttpServerProtocol,
+    soap_version_of_header,
 )
 
 READ_TIMEOUT = 10.0
@@ -46,8 +48,18 @@ class Handler:
         if self.auto:
             answer(request)
 
-    def record_early_refusal(self, error: RpnError, status: int, size: int) -> None:
-        self.refusals.append((error, status, size))
+    def refuse_early(
+        self,
+        connection: HttpServerProtocol,
+        error: RpnError,
+        detail: str,
+        content_type: bytes | None,
+    ) -> Response:
+        response = fault_response(
+            RpnFailure(error, detail), "", soap_version_of_header(content_type)
+        )
+        self.refusals.append((error, response.status, len(response.body)))
+        return response
 
 
 def answer(request: HttpRequest, body: bytes | None = None, close: bool = False) -> None:

@@ -105,6 +105,11 @@ class HttpResponse:
     def fault_code(self) -> str | None:
         return self.fault.findtext(f".//{{{RPN_FAULT_NS}}}Code")
 
+    @property
+    def text(self) -> str:
+        """The fault's message, as the establishment reads it."""
+        return self.fault.findtext(f".//{{{RPN_FAULT_NS}}}Message") or ""
+
 
 def parse_responses(raw: bytes) -> list[HttpResponse]:
     """Every response in *raw* (bodies delimited by Content-Length, as the relay sends them)."""
@@ -436,6 +441,8 @@ def test_an_answered_exchange_is_recorded_once_with_its_identifiers_and_timings(
         version="V1",
         outcome="amc_fault",  # an answer without a business return code
         code="",
+        amc_code="AMC-REPONSE-ILLISIBLE",
+        amc_name="Mutuelle Alpha",
         status=200,
         upstream_seconds=0.5,
         total_seconds=0.75,
@@ -498,9 +505,12 @@ def test_a_declared_length_over_the_limit_is_refused_at_once_without_reading_the
     assert response.fault_code == "RPN-413-TAILLE"
     assert response.header("Connection") == "close"
     assert client.closing
-    assert relay.records == [
-        ExchangeRecord(code="RPN-413-TAILLE", status=413, bytes_out=len(response.body))
-    ]
+    # Counted for the establishment whose certificate it is, although refused so early.
+    [record] = relay.records
+    assert (record.code, record.status, record.outcome) == ("RPN-413-TAILLE", 413, "rejected")
+    assert (record.finess, record.registered) == (REGISTERED, True)
+    assert record.bytes_out == len(response.body)
+    assert f"limite de {MAX_BODY} octets" in response.text
     client.send(b"x" * (MAX_BODY + 1))  # the client sends its body anyway
     assert len(client.responses()) == 1
     assert len(relay.records) == 1
@@ -660,6 +670,7 @@ def test_no_establishment_may_speak_for_another_s_site(
 def test_a_message_must_name_both_its_legal_entity_and_its_site(
     relay: RelayHarness, missing: str
 ) -> None:
+    # Both sender FINESS are routing fields (one rule for the relay and the simulator).
     header = routage().replace(
         f"<rt:FinessJuridique>{LEGAL_A}</rt:FinessJuridique>"
         if missing == "legal"
@@ -667,7 +678,7 @@ def test_a_message_must_name_both_its_legal_entity_and_its_site(
         "",
     )
     client = relay.exchange(post(envelope(header)))
-    assert_refused(client.response(), relay.records, RpnError.SENDER_MISMATCH)
+    assert_refused(client.response(), relay.records, RpnError.ROUTING_UNREADABLE)
     assert relay.upstreams.calls == []
 
 

@@ -204,16 +204,15 @@ def test_predefined_entities_elsewhere_in_the_header_are_accepted() -> None:
     assert extract(envelope(other + routage())) == EXPECTED
 
 
-def test_optional_fields_may_be_left_out() -> None:
-    key = extract(envelope(routage(with_values(secondary_criterion=None, sender_finess_site=None))))
+def test_the_secondary_criterion_may_be_left_out() -> None:
+    key = extract(envelope(routage(with_values(secondary_criterion=None))))
     assert key.amc.secondary_criterion == ""
-    assert key.sender_finess == frozenset({"990000010"})
+    assert key.sender_finess == frozenset({"990000010", "990000028"})
 
 
-def test_empty_optional_fields_count_as_absent() -> None:
-    key = extract(envelope(routage(with_values(secondary_criterion="", sender_finess_legal=" "))))
-    assert (key.amc.secondary_criterion, key.sender_finess_legal) == ("", "")
-    assert key.sender_finess_site == "990000028"
+def test_an_empty_secondary_criterion_counts_as_absent() -> None:
+    key = extract(envelope(routage(with_values(secondary_criterion=""))))
+    assert key.amc.secondary_criterion == ""
 
 
 def test_dre_is_read_so_the_relay_can_refuse_it_precisely() -> None:
@@ -237,10 +236,14 @@ def test_configured_paths_are_followed() -> None:
         "<r:Service>SIM</r:Service><r:VersionROC>V2</r:VersionROC>"
         "<o:Organisme><o:Code>990000101</o:Code></o:Organisme>"
         "<r:AMC><r:TypeConvention>TP</r:TypeConvention></r:AMC>"
-        "<r:Site>990000028</r:Site><r:IdentifiantEchange>x1</r:IdentifiantEchange>"
-        "</r:Routage>"
+        "<r:Site>990000028</r:Site><r:Entite>990000010</r:Entite>"
+        "<r:IdentifiantEchange>x1</r:IdentifiantEchange></r:Routage>"
     )
-    paths = {"amc_number": "{urn:other}Organisme/{urn:other}Code", "sender_finess_site": "Site"}
+    paths = {
+        "amc_number": "{urn:other}Organisme/{urn:other}Code",
+        "sender_finess_site": "Site",
+        "sender_finess_legal": "Entite",
+    }
     key = extract(envelope(header), paths=paths)
     assert key.amc == AmcKey("990000101", "TP", "")
     assert (key.service, key.roc_version, key.sender_finess_site) == (
@@ -527,15 +530,20 @@ def test_empty_required_field_is_named(key: str) -> None:
     assert failure.detail == f"{DEFAULT_SOAP_PATHS[key]}: empty"
 
 
-def test_missing_sender_finess_is_refused() -> None:
-    failure = refusal(
-        envelope(routage(with_values(sender_finess_legal=None, sender_finess_site=None)))
-    )
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        ("sender_finess_legal", "Emetteur/FinessJuridique"),
+        ("sender_finess_site", "Emetteur/FinessGeographique"),
+    ],
+)
+def test_each_sender_finess_is_required(field: str, name: str) -> None:
+    # One rule for both ends: the relay checks the pair, the simulator its sandbox.
+    failure = refusal(envelope(routage(with_values(**{field: None}))))
     assert failure.error is RpnError.ROUTING_UNREADABLE
-    assert failure.detail == (
-        "Emetteur/FinessJuridique and Emetteur/FinessGeographique: "
-        "at least one sender FINESS is required"
-    )
+    assert failure.detail == f"{name}: missing"
+    assert failure.detail_fr == f"{name} : absent"
+    assert failure.exchange_id == EXPECTED.exchange_id  # readable: the fault carries it
 
 
 BAD_VALUES = [
@@ -775,7 +783,7 @@ def test_http_headers_soap12_content_type_and_custom_prefix() -> None:
 
 def test_http_headers_are_stripped_and_optional_ones_may_be_absent() -> None:
     headers = {name: f" {value}\t" for name, value in HTTP_HEADERS.items()}
-    del headers["x-roc-critere"], headers["x-roc-finess-juridique"]
+    del headers["x-roc-critere"]
     key = HttpHeaderExtractor().extract(request(b"", headers))
     assert (key.amc.secondary_criterion, key.sender_finess_site) == ("", "990000028")
 
@@ -789,7 +797,7 @@ def test_http_headers_are_stripped_and_optional_ones_may_be_absent() -> None:
         (
             {"x-roc-finess-juridique": None, "x-roc-finess-geographique": None},
             RpnError.ROUTING_UNREADABLE,
-            "x-roc-finess-juridique and x-roc-finess-geographique: at least one sender FINESS",
+            "x-roc-finess-juridique: missing",
         ),
         (
             {"soapaction": "urn:piano:roc:SIM"},
@@ -866,10 +874,7 @@ def test_url_path_refusals_name_the_segment(path: str, error: RpnError, detail: 
 def test_url_path_takes_sender_and_exchange_from_http_headers() -> None:
     with pytest.raises(RpnFailure) as caught:
         UrlPathExtractor().extract(request(b"", {}, "/roc/V1/IDB/990000101/TP/01"))
-    assert caught.value.detail == (
-        "x-roc-finess-juridique and x-roc-finess-geographique: at least one sender FINESS "
-        "is required"
-    )
+    assert caught.value.detail == "x-roc-finess-juridique: missing"
 
 
 def test_url_path_checks_soap_action_too() -> None:

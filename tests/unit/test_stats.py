@@ -16,16 +16,13 @@ from zope.interface.verify import verifyObject
 
 from roc.testing import StrictClock
 from rpn.metric_tables import exposition
-from rpn.relay import _OUTCOME
+from rpn.outcomes import OUTCOMES
 from rpn.stats import (
-    OUTCOMES,
     AccessLog,
     ExchangeRecord,
     IStatsSink,
     PrometheusStats,
     StatsFanout,
-    answer_outcome,
-    business_code,
 )
 
 ANSWERED = ExchangeRecord(
@@ -131,9 +128,7 @@ def test_metric_help_texts_are_written(registry: CollectorRegistry) -> None:
     assert all(len(family.documentation) > 20 for family in families)
 
 
-def test_every_outcome_the_relay_records_is_a_documented_label() -> None:
-    produced = set(_OUTCOME.values()) | {"ok", "refused", "amc_fault", "rejected", "client_gone"}
-    assert produced <= set(OUTCOMES)
+def test_a_record_starts_with_a_documented_outcome() -> None:
     assert ExchangeRecord().outcome in OUTCOMES
 
 
@@ -148,7 +143,7 @@ def test_the_access_log_writes_one_json_line_per_exchange_with_the_record_fields
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
-    internal = {"registered", "certificate_expiry"}  # for metrics only
+    internal = {"registered", "certificate_expiry", "amc_name"}  # for metrics and faults only
     expected = {k: v for k, v in dataclasses.asdict(ANSWERED).items() if k not in internal}
     assert first == expected
     assert set(second) == {f.name for f in dataclasses.fields(ExchangeRecord)} - internal
@@ -168,6 +163,7 @@ def test_the_access_log_holds_identifiers_never_message_content() -> None:
         "outcome",
         "code",
         "business_code",
+        "amc_code",
         "status",
         "upstream_seconds",
         "total_seconds",
@@ -236,27 +232,6 @@ def test_a_failing_sink_does_not_lose_the_record_for_the_others_and_is_logged() 
     assert event["log_failure"].check(OSError)
 
 
-@pytest.mark.parametrize(
-    ("status", "answer", "code", "outcome"),
-    [
-        (200, b"<r:ReponseIDB><r:CodeRetour>00</r:CodeRetour></r:ReponseIDB>", "00", "ok"),
-        (200, b"<ReponseIDB><CodeRetour> 02 </CodeRetour></ReponseIDB>", "02", "refused"),
-        (500, b"<soap:Fault><faultcode>soap:Server</faultcode></soap:Fault>", "", "amc_fault"),
-        (200, b"<html>proxy error</html>", "", "amc_fault"),
-        (503, b"<x:CodeRetour>00</x:CodeRetour>", "00", "amc_fault"),
-    ],
-)
-def test_the_business_outcome_is_read_from_the_answer_return_code(
-    status: int, answer: bytes, code: str, outcome: str
-) -> None:
-    assert business_code(answer) == code
-    assert answer_outcome(status, code) == outcome
-
-
-def test_a_return_code_beyond_the_bounded_window_is_not_searched() -> None:
-    assert business_code(b" " * 70_000 + b"<CodeRetour>00</CodeRetour>") == ""
-
-
 def test_registered_establishments_get_their_own_counts_codes_and_certificate_expiry() -> None:
     registry = CollectorRegistry()
     clock = StrictClock()
@@ -268,12 +243,19 @@ def test_registered_establishments_get_their_own_counts_codes_and_certificate_ex
     )
     stats.record(ExchangeRecord(**base, outcome="refused", business_code="02"))
     stats.record(ExchangeRecord(**base, outcome="timeout", code="RPN-504-AMC-DELAI"))
+    stats.record(ExchangeRecord(**base, outcome="invalid_request", amc_code="MUT-400-DEMANDE"))
+    early = {"finess": "990000028", "registered": True, "status": 413}
+    stats.record(ExchangeRecord(**early, outcome="rejected", code="RPN-413-TAILLE"))
 
     assert [
-        stats.by_establishment.get(("990000028", "IDB", o)) for o in ("ok", "refused", "timeout")
-    ] == [1.0, 1.0, 1.0]
-    assert stats.codes.get(("990000028", "02")) == 1.0
-    assert stats.codes.get(("990000028", "RPN-504-AMC-DELAI")) == 1.0
+        stats.by_establishment.get(("990000028", "IDB", "990000101", o))
+        for o in ("ok", "refused", "timeout", "invalid_request")
+    ] == [1.0, 1.0, 1.0, 1.0]
+    assert stats.by_establishment.get(("990000028", "unknown", "none", "rejected")) == 1.0
+    assert stats.codes.get(("990000028", "IDB", "990000101", "02")) == 1.0
+    assert stats.codes.get(("990000028", "IDB", "990000101", "RPN-504-AMC-DELAI")) == 1.0
+    assert stats.codes.get(("990000028", "IDB", "990000101", "MUT-400-DEMANDE")) == 1.0
+    assert stats.codes.get(("990000028", "unknown", "none", "RPN-413-TAILLE")) == 1.0
     assert stats.last_success.get(("990000028",)) == 1_800_000_000
     assert stats.certificate_expiry.get(("990000028",)) == 1_900_000_000.0
     # What Prometheus reads: the registry and the tables, one valid text exposition.
@@ -287,7 +269,12 @@ def test_registered_establishments_get_their_own_counts_codes_and_certificate_ex
         samples[
             (
                 "rpn_establishment_exchanges_total",
-                (("finess", "990000028"), ("outcome", "refused"), ("service", "IDB")),
+                (
+                    ("amc", "990000101"),
+                    ("finess", "990000028"),
+                    ("outcome", "refused"),
+                    ("service", "IDB"),
+                ),
             )
         ]
         == 1.0

@@ -461,7 +461,8 @@ def test_a_full_queue_is_overloaded_without_connecting_or_opening_the_breaker(
     shed = h.forward()
     failure = rpn_failure_of(shed)
     assert failure.error is RpnError.OVERLOADED
-    assert failure.detail == "queue full"
+    assert failure.detail == "1 exchanges in flight and 0 waiting"
+    assert failure.detail_fr == "1 échanges en cours et 0 en attente"
     assert h.connection_attempts == 1
     assert h.upstream.breaker.state is BreakerState.CLOSED
     assert_no_result(holding)
@@ -477,7 +478,7 @@ def test_waiting_too_long_for_a_slot_is_overloaded(
     assert_no_result(queued)
     h.reactor.advance(0.1)
     failure = rpn_failure_of(queued)
-    assert (failure.error, failure.detail) == (RpnError.OVERLOADED, "no connection slot in time")
+    assert (failure.error, failure.detail) == (RpnError.OVERLOADED, "no connection slot within 2 s")
     assert h.connection_attempts == 1
 
 
