@@ -34,7 +34,7 @@ from roc.model import (
     soap_action,
 )
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
-from rpn._http import BodyTooLarge, BytesProducer, read_capped_body
+from rpn.http.common import BodyTooLarge, BytesProducer, read_capped_body
 from rpn.interfaces import AmcEntry, IAnnuaireSource
 
 ANN_NS = SERVICE_NS["ANN"]

@@ -5,7 +5,7 @@ find the AMC (the annuaire), forward the untouched body (the AMC's upstream), cl
 came back (``outcomes.classify_answer``), answer, record. Every refusal, wherever it is
 decided (the HTTP layer, admission, the annuaire, the upstream), is answered by
 ``exchange.fault_response`` and recorded once. HTTP itself (framing, limits, timeouts) is
-``rpn.h1server``'s.
+``rpn.http.server``'s.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ from rpn.exchange import (
     relayed_headers,
     upstream_headers,
 )
-from rpn.h1server import HttpRequest, HttpServerFactory, HttpServerProtocol, soap_version_of_header
+from rpn.http.server import (
+    HttpRequest,
+    HttpServerFactory,
+    HttpServerProtocol,
+    soap_version_of_header,
+)
 from rpn.interfaces import AmcEntry, IAnnuaire
 from rpn.outcomes import classify_answer
 from rpn.stats import ExchangeRecord, IStatsSink

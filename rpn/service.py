@@ -34,7 +34,7 @@ from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.breaker import BreakerPolicy
 from rpn.config import RpnConfig, load_config
-from rpn.h1server import HttpServerFactory
+from rpn.http.server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory

@@ -28,9 +28,9 @@ from zope.interface import implementer
 from roc.errors import RpnError, RpnFailure
 from roc.reasons import Reason
 from roc.tls import TLSFiles, client_options
-from rpn._http import BodyTooLarge
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from rpn.h1client import ConnectionPool, H1Connection
+from rpn.http.client import ConnectionPool, H1Connection
+from rpn.http.common import BodyTooLarge
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 
 

@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 from roc.model import SOAP11_NS, AmcKey
 from roc.testing import StrictClock
 from roc.xmlsafe import parse_document
-from rpn._http import BytesProducer
+from rpn.http.common import BytesProducer
 from rpn.annuaire_sources import (
     MAX_ANSWER_BYTES,
     ConfigError,

@@ -29,7 +29,7 @@ from roc.model import ROUTING_NS, RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, AmcKey
 from roc.routing import SoapHeaderExtractor
 from roc.testing import StrictClock
 from rpn.annuaire import CachedAnnuaire
-from rpn.h1server import HttpServerFactory
+from rpn.http.server import HttpServerFactory
 from rpn.interfaces import AmcEntry
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory

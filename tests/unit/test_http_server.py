@@ -20,7 +20,7 @@ from roc.errors import RpnError, RpnFailure
 from roc.model import RPN_FAULT_NS
 from roc.testing import StrictClock
 from rpn.exchange import Response, fault_response
-from rpn.h1server import (
+from rpn.http.server import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     HttpRequest,
@@ -235,8 +235,14 @@ def test_a_client_sending_far_ahead_of_its_answers_stops_being_read(conn: Conn) 
     conn.send(post())
     conn.send(post(b"y" * MAX_BODY) * 6)
     assert conn.transport.producerState == "paused"
-    answer(conn.handler.requests[0])
-    assert conn.transport.producerState == "producing"
+    # Reading resumes once what waits is back under one full request (head and body).
+    states = []
+    for served in range(7):
+        answer(conn.handler.requests[served])
+        states.append(conn.transport.producerState)
+    assert states[0] == "paused"
+    assert states[-1] == "producing"
+    assert len(responses(conn.output())) == 7
 
 
 def test_connection_close_from_the_client_closes_after_the_answer(conn: Conn) -> None:
@@ -366,7 +372,9 @@ def test_a_request_waiting_for_its_answer_is_never_cut_by_a_timeout(conn: Conn) 
     "request_bytes",
     [
         pytest.param(b"POST /roc\r\n\r\n", id="two-part request line"),
-        pytest.param(b"POST  /roc HTTP/1.1\r\n\r\n", id="double space"),
+        pytest.param(b"POST /roc HTTP/1.2\r\n\r\n", id="HTTP/1.2 version"),
+        pytest.param(b"POST /roc HTTP/0.9\r\n\r\n", id="HTTP/0.9 version"),
+        pytest.param(b"BREW /roc HTTP/1.1\r\n\r\n", id="unknown method"),
         pytest.param(b"POST /roc HTTP/2.0\r\n\r\n", id="HTTP/2 version"),
         pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", id="HTTP/2 preface"),
         pytest.param(b"PO(ST /roc HTTP/1.1\r\n\r\n", id="method not a token"),
@@ -414,9 +422,47 @@ def test_a_malformed_request_is_refused_with_400_and_the_connection_closed(
     assert_refused(conn, RpnError.HTTP_MALFORMED)
 
 
-def test_repeated_equal_content_lengths_are_accepted(conn: Conn) -> None:
+def test_repeated_content_lengths_are_refused_even_when_equal(conn: Conn) -> None:
+    # llhttp's rule (RFC 9112 section 6.3 allows either): one length, or a 400.
     conn.send(post(BODY, b"Content-Length: %d" % len(BODY)))
-    assert conn.handler.requests[0].body == BODY
+    assert_refused(conn, RpnError.HTTP_MALFORMED)
+
+
+def test_two_spaces_in_the_request_line_are_read_as_one(conn: Conn) -> None:
+    # llhttp parses on whitespace boundaries here (RFC 9112 section 3 allows it).
+    conn.send(post().replace(b"POST /roc", b"POST  /roc", 1))
+    assert conn.handler.requests[0].path == b"/roc"
+
+
+def test_trailer_fields_are_never_taken_as_headers_of_the_request(conn: Conn) -> None:
+    body = chunked(BODY).replace(b"0\r\n\r\n", b"0\r\nSOAPAction: urn:x\r\n\r\n")
+    conn.send(body)
+    [request] = conn.handler.requests
+    assert request.body == BODY
+    assert b"soapaction" not in request.headers
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /roc HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+        b"CONNECT rpn.test:443 HTTP/1.1\r\n\r\n",
+    ],
+    ids=["upgrade", "connect"],
+)
+def test_protocol_upgrades_and_connect_are_refused(conn: Conn, request_bytes: bytes) -> None:
+    conn.send(request_bytes)
+    assert_refused(conn, RpnError.HTTP_MALFORMED)
+
+
+def test_pipelined_requests_past_a_malformed_one_answer_the_earlier_first(conn: Conn) -> None:
+    conn.send(post() + b"GARBAGE\r\n\r\n")
+    assert len(conn.handler.requests) == 1
+    assert conn.output() == b""  # the refusal waits for the answer before it
+    answer(conn.handler.requests[0])
+    statuses = [status for status, _, _ in responses(conn.output())]
+    assert statuses == [200, 400]
+    assert conn.closing
 
 
 def test_a_head_over_the_size_limit_is_refused_with_431(conn: Conn) -> None:

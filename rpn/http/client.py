@@ -4,7 +4,7 @@ twisted.web's ``Agent`` cost about a third of the relay's CPU per exchange (URI 
 Deferred per step, a producer per body, ``Headers`` objects). The relay only ever POSTs a body
 already in memory and reads an answer of bounded size, so this client does just that:
 ``H1Connection`` writes a request in one write and feeds its answer to
-``rpn.h1answer.AnswerParser`` (sans I/O), and ``ConnectionPool`` keeps idle connections per
+``rpn.http.answer.AnswerParser`` (sans I/O), and ``ConnectionPool`` keeps idle connections per
 AMC address.
 Nothing here retries or times out: the caller (``rpn.upstream``) owns those decisions.
 """
@@ -27,8 +27,8 @@ from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IPolicyForHTTPS
 
 from roc.tls import WholeMessageTLSFactory
-from rpn._http import TOKEN_CHARS, BodyTooLarge
-from rpn.h1answer import AnswerParser, MalformedAnswer
+from rpn.http.answer import AnswerParser, MalformedAnswer
+from rpn.http.common import TOKEN_CHARS, BodyTooLarge
 
 __all__ = ["AnswerReceiver", "ConnectionPool", "H1Connection", "Route", "Target"]
 

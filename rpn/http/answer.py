@@ -2,12 +2,12 @@
 
 ``AnswerParser`` is fed bytes as they arrive and says when the answer is whole; anything it
 cannot trust (status line, header syntax, lengths, chunk framing, sizes) raises
-``MalformedAnswer`` or ``BodyTooLarge``. ``rpn.h1client`` drives it over a connection.
+``MalformedAnswer`` or ``BodyTooLarge``. ``rpn.http.client`` drives it over a connection.
 """
 
 from __future__ import annotations
 
-from rpn._http import HEX_DIGITS, TOKEN_CHARS, BodyTooLarge
+from rpn.http.common import HEX_DIGITS, TOKEN_CHARS, BodyTooLarge
 
 __all__ = ["HOP_BY_HOP", "MAX_HEAD_BYTES", "AnswerParser", "MalformedAnswer"]
 
