@@ -16,7 +16,6 @@ from zope.interface.verify import verifyObject
 from roc.model import SOAP11_NS, AmcKey
 from roc.testing import StrictClock
 from roc.xmlsafe import parse_document
-from rpn.http.common import BytesProducer
 from rpn.annuaire_sources import (
     MAX_ANSWER_BYTES,
     ConfigError,
@@ -27,6 +26,7 @@ from rpn.annuaire_sources import (
     ann_request,
     parse_ann_answer,
 )
+from rpn.http.common import BytesProducer
 from rpn.interfaces import AmcEntry, IAnnuaireSource
 from rpn.testing import FakeAgent, FakeAnnuaireSource, FakeResponse
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of

@@ -16,9 +16,9 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
 
 from roc.testing import StrictClock
-from rpn.http.common import BodyTooLarge
 from rpn.http.answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer, keep_alive_timeout
 from rpn.http.client import CLOSE_GRACE, ConnectionPool, H1Connection
+from rpn.http.common import BodyTooLarge
 
 LIMIT = 1000
 

@@ -38,8 +38,8 @@ from zope.interface import implementer
 from roc.errors import RpnError, RpnFailure
 from roc.testing import StrictClock, StrictMemoryReactorClock
 from roc.tls import TLSFiles, server_options
-from rpn.http.common import BodyTooLarge, read_capped_body
 from rpn.breaker import BreakerPolicy, BreakerState
+from rpn.http.common import BodyTooLarge, read_capped_body
 from rpn.upstream import (
     AmcUpstream,
     UpstreamSettings,
