@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import multiprocessing
 import os
 import random
@@ -358,8 +359,15 @@ def held(admin: int) -> dict[str, float]:
     return {**totals, **{f"forwarded:{amc}": n for amc, n in forwarded.items()}}
 
 
-def access_log_counts(path: Path) -> Counter[str]:
-    return Counter(re.findall(r'"exchange_id":"([^"]*)"', path.read_text()))
+def access_log(path: Path) -> tuple[Counter[str], dict[str, tuple[str, str]]]:
+    """Lines per exchange id, and the (AMC, relay code) each exchange was recorded with."""
+    lines: Counter[str] = Counter()
+    recorded: dict[str, tuple[str, str]] = {}
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        lines[entry["exchange_id"]] += 1
+        recorded[entry["exchange_id"]] = (entry["amc"], entry["code"])
+    return lines, recorded
 
 
 def outages(amcs: list[FakeAmc], stop: threading.Event, every: float, length: float) -> None:
@@ -488,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             (rss_start, fds_start),
             (rss_end, fds_end),
             held(admin),
-            access_log_counts(workdir / "access.log"),
+            *access_log(workdir / "access.log"),
         )
     finally:
         stop.set()
@@ -508,6 +516,7 @@ def report(
     end: tuple[int, int],
     holding: dict[str, float],
     logged: Counter[str],
+    recorded: dict[str, tuple[str, str]],
 ) -> int:
     counted: Counter[str] = Counter()
     for amc in amcs.values():
@@ -556,8 +565,13 @@ def report(
     not_logged = [o for o in readable if logged[o[0]] != 1]
     print(f"exchanges without exactly one access-log line: {len(not_logged)} {not_logged[:5]}")
     # Written by the relay = received by the AMC + written but lost on the way (the AMC
-    # closing or going down as the request left): each of those is a "may have reached" fault.
-    lost_on_the_way = Counter(o[1] for o in maybe if counted[o[0]] == 0)
+    # closing or going down as the request left): each of those is a "may have reached"
+    # fault in the access log (whether its client waited for it or had hung up).
+    lost_on_the_way = Counter(
+        amc
+        for exchange, (amc, code) in recorded.items()
+        if code in MAYBE_DELIVERED and counted[exchange] == 0
+    )
     mismatched = {
         number: (len(amc.received), lost_on_the_way[number], holding.get(f"forwarded:{number}"))
         for number, amc in amcs.items()

@@ -18,8 +18,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from roc.config import ConfigError, read_toml
@@ -34,8 +33,9 @@ from roc.model import (
     soap_action,
 )
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
-from rpn.http.common import BodyTooLarge, BytesProducer, read_capped_body
-from rpn.interfaces import AmcEntry, IAnnuaireSource
+from rpn.http.client import Answer
+from rpn.http.common import BodyTooLarge
+from rpn.interfaces import AmcEntry, IAnnuaireSource, IHttpClient
 
 ANN_NS = SERVICE_NS["ANN"]
 #: Largest ANN answer read; a directory entry is a few hundred bytes.
@@ -355,7 +355,7 @@ def _soap_fault_code(body: bytes, max_bytes: int) -> str | None:
 
 @implementer(IAnnuaireSource)
 class SoapAnnuaireSource:
-    """Ask the national annuaire's ANN web service, through *agent* (mutual TLS in production).
+    """Ask the national annuaire's ANN web service, through *client* (mutual TLS in production).
 
     Transport errors and timeouts fail with their own failure; an answer that arrives but
     cannot be used (status other than 200, SOAP Fault, invalid content, oversized) fails with
@@ -364,7 +364,7 @@ class SoapAnnuaireSource:
 
     def __init__(
         self,
-        agent: IAgent,
+        client: IHttpClient,
         url: str,
         timeout: float,
         clock: IReactorTime,
@@ -374,39 +374,40 @@ class SoapAnnuaireSource:
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
-        self._agent = agent
-        self._url = url.encode("ascii")
+        self._client = client
+        self._url = url
         self._timeout = timeout
         self._clock = clock
         self._max_answer_bytes = max_answer_bytes
         self._allow_http = allow_http
 
     def lookup(self, key: AmcKey) -> Deferred[AmcEntry | None]:
-        answer = Deferred.fromCoroutine(self._lookup(key))
+        answer = self._client.post(
+            self._url, _ANN_HEADERS, ann_request(key), self._max_answer_bytes
+        )
         answer.addTimeout(self._timeout, self._clock)
-        return answer
+        answer.addErrback(_too_large)
+        return answer.addCallback(self._entry, key)
 
-    async def _lookup(self, key: AmcKey) -> AmcEntry | None:
-        headers = Headers(
-            {
-                b"Content-Type": [SOAP11_CONTENT_TYPE.encode()],
-                b"SOAPAction": [f'"{soap_action("ANN")}"'.encode()],
-            }
-        )
-        response = await self._agent.request(
-            b"POST", self._url, headers, BytesProducer(ann_request(key))
-        )
-        try:
-            body = await read_capped_body(response, self._max_answer_bytes)
-        except BodyTooLarge as exc:
-            raise MalformedAnswer(str(exc)) from None
-        if response.code != 200:
-            fault = _soap_fault_code(body, self._max_answer_bytes)
+    def _entry(self, answer: Answer, key: AmcKey) -> AmcEntry | None:
+        if answer.status != 200:
+            fault = _soap_fault_code(answer.body, self._max_answer_bytes)
             suffix = f" (SOAP Fault {fault})" if fault is not None else ""
-            raise MalformedAnswer(f"HTTP status {response.code}{suffix}")
+            raise MalformedAnswer(f"HTTP status {answer.status}{suffix}")
         entry = parse_ann_answer(
-            body, allow_http=self._allow_http, max_bytes=self._max_answer_bytes
+            answer.body, allow_http=self._allow_http, max_bytes=self._max_answer_bytes
         )
         if entry is not None and entry.amc_number != key.amc_number:
             raise MalformedAnswer("answer names another AMC than the one asked for")
         return entry
+
+
+def _too_large(failure: Failure) -> Answer:
+    failure.trap(BodyTooLarge)
+    raise MalformedAnswer(failure.getErrorMessage())
+
+
+_ANN_HEADERS = (
+    (b"Content-Type", SOAP11_CONTENT_TYPE.encode()),
+    (b"SOAPAction", f'"{soap_action("ANN")}"'.encode()),
+)

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 from zope.interface import Interface
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from twisted.internet.defer import Deferred
 
     from roc.model import AmcKey
+    from rpn.http.client import Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +51,13 @@ class IAnnuaire(Interface):
         Fails with ``roc.errors.RpnFailure`` carrying ``AMC_UNKNOWN`` or
         ``ANNUAIRE_UNAVAILABLE``.
         """
+
+
+class IHttpClient(Interface):
+    """Where the annuaire source POSTs its questions (``rpn.http.client.HttpClient``)."""
+
+    def post(
+        url: str, headers: Sequence[tuple[bytes, bytes]], body: bytes, max_body: int
+    ) -> Deferred[Answer]:
+        """The server's whole answer; fails with ``rpn.http.common``'s failures (or
+        ``BodyTooLarge`` past *max_body*). Cancelling drops the connection."""

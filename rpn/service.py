@@ -18,7 +18,6 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.systemd import ListenFDs
-from twisted.web.client import Agent
 
 from roc.config import ConfigError
 from roc.routing import build_extractor
@@ -34,18 +33,13 @@ from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.breaker import BreakerPolicy
 from rpn.config import RpnConfig, load_config
+from rpn.http.client import ClientTLSPolicy, ConnectionPool, HttpClient
 from rpn.http.server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
-from rpn.upstream import (
-    UpstreamRegistry,
-    UpstreamSettings,
-    _AmcTLSPolicy,
-    delay_until,
-    quiet_pool,
-)
+from rpn.upstream import UpstreamRegistry, UpstreamSettings, delay_until
 from rpn.workers import (
     SINGLE_PROCESS,
     AdoptedPortService,
@@ -104,12 +98,19 @@ def annuaire_source(config: RpnConfig, reactor: Any) -> IAnnuaireSource:
     if ann.service_url is None:
         assert static is not None  # RpnConfig refuses a configuration with neither
         return static
-    pool = quiet_pool(reactor)
-    agent = Agent(
-        reactor, _AmcTLSPolicy(upstream_tls_files(config)), connectTimeout=ann.timeout, pool=pool
+    pool = ConnectionPool(
+        reactor,
+        ClientTLSPolicy(upstream_tls_files(config)),
+        ann.timeout,
+        _ANNUAIRE_IDLE_CONNECTIONS,
+        config.upstream.idle_timeout,
     )
-    remote = SoapAnnuaireSource(agent, ann.service_url, ann.timeout, reactor)
+    remote = SoapAnnuaireSource(HttpClient(pool), ann.service_url, ann.timeout, reactor)
     return remote if static is None else OverrideSource(static, remote)
+
+
+#: Idle connections kept to the annuaire web service (lookups are few and cached).
+_ANNUAIRE_IDLE_CONNECTIONS = 2
 
 
 class AnnuaireCollector:

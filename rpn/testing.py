@@ -7,20 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionAborted, ConnectionLost
-from twisted.internet.interfaces import IConsumer, IProducer, IProtocol, IPushProducer, ITransport
+from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone, ResponseFailed
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from roc.model import AmcKey
 from rpn.annuaire import ISnapshotStore
-from rpn.interfaces import AmcEntry, IAnnuaireSource
+from rpn.http.client import Answer
+from rpn.http.common import AnswerCut, BodyTooLarge
+from rpn.interfaces import AmcEntry, IAnnuaireSource, IHttpClient
 
 # -- Annuaire ----------------------------------------------------------------------------------
 
@@ -94,159 +91,59 @@ class MemorySnapshotStore:
 # -- HTTP client (for SoapAnnuaireSource) ------------------------------------------------------
 
 
-@implementer(IPushProducer)
-class FakeBodyTransport:
-    """The producer a response body is delivered through; records whether it was stopped."""
+@dataclass(frozen=True, slots=True)
+class FakeAnswer:
+    """A canned answer; with *cut*, the connection drops before it is complete."""
 
-    def __init__(self) -> None:
-        self.stopped = False
-        self.paused = False
-        self._protocol: IProtocol | None = None
-        self._lost = False
-
-    def attach(self, protocol: IProtocol) -> None:
-        self._protocol = protocol
-
-    def lose(self, reason: Failure) -> None:
-        if not self._lost and self._protocol is not None:
-            self._lost = True
-            self._protocol.connectionLost(reason)
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-
-    def stopProducing(self) -> None:
-        """Like Twisted's client: the connection is aborted and the body fails."""
-        self.stopped = True
-        aborted = Failure(ConnectionAborted())
-        self.lose(Failure(ResponseFailed([aborted])))
-
-
-@implementer(IResponse)
-class FakeResponse:
-    """A canned response: *body* delivered in *chunks*, completed unless *complete* is False."""
-
-    def __init__(
-        self,
-        code: int = 200,
-        body: bytes = b"",
-        *,
-        phrase: bytes = b"OK",
-        headers: Headers | None = None,
-        chunk_size: int = 65536,
-        complete: bool = True,
-    ) -> None:
-        self.version = (b"HTTP", 1, 1)
-        self.code = code
-        self.phrase = phrase
-        self.headers = headers if headers is not None else Headers()
-        self.length: int | str = len(body) if complete else UNKNOWN_LENGTH
-        self.request = None
-        self.previousResponse: IResponse | None = None
-        self.body = body
-        self.chunk_size = chunk_size
-        self.complete = complete
-        self.transport = FakeBodyTransport()
-
-    def deliverBody(self, protocol: IProtocol) -> None:
-        self.transport.attach(protocol)
-        protocol.makeConnection(cast(ITransport, self.transport))
-        for start in range(0, len(self.body), self.chunk_size):
-            if self.transport.stopped:
-                return
-            protocol.dataReceived(self.body[start : start + self.chunk_size])
-        if self.complete and not self.transport.stopped:
-            self.transport.lose(Failure(ResponseDone()))
-
-    def cut(self) -> None:
-        """The connection drops before the body is complete (``ResponseFailed``)."""
-        lost = Failure(ConnectionLost())
-        self.transport.lose(Failure(ResponseFailed([lost])))
-
-    def setPreviousResponse(self, response: IResponse) -> None:
-        self.previousResponse = response
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class FakeRequest:
-    """One request a ``FakeAgent`` received, with its body already read."""
+class PostedRequest:
+    """One request a ``FakeHttpClient`` received."""
 
-    method: bytes
-    uri: bytes
-    headers: Headers
+    url: str
+    headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
 
 
-@implementer(IConsumer)
-class _BodyCollector:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(data)
-
-
-@implementer(IAgent)
-class FakeAgent:
-    """An HTTP agent answering queued responses (or failures) in order.
+@implementer(IHttpClient)
+class FakeHttpClient:
+    """An HTTP client answering queued answers (or failures) in order, as the real one would.
 
     With nothing queued a request never answers (until cancelled), which is how a timeout
-    looks. Request bodies must be produced synchronously (``BytesProducer`` does).
+    looks. An answer over the request's *max_body* fails with ``BodyTooLarge`` and counts as
+    a dropped connection, as with the real client.
     """
 
-    def __init__(self, responses: Sequence[FakeResponse | Exception] = ()) -> None:
-        self.queued: list[FakeResponse | Exception] = list(responses)
-        self.requests: list[FakeRequest] = []
-        #: How many requests were cancelled while waiting for their response.
+    def __init__(self, answers: Sequence[FakeAnswer | Exception] = ()) -> None:
+        self.queued: list[FakeAnswer | Exception] = list(answers)
+        self.requests: list[PostedRequest] = []
+        #: Requests cancelled (the caller gave up: the real client drops the connection).
         self.cancelled = 0
+        #: Connections dropped because an answer was too large or cut.
+        self.dropped = 0
 
-    def respond(
-        self,
-        code: int = 200,
-        body: bytes = b"",
-        *,
-        chunk_size: int = 65536,
-        complete: bool = True,
-    ) -> FakeResponse:
-        """Queue a response (see ``FakeResponse``) and return it."""
-        response = FakeResponse(code, body, chunk_size=chunk_size, complete=complete)
-        self.queued.append(response)
-        return response
-
-    def request(
-        self,
-        method: bytes,
-        uri: bytes,
-        headers: Headers | None = None,
-        bodyProducer: IBodyProducer | None = None,
-    ) -> Deferred[IResponse]:
-        collector = _BodyCollector()
-        if bodyProducer is not None:
-            bodyProducer.startProducing(collector)
-        self.requests.append(
-            FakeRequest(
-                method,
-                uri,
-                headers if headers is not None else Headers(),
-                b"".join(collector.chunks),
-            )
-        )
+    def post(
+        self, url: str, headers: Sequence[tuple[bytes, bytes]], body: bytes, max_body: int
+    ) -> Deferred[Answer]:
+        self.requests.append(PostedRequest(url, tuple(headers), body))
         if not self.queued:
 
-            def cancel(_: Deferred[IResponse]) -> None:
+            def cancel(_: Deferred[Answer]) -> None:
                 self.cancelled += 1
 
             return Deferred(cancel)
-        answer = self.queued.pop(0)
-        if isinstance(answer, Exception):
-            return fail(answer)
-        return succeed(cast(IResponse, answer))
+        queued = self.queued.pop(0)
+        if isinstance(queued, Exception):
+            return fail(queued)
+        if len(queued.body) > max_body:
+            self.dropped += 1
+            return fail(BodyTooLarge(max_body))
+        if queued.cut:
+            self.dropped += 1
+            return fail(AnswerCut(Failure(ConnectionLost())))
+        return succeed(Answer(queued.status, list(queued.headers), queued.body))

@@ -16,21 +16,24 @@ from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import RequestNotSent, ResponseFailed, ResponseNeverReceived
-from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
-from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IPolicyForHTTPS
-from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.reasons import Reason
-from roc.tls import TLSFiles, client_options
+from roc.tls import TLSFiles
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from rpn.http.client import ConnectionPool, H1Connection
-from rpn.http.common import BodyTooLarge
+from rpn.http.client import Call, ClientTLSPolicy, ConnectionPool, HttpClient
+from rpn.http.common import (
+    AnswerCut,
+    BadUrl,
+    BodyTooLarge,
+    ConnectionFailed,
+    NoAnswer,
+    RequestNotSent,
+)
 from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 
 
@@ -56,31 +59,27 @@ class UpstreamAnswer:
     seconds: float
 
 
-def _unwrap(failure: Failure) -> list[Failure]:
-    """The failures wrapped inside twisted.web's client exceptions (or the failure itself)."""
-    reasons = getattr(failure.value, "reasons", None)
-    return list(reasons) if reasons else [failure]
+def _inner(failure: Failure) -> Failure:
+    """What a failed connection failed with (or the failure itself)."""
+    value = failure.value
+    return value.reason if isinstance(value, ConnectionFailed) else failure
 
 
 def classify(failure: Failure) -> RpnError:
     """Which relay error a failed forward is, from the client's point of view."""
     # A connection that could not be opened (refused, unreachable, connect timeout, which
     # twisted reports as a ConnectError too) means nothing left the relay.
-    if failure.check(net_error.ConnectError, net_error.DNSLookupError, RequestNotSent):
+    if failure.check(net_error.ConnectError, net_error.DNSLookupError, RequestNotSent, BadUrl):
         return RpnError.AMC_UNAVAILABLE
     if failure.check(TimeoutError, CancelledError):
         return RpnError.AMC_TIMEOUT
     if failure.check(BodyTooLarge):
         return RpnError.AMC_BAD_ANSWER
-    for inner in _unwrap(failure):
-        if inner.check(SSL.Error, VerificationError):
-            return RpnError.AMC_TLS
-    if failure.check(ResponseNeverReceived):
-        inner_types = [f.type for f in _unwrap(failure)]
-        if any(t is not None and issubclass(t, CancelledError) for t in inner_types):
-            return RpnError.AMC_TIMEOUT
-    if failure.check(ResponseFailed):
-        return RpnError.AMC_BAD_ANSWER
+    inner = _inner(failure)
+    if inner.check(SSL.Error, VerificationError):
+        return RpnError.AMC_TLS
+    if failure.check(NoAnswer) and inner.check(CancelledError):
+        return RpnError.AMC_TIMEOUT
     return RpnError.AMC_BAD_ANSWER
 
 
@@ -98,6 +97,10 @@ def failure_reason(failure: Failure, request_timeout: float) -> Reason:
         return Reason(
             "request not sent: the connection closed", "requête non envoyée : connexion fermée"
         )
+    if failure.check(BadUrl):
+        return Reason(
+            "the annuaire's URL for it is unusable", "son adresse dans l'annuaire est inutilisable"
+        )
     if failure.check(TimeoutError, CancelledError):
         return Reason(
             f"no answer within {request_timeout:g} s", f"pas de réponse en {request_timeout:g} s"
@@ -105,51 +108,22 @@ def failure_reason(failure: Failure, request_timeout: float) -> Reason:
     if failure.check(BodyTooLarge):
         limit = getattr(failure.value, "limit", 0)
         return Reason(f"answer larger than {limit} bytes", f"réponse de plus de {limit} octets")
-    for inner in _unwrap(failure):
-        if inner.check(VerificationError):
-            return Reason(
-                "the AMC's certificate does not name its host",
-                "le certificat de l'AMC ne porte pas le nom de son serveur",
-            )
-        if inner.check(SSL.Error):
-            return Reason(
-                "TLS handshake failed (certificate not trusted or expired)",
-                "échec de la négociation TLS (certificat non reconnu ou expiré)",
-            )
-    if failure.check(ResponseNeverReceived):
+    inner = _inner(failure)
+    if inner.check(VerificationError):
+        return Reason(
+            "the AMC's certificate does not name its host",
+            "le certificat de l'AMC ne porte pas le nom de son serveur",
+        )
+    if inner.check(SSL.Error):
+        return Reason(
+            "TLS handshake failed (certificate not trusted or expired)",
+            "échec de la négociation TLS (certificat non reconnu ou expiré)",
+        )
+    if failure.check(NoAnswer):
         return Reason("connection lost before any answer", "connexion perdue avant toute réponse")
-    if failure.check(ResponseFailed):
+    if failure.check(AnswerCut):
         return Reason("answer cut or not HTTP", "réponse coupée ou qui n'est pas du HTTP")
     return Reason("answer unusable", "réponse inutilisable")
-
-
-@implementer(IPolicyForHTTPS)
-class _AmcTLSPolicy:
-    """Mutual-TLS client options per AMC host, built once and reused for every connection."""
-
-    def __init__(self, files: TLSFiles) -> None:
-        self._files = files
-        self._by_host: dict[bytes, IOpenSSLClientConnectionCreator] = {}
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
-        creator = self._by_host.get(hostname)
-        if creator is None:
-            creator = client_options(self._files, hostname.decode("ascii"))
-            self._by_host[hostname] = creator
-        return creator
-
-
-class _QuietClientFactory(_HTTP11ClientFactory):
-    """No "Starting factory" log line per upstream connection."""
-
-    noisy = False
-
-
-def quiet_pool(reactor: Any) -> HTTPConnectionPool:
-    """A persistent connection pool whose connections do not log their factories."""
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool._factory = _QuietClientFactory
-    return pool
 
 
 def delay_until(clock: IReactorTime, when: float) -> float:
@@ -221,19 +195,20 @@ class _Deadlines:
 
 
 class _Exchange:
-    """One forward: waits for a slot, sends on a pooled or new connection, reads the answer.
+    """One forward: waits for a slot, sends through the AMC's client, reads the answer.
 
-    Driven by plain callbacks (it is the connection's ``AnswerReceiver``); the only Deferreds
-    are the caller's, the slot's, and a new connection's.
+    Driven by plain callbacks (it is its call's ``AnswerReceiver``); the only Deferreds are
+    the caller's, the slot's, and a new connection's. Everything it holds (slot, call,
+    deadline) is given back once, in ``_end``, whatever ends it; the breaker hears of it
+    once, in ``_report``.
     """
 
     __slots__ = (
         "_acquiring",
         "_body",
-        "_connecting",
-        "_connection",
+        "_call",
         "_headers",
-        "_retried",
+        "_reported",
         "_slot",
         "_upstream",
         "_url",
@@ -256,9 +231,8 @@ class _Exchange:
         self._headers = headers
         self._slot: Slot | None = None
         self._acquiring: Deferred[Slot] | None = None
-        self._connecting: Deferred[H1Connection] | None = None
-        self._connection: H1Connection | None = None
-        self._retried = False
+        self._call: Call | None = None
+        self._reported = False
         self.done = False
         self.started = 0.0
         self.deadline = 0.0
@@ -274,19 +248,23 @@ class _Exchange:
         self._acquiring = None
         self._slot = slot
         upstream = self._upstream
-        self.started = upstream._clock.seconds()
-        self.deadline = self.started + upstream._settings.request_timeout
-        upstream._deadlines.add(self)
+        self.started = upstream.clock.seconds()
+        self.deadline = self.started + upstream.settings.request_timeout
+        upstream.deadlines.add(self)
         try:
-            self._attempt()
+            self._call = upstream.client.request(
+                self._url, self._headers, self._body, upstream.settings.max_response_bytes, self
+            )
+        except BadUrl:
+            self._failed(Failure())  # an unusable URL: nothing was sent
         except Exception:  # noqa: BLE001 - a bug: reported to the caller below
             self._broken(Failure())
 
     def _slot_refused(self, failure: Failure) -> None:
         self._acquiring = None
         self.done = True
-        self._upstream.breaker.record_cancelled()
-        upstream = self._upstream
+        self._report(None)
+        settings = self._upstream.settings
         if failure.check(QueueFull):
             full = failure.value
             assert isinstance(full, QueueFull)
@@ -305,8 +283,8 @@ class _Exchange:
                 RpnFailure(
                     RpnError.OVERLOADED,
                     Reason(
-                        f"no connection slot within {upstream._settings.queue_timeout:g} s",
-                        f"aucune connexion libre en {upstream._settings.queue_timeout:g} s",
+                        f"no connection slot within {settings.queue_timeout:g} s",
+                        f"aucune connexion libre en {settings.queue_timeout:g} s",
                     ),
                     retry_after=1.0,
                 )
@@ -314,68 +292,22 @@ class _Exchange:
         if not self.result.called:
             self.result.errback(failure)
 
-    def _attempt(self) -> None:
-        upstream = self._upstream
-        pool = upstream.pool
-        try:
-            target = pool.target(self._url)
-        except (ValueError, SchemeNotSupported):
-            self._failed(Failure())  # an unusable URL: nothing was sent
-            return
-        data = target.request(self._headers, self._body)
-        connection = pool.take(target.route)
-        if connection is not None:
-            self._send(connection, data)
-            return
-        connecting = pool.connect(target.route)
-        self._connecting = connecting
-        connecting.addCallbacks(self._connected, self._connect_failed, (data,))
-
-    def _connected(self, connection: H1Connection, data: bytes) -> None:
-        self._connecting = None
-        try:
-            self._send(connection, data)
-        except Exception:  # noqa: BLE001 - a bug: reported to the caller below
-            self._broken(Failure())
-
-    def _connect_failed(self, failure: Failure) -> None:
-        if self.done:
-            return  # the deadline or the caller cancelled the attempt
-        self._connecting = None
-        self._failed(failure)
-
-    def _send(self, connection: H1Connection, data: bytes) -> None:
-        if connection.send(data, self, self._upstream._settings.max_response_bytes):
-            self._connection = connection
-            self._upstream.sent_total += 1
-            return
-        if not self._retried:
-            # The connection was found closing before any byte left: the AMC provably
-            # never saw this exchange, so one more attempt is safe.
-            self._retried = True
-            self._upstream.log.debug(
-                "AMC {amc}: pooled connection closed, request not sent; retrying once",
-                amc=self._upstream.amc_number,
-            )
-            self._attempt()
-            return
-        self._failed(Failure(RequestNotSent()))
-
     # AnswerReceiver
 
     def answer_received(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._connection = None
+        if self.done:
+            return
+        self._call = None
+        self._report(status not in (502, 503, 504))
         upstream = self._upstream
-        if status in (502, 503, 504):
-            upstream.breaker.record_failure()
-        else:
-            upstream.breaker.record_success()
-        answer = UpstreamAnswer(status, headers, body, upstream._clock.seconds() - self.started)
+        answer = UpstreamAnswer(status, headers, body, upstream.clock.seconds() - self.started)
         self._end()
         self.result.callback(answer)
 
     def answer_failed(self, reason: Failure) -> None:
-        self._connection = None
+        if self.done:
+            return
+        self._call = None
         self._failed(reason)
 
     # endings
@@ -388,15 +320,16 @@ class _Exchange:
         """
         if self.done:
             return
-        if self._connection is None:
+        call = self._call
+        if call is not None and not call.written:
             self._failed(Failure(net_error.TimeoutError("no connection within the deadline")))
         else:
             self._failed(Failure(TimeoutError()))
 
     def _failed(self, reason: Failure) -> None:
-        self._upstream.breaker.record_failure()
+        self._report(False)
         error = RpnFailure(
-            classify(reason), failure_reason(reason, self._upstream._settings.request_timeout)
+            classify(reason), failure_reason(reason, self._upstream.settings.request_timeout)
         )
         self._end()
         self.result.errback(error)
@@ -408,7 +341,7 @@ class _Exchange:
                 "AMC {amc}: forwarding failed", failure, amc=self._upstream.amc_number
             )
             return
-        self._upstream.breaker.record_cancelled()
+        self._report(None)
         self._end()
         self.result.errback(failure)
 
@@ -418,19 +351,29 @@ class _Exchange:
         if self._acquiring is not None:
             self._acquiring.cancel()  # _slot_refused gives the breaker its probe back
             return
-        self._upstream.breaker.record_cancelled()
+        self._report(None)
         self._end()
+
+    def _report(self, success: bool | None) -> None:
+        """Tell the breaker how the exchange went (success, failure, or neither: None), once."""
+        if self._reported:
+            return
+        self._reported = True
+        breaker = self._upstream.breaker
+        if success is None:
+            breaker.record_cancelled()
+        elif success:
+            breaker.record_success()
+        else:
+            breaker.record_failure()
 
     def _end(self) -> None:
         """Give back everything the exchange holds (its slot last: it may start the next)."""
         self.done = True
-        self._upstream._deadlines.remove(self)
-        connecting, self._connecting = self._connecting, None
-        if connecting is not None:
-            connecting.cancel()
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.abandon()
+        self._upstream.deadlines.remove(self)
+        call, self._call = self._call, None
+        if call is not None:
+            call.cancel()
         slot, self._slot = self._slot, None
         if slot is not None:
             slot.release()
@@ -450,15 +393,14 @@ class AmcUpstream:
         on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
     ) -> None:
         self.amc_number = amc_number
-        self._clock: IReactorTime = reactor
-        self._settings = settings
+        self.clock: IReactorTime = reactor
+        self.settings = settings
         self.pool = ConnectionPool(
             reactor, tls, settings.connect_timeout, settings.max_active, settings.idle_timeout
         )
-        self._deadlines = _Deadlines(reactor)
+        self.client = HttpClient(self.pool)
+        self.deadlines = _Deadlines(reactor)
         self.limiter = ConcurrencyLimiter(reactor, settings.max_active, settings.max_queued)
-        #: Requests written to this AMC (each may have reached it).
-        self.sent_total = 0
 
         def transition(old: BreakerState, new: BreakerState) -> None:
             self.log.warn(
@@ -475,7 +417,7 @@ class AmcUpstream:
         Exchanges in flight finish with what they started with; pooled connections are
         reused until idle; the breaker keeps its state (and its policy).
         """
-        self._settings = settings
+        self.settings = settings
         self.limiter.set_limits(settings.max_active, settings.max_queued)
         self.pool.reconfigure(
             tls, settings.connect_timeout, settings.max_active, settings.idle_timeout
@@ -502,13 +444,18 @@ class AmcUpstream:
                 reason = Reason("recovery probes in progress", "tests de reprise en cours")
             return fail(RpnFailure(RpnError.AMC_CIRCUIT_OPEN, reason, retry_after=seconds))
         exchange = _Exchange(self, url, body, headers)
-        exchange.start(self._settings.queue_timeout)
+        exchange.start(self.settings.queue_timeout)
         return exchange.result
+
+    @property
+    def sent_total(self) -> int:
+        """Requests written to this AMC (each may have reached it)."""
+        return self.client.written_total
 
     def close(self) -> Deferred[None]:
         """Close the idle connections (exchanges in flight keep theirs)."""
-        self._deadlines.stop()
-        return self.pool.close()
+        self.deadlines.stop()
+        return self.client.close()
 
 
 class UpstreamRegistry:
@@ -522,7 +469,7 @@ class UpstreamRegistry:
         on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,
     ) -> None:
         self._reactor = reactor
-        self._tls = _AmcTLSPolicy(tls_files)
+        self._tls = ClientTLSPolicy(tls_files)
         self._settings = settings
         self._on_transition = on_breaker_transition
         self.upstreams: dict[str, AmcUpstream] = {}
@@ -538,7 +485,7 @@ class UpstreamRegistry:
 
     def reconfigure(self, tls_files: TLSFiles, settings: UpstreamSettings) -> None:
         """Apply a reloaded configuration to every AMC, and to those seen from now on."""
-        self._tls = _AmcTLSPolicy(tls_files)
+        self._tls = ClientTLSPolicy(tls_files)
         self._settings = settings
         for upstream in self.upstreams.values():
             upstream.reconfigure(self._tls, settings)

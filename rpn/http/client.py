@@ -1,12 +1,15 @@
-"""A lean HTTP/1.1 client for the exchange path: one request at a time per persistent connection.
+"""The relay's one HTTP/1.1 client, for AMCs and the annuaire: one request at a time per
+persistent connection.
 
 twisted.web's ``Agent`` cost about a third of the relay's CPU per exchange (URI parsing, a
 Deferred per step, a producer per body, ``Headers`` objects). The relay only ever POSTs a body
 already in memory and reads an answer of bounded size, so this client does just that:
 ``H1Connection`` writes a request in one write and feeds its answer to
-``rpn.http.answer.AnswerParser`` (sans I/O), and ``ConnectionPool`` keeps idle connections per
-AMC address.
-Nothing here retries or times out: the caller (``rpn.upstream``) owns those decisions.
+``rpn.http.answer.AnswerParser`` (sans I/O), ``ConnectionPool`` keeps idle connections per
+address, and ``HttpClient`` sends a request (``request``, to a receiver of plain callbacks, or
+``post``, for a Deferred), retrying once only when the request provably never left.
+Deadlines are the caller's (``rpn.upstream``, ``rpn.annuaire_sources``): cancelling drops the
+connection. Failures are ``rpn.http.common``'s types.
 """
 
 from __future__ import annotations
@@ -19,18 +22,41 @@ from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import HostnameEndpoint, _WrapperEndpoint
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
-from twisted.web.error import SchemeNotSupported
 from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
-from roc.tls import WholeMessageTLSFactory
+from roc.tls import TLSFiles, WholeMessageTLSFactory, client_options
 from rpn.http.answer import AnswerParser, MalformedAnswer
-from rpn.http.common import TOKEN_CHARS, BodyTooLarge
+from rpn.http.common import (
+    TOKEN_CHARS,
+    AnswerCut,
+    BadUrl,
+    BodyTooLarge,
+    NoAnswer,
+    RequestNotSent,
+)
+from rpn.interfaces import IHttpClient
 
-__all__ = ["AnswerReceiver", "ConnectionPool", "H1Connection", "Route", "Target"]
+__all__ = [
+    "Answer",
+    "AnswerReceiver",
+    "Call",
+    "ClientTLSPolicy",
+    "ConnectionPool",
+    "H1Connection",
+    "HttpClient",
+    "Route",
+    "Target",
+]
 
 #: Seconds ``ConnectionPool.close`` waits for an AMC to finish closing before cutting.
 CLOSE_GRACE = 2.0
@@ -126,7 +152,7 @@ class H1Connection(Protocol):
         except BodyTooLarge:
             self._fail(Failure())
         except MalformedAnswer:
-            self._fail(Failure(ResponseFailed([Failure()])))
+            self._fail(Failure(AnswerCut(Failure())))
         else:
             if complete:
                 self._complete(parser)
@@ -160,9 +186,9 @@ class H1Connection(Protocol):
         elif parser.end():
             receiver.answer_received(parser.status, parser.headers, parser.body)
         elif parser.received_any:
-            receiver.answer_failed(Failure(ResponseFailed([reason])))
+            receiver.answer_failed(Failure(AnswerCut(reason)))
         else:
-            receiver.answer_failed(Failure(ResponseNeverReceived([reason])))
+            receiver.answer_failed(Failure(NoAnswer(reason)))
         waiting, self._on_lost = self._on_lost, []
         for done in waiting:
             done.callback(None)
@@ -250,11 +276,11 @@ def _parse_url(url: str) -> tuple[bytes, bytes, int, bytes]:
     """(scheme, host, port, request target) of an http(s) URL; ValueError if it is not one."""
     raw = url.encode("ascii")
     if not raw or raw.translate(None, bytes(range(0x21, 0x7F))):
-        raise ValueError(f"invalid URL {url!r}")
+        raise BadUrl(f"invalid URL {url!r}")
     parts = urlsplit(raw)
     scheme = parts.scheme
     if scheme not in (b"http", b"https"):
-        raise SchemeNotSupported(f"unsupported scheme {scheme!r}")
+        raise BadUrl(f"unsupported scheme {scheme!r}")
     default = 443 if scheme == b"https" else 80
     netloc = parts.netloc.rpartition(b"@")[2]
     if netloc.startswith(b"["):
@@ -264,7 +290,7 @@ def _parse_url(url: str) -> tuple[bytes, bytes, int, bytes]:
         host, _, port_text = netloc.partition(b":")
     port = int(port_text) if port_text else default
     if not host or not 0 < port < 65536 or (port_text and not port_text.isdigit()):
-        raise ValueError(f"invalid URL {url!r}")
+        raise BadUrl(f"invalid URL {url!r}")
     target = parts.path or b"/"
     if parts.query:
         target += b"?" + parts.query
@@ -309,7 +335,7 @@ class ConnectionPool:
             route._endpoint = None
 
     def target(self, url: str) -> Target:
-        """The parsed *url* (cached); ValueError or SchemeNotSupported if it cannot be used."""
+        """The parsed *url* (cached); ``BadUrl`` (a ValueError) if it cannot be used."""
         target = self._targets.get(url)
         if target is None:
             scheme, host, port, path = _parse_url(url)
@@ -434,3 +460,210 @@ class ConnectionPool:
             self._sweep = self._clock.callLater(
                 max(0.0, oldest + self._idle_timeout - now), self._close_expired
             )
+
+
+# -- TLS towards servers -----------------------------------------------------------------------
+
+
+@implementer(IPolicyForHTTPS)
+class ClientTLSPolicy:
+    """Mutual-TLS client options per server host, built once and reused for every connection."""
+
+    def __init__(self, files: TLSFiles) -> None:
+        self._files = files
+        self._by_host: dict[bytes, IOpenSSLClientConnectionCreator] = {}
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
+        creator = self._by_host.get(hostname)
+        if creator is None:
+            creator = client_options(self._files, hostname.decode("ascii"))
+            self._by_host[hostname] = creator
+        return creator
+
+
+# -- sending requests --------------------------------------------------------------------------
+
+
+class Answer:
+    """A server's whole answer: status, end-to-end headers as received, body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class Call:
+    """One request on its way: on a pooled or new connection, to an ``AnswerReceiver``.
+
+    The receiver is told exactly once: the answer, or why there is none. ``written`` says
+    whether a byte of the request may have reached the server. ``cancel`` drops the
+    connection (or the attempt to open one) and tells the receiver nothing more.
+    """
+
+    __slots__ = (
+        "_client",
+        "_connecting",
+        "_connection",
+        "_data",
+        "_max_body",
+        "_receiver",
+        "_retried",
+        "_route",
+        "done",
+        "written",
+    )
+
+    def __init__(
+        self,
+        client: HttpClient,
+        target: Target,
+        data: bytes,
+        max_body: int,
+        receiver: AnswerReceiver,
+    ) -> None:
+        self._client = client
+        self._route = target.route
+        self._data = data
+        self._max_body = max_body
+        self._receiver = receiver
+        self._connecting: Deferred[H1Connection] | None = None
+        self._connection: H1Connection | None = None
+        self._retried = False
+        self.done = False
+        self.written = False
+
+    def _attempt(self) -> None:
+        pool = self._client.pool
+        connection = pool.take(self._route)
+        if connection is not None:
+            self._send(connection)
+            return
+        connecting = self._connecting = pool.connect(self._route)
+        connecting.addCallbacks(self._connected, self._connect_failed)
+
+    def _connected(self, connection: H1Connection) -> None:
+        self._connecting = None
+        if self.done:  # cancelled meanwhile: the new connection is not needed
+            connection._lose()
+            return
+        self._send(connection)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self._connecting = None
+        if not self.done:
+            self._finish()
+            self._receiver.answer_failed(failure)
+
+    def _send(self, connection: H1Connection) -> None:
+        if connection.send(self._data, self, self._max_body):
+            self._connection = connection
+            self.written = True
+            self._client.written_total += 1
+            return
+        if not self._retried:
+            # The connection was found closing before any byte left: the server provably
+            # never saw this request, so one more attempt is safe.
+            self._retried = True
+            self._client.log.debug("pooled connection closed, request not sent; retrying once")
+            self._attempt()
+            return
+        self._finish()
+        self._receiver.answer_failed(Failure(RequestNotSent()))
+
+    # AnswerReceiver (the connection tells this call, which tells its receiver)
+
+    def answer_received(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._connection = None
+        if not self.done:
+            self._finish()
+            self._receiver.answer_received(status, headers, body)
+
+    def answer_failed(self, reason: Failure) -> None:
+        self._connection = None
+        if not self.done:
+            self._finish()
+            self._receiver.answer_failed(reason)
+
+    def _finish(self) -> None:
+        self.done = True
+
+    def cancel(self) -> None:
+        """Give up: drop the connection or the attempt; the receiver is told nothing more."""
+        if self.done:
+            return
+        self.done = True
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.abandon()
+
+
+class _DeferredReceiver:
+    """An ``AnswerReceiver`` firing a Deferred (``HttpClient.post``)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Deferred[Answer]) -> None:
+        self.result = result
+
+    def answer_received(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.result.callback(Answer(status, headers, body))
+
+    def answer_failed(self, reason: Failure) -> None:
+        self.result.errback(reason)
+
+
+@implementer(IHttpClient)
+class HttpClient:
+    """Requests to one set of servers (an AMC, the annuaire) over one ``ConnectionPool``."""
+
+    log = Logger()
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        #: Requests written (each may have reached its server; retries of unsent ones once).
+        self.written_total = 0
+
+    def request(
+        self,
+        url: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        max_body: int,
+        receiver: AnswerReceiver,
+    ) -> Call:
+        """POST *body* to *url*; *receiver* is told the answer or the failure, once.
+
+        *headers* must not include Host, Content-Length or hop-by-hop headers. A URL the
+        client cannot use fails at once with ``BadUrl``.
+        """
+        target = self.pool.target(url)  # BadUrl: raised to the caller, nothing sent
+        call = Call(self, target, target.request(headers, body), max_body, receiver)
+        call._attempt()
+        return call
+
+    def post(
+        self, url: str, headers: Sequence[tuple[bytes, bytes]], body: bytes, max_body: int
+    ) -> Deferred[Answer]:
+        """``request``, for a Deferred; cancelling it cancels the call."""
+        calls: list[Call] = []
+
+        def cancel(_: Deferred[Answer]) -> None:
+            if calls:
+                calls[0].cancel()
+
+        result: Deferred[Answer] = Deferred(cancel)
+        try:
+            calls.append(self.request(url, headers, body, max_body, _DeferredReceiver(result)))
+        except BadUrl:
+            result.errback(Failure())
+        return result
+
+    def close(self) -> Deferred[None]:
+        """Close the idle connections (requests in flight keep theirs)."""
+        return self.pool.close()

@@ -1,45 +1,18 @@
-"""Small HTTP-client pieces shared by the upstream forwarder and the annuaire client."""
+"""What the relay's HTTP server and client share: character tables and the client's failures.
+
+The client's failures are the project's own types (not twisted.web's private ones), so that
+the upstream can tell, from the type alone, whether a request may have reached its server.
+"""
 
 from __future__ import annotations
 
-from typing import cast
-
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IBodyProducer, IResponse
-from zope.interface import implementer
 
 #: RFC 9110 ``tchar``: what method and header-field names are made of. ``name.translate(None,
 #: TOKEN_CHARS)`` is empty exactly when *name* is all token characters.
 TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HEX_DIGITS = b"0123456789abcdefABCDEF"
 DIGITS = b"0123456789"
-
-
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body already in memory, written at once (no cooperator, no global reactor)."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class BodyTooLarge(Exception):
@@ -50,53 +23,25 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-class _CappedBody(Protocol):
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.finished: Deferred[bytes] = Deferred(self._cancel)
-
-    def _stop(self) -> None:
-        """Drop the connection: a half-read answer must never go back to the pool."""
-        transport = self.transport
-        if transport is None:
-            return
-        lose = getattr(transport, "loseConnection", None)
-        if lose is not None:
-            lose()
-        else:
-            cast(IPushProducer, transport).stopProducing()
-
-    def _cancel(self, finished: Deferred[bytes]) -> None:
-        # Fail first: stopping may report the lost connection at once, which is not the news.
-        finished.errback(CancelledError())
-        self._stop()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        self._size += len(data)
-        if self._size > self._limit:
-            self.finished.errback(BodyTooLarge(self._limit))
-            self._stop()
-            return
-        self._chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.finished.called:
-            return
-        if isinstance(reason.value, ResponseDone | PotentialDataLoss):
-            self.finished.callback(b"".join(self._chunks))
-        else:
-            self.finished.errback(reason)
+class BadUrl(ValueError):
+    """A URL the client cannot send to (not http or https, no host, bad port...)."""
 
 
-def read_capped_body(response: IResponse, limit: int) -> Deferred[bytes]:
-    """The body of *response*; fails with ``BodyTooLarge`` past *limit* bytes.
+class RequestNotSent(Exception):
+    """The request provably never left: every connection tried was closed before a byte."""
 
-    Cancelling the Deferred stops reading and drops the connection, so it is never reused.
-    """
-    protocol = _CappedBody(limit)
-    response.deliverBody(protocol)
-    return protocol.finished
+
+class ConnectionFailed(Exception):
+    """The connection failed while a request was on it; *reason* says how."""
+
+    def __init__(self, reason: Failure) -> None:
+        super().__init__(reason.getErrorMessage())
+        self.reason = reason
+
+
+class NoAnswer(ConnectionFailed):
+    """The connection was lost before any byte of the answer (the request may have arrived)."""
+
+
+class AnswerCut(ConnectionFailed):
+    """The answer was cut before its end, or is not an HTTP/1.x answer."""

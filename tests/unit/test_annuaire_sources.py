@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
-from twisted.web.client import ResponseFailed
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface.verify import verifyObject
 
 from roc.model import SOAP11_NS, AmcKey
@@ -26,9 +24,9 @@ from rpn.annuaire_sources import (
     ann_request,
     parse_ann_answer,
 )
-from rpn.http.common import BytesProducer
-from rpn.interfaces import AmcEntry, IAnnuaireSource
-from rpn.testing import FakeAgent, FakeAnnuaireSource, FakeResponse
+from rpn.http.common import AnswerCut
+from rpn.interfaces import AmcEntry, IAnnuaireSource, IHttpClient
+from rpn.testing import FakeAnnuaireSource, FakeAnswer, FakeHttpClient
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 
 DEV_DIRECTORY = Path(__file__).resolve().parents[2] / "etc" / "dev" / "annuaire.toml"
@@ -422,81 +420,72 @@ def test_malformed_answer_messages_do_not_repeat_the_content() -> None:
 
 
 def soap_source(
-    *responses: FakeResponse | Exception, timeout: float = 5.0, **options: Any
-) -> tuple[SoapAnnuaireSource, FakeAgent, StrictClock]:
-    agent = FakeAgent(responses)
+    *answers: FakeAnswer | Exception, timeout: float = 5.0, **options: Any
+) -> tuple[SoapAnnuaireSource, FakeHttpClient, StrictClock]:
+    client = FakeHttpClient(answers)
     clock = StrictClock()
-    return SoapAnnuaireSource(agent, ANN_URL, timeout, clock, **options), agent, clock
+    return SoapAnnuaireSource(client, ANN_URL, timeout, clock, **options), client, clock
 
 
 def test_http_fakes_provide_their_interfaces() -> None:
-    assert verifyObject(IAgent, FakeAgent())
-    assert verifyObject(IResponse, FakeResponse())
-    assert verifyObject(IBodyProducer, BytesProducer(b"x"))
+    assert verifyObject(IHttpClient, FakeHttpClient())
     assert verifyObject(IAnnuaireSource, soap_source()[0])
 
 
 def test_soap_source_posts_a_demande_ann_and_returns_the_entry() -> None:
-    source, agent, _ = soap_source(FakeResponse(200, answer()))
+    source, client, _ = soap_source(FakeAnswer(200, answer()))
     assert success_result_of(source.lookup(KEY)) == FOUND
-    [request] = agent.requests
-    assert request.method == b"POST"
-    assert request.uri == ANN_URL.encode()
-    assert request.headers.getRawHeaders(b"Content-Type") == [b"text/xml; charset=utf-8"]
-    assert request.headers.getRawHeaders(b"SOAPAction") == [b'"urn:piano:roc:ANN"']
+    [request] = client.requests
+    assert request.url == ANN_URL
+    headers = dict(request.headers)
+    assert headers[b"Content-Type"] == b"text/xml; charset=utf-8"
+    assert headers[b"SOAPAction"] == b'"urn:piano:roc:ANN"'
     assert request.body == ann_request(KEY)
 
 
-def test_soap_source_reads_an_answer_delivered_in_small_chunks() -> None:
-    source, _, _ = soap_source(FakeResponse(200, answer(), chunk_size=7))
-    assert success_result_of(source.lookup(KEY)) == FOUND
-
-
 def test_soap_source_unknown_amc_is_none() -> None:
-    source, _, _ = soap_source(FakeResponse(200, answer("01", amc_xml="")))
+    source, _, _ = soap_source(FakeAnswer(200, answer("01", amc_xml="")))
     assert success_result_of(source.lookup(KEY)) is None
 
 
 def test_soap_fault_is_malformed() -> None:
-    source, _, _ = soap_source(FakeResponse(500, FAULT, phrase=b"Internal Server Error"))
+    source, _, _ = soap_source(FakeAnswer(500, FAULT))
     failure = failure_result_of(source.lookup(KEY), MalformedAnswer)
     assert failure.getErrorMessage() == "HTTP status 500 (SOAP Fault soap:Server)"
 
 
 def test_soap_fault_with_status_200_is_malformed() -> None:
-    source, _, _ = soap_source(FakeResponse(200, FAULT))
+    source, _, _ = soap_source(FakeAnswer(200, FAULT))
     failure = failure_result_of(source.lookup(KEY), MalformedAnswer)
     assert failure.getErrorMessage() == "SOAP Fault soap:Server"
 
 
 def test_non_200_status_is_malformed() -> None:
-    source, _, _ = soap_source(FakeResponse(503, b"<html>busy</html>", phrase=b"Unavailable"))
+    source, _, _ = soap_source(FakeAnswer(503, b"<html>busy</html>"))
     failure = failure_result_of(source.lookup(KEY), MalformedAnswer)
     assert failure.getErrorMessage() == "HTTP status 503"
 
 
 def test_garbage_answer_is_malformed() -> None:
-    source, _, _ = soap_source(FakeResponse(200, b"\x00\x01garbage"))
+    source, _, _ = soap_source(FakeAnswer(200, b"\x00\x01garbage"))
     failure_result_of(source.lookup(KEY), MalformedAnswer)
 
 
 def test_answer_for_another_amc_is_malformed() -> None:
-    source, _, _ = soap_source(FakeResponse(200, answer()))
+    source, _, _ = soap_source(FakeAnswer(200, answer()))
     failure = failure_result_of(source.lookup(AmcKey("990000202", "TP", "")), MalformedAnswer)
     assert "another AMC" in failure.getErrorMessage()
 
 
-def test_oversized_answer_is_malformed_and_the_connection_is_closed() -> None:
-    body = answer() + b" " * MAX_ANSWER_BYTES
-    response = FakeResponse(200, body, chunk_size=16384)
-    source, _, _ = soap_source(response)
+def test_oversized_answer_is_malformed_and_the_connection_is_dropped() -> None:
+    source, client, _ = soap_source(FakeAnswer(200, answer() + b" " * MAX_ANSWER_BYTES))
     failure = failure_result_of(source.lookup(KEY), MalformedAnswer)
     assert failure.getErrorMessage() == f"answer larger than {MAX_ANSWER_BYTES} bytes"
-    assert response.transport.stopped
+    assert client.dropped == 1
 
 
 def test_answer_size_cap_is_configurable() -> None:
-    source, _, _ = soap_source(FakeResponse(200, answer()), max_answer_bytes=100)
+    source, _, _ = soap_source(FakeAnswer(200, answer()), max_answer_bytes=100)
     failure_result_of(source.lookup(KEY), MalformedAnswer)
 
 
@@ -506,36 +495,22 @@ def test_transport_error_is_not_malformed() -> None:
 
 
 def test_body_cut_by_the_connection_is_a_transport_error() -> None:
-    response = FakeResponse(200, answer()[:50], complete=False)
-    source, _, _ = soap_source(response)
-    d = source.lookup(KEY)
-    assert_no_result(d)
-    response.cut()
-    failure_result_of(d, ResponseFailed)
+    source, _, _ = soap_source(FakeAnswer(200, answer()[:50], cut=True))
+    failure_result_of(source.lookup(KEY), AnswerCut)
 
 
-def test_annuaire_that_never_answers_times_out() -> None:
-    source, agent, clock = soap_source(timeout=5.0)
+def test_annuaire_that_never_answers_times_out_and_its_request_is_dropped() -> None:
+    source, client, clock = soap_source(timeout=5.0)
     d = source.lookup(KEY)
     clock.advance(4.9)
     assert_no_result(d)
     clock.advance(0.1)
     failure_result_of(d, defer.TimeoutError)
-    assert agent.cancelled == 1
-
-
-def test_answer_body_that_stalls_times_out_and_closes_the_connection() -> None:
-    response = FakeResponse(200, answer()[:50], complete=False)
-    source, _, clock = soap_source(response, timeout=5.0)
-    d = source.lookup(KEY)
-    assert_no_result(d)
-    clock.advance(5.0)
-    failure_result_of(d, defer.TimeoutError)
-    assert response.transport.stopped
+    assert client.cancelled == 1
 
 
 def test_answered_lookup_leaves_no_timer_behind() -> None:
-    source, _, clock = soap_source(FakeResponse(200, answer()))
+    source, _, clock = soap_source(FakeAnswer(200, answer()))
     success_result_of(source.lookup(KEY))
     assert clock.getDelayedCalls() == []
 

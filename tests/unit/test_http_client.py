@@ -9,16 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
-from twisted.web.error import SchemeNotSupported
 
 from roc.testing import StrictClock
 from rpn.http.answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer, keep_alive_timeout
-from rpn.http.client import CLOSE_GRACE, ConnectionPool, H1Connection
-from rpn.http.common import BodyTooLarge
+from rpn.http.client import CLOSE_GRACE, ConnectionPool, H1Connection, HttpClient
+from rpn.http.common import AnswerCut, BadUrl, BodyTooLarge, NoAnswer
+from tests.deferreds import failure_result_of, success_result_of
 
 LIMIT = 1000
 
@@ -388,7 +388,7 @@ def test_the_request_line_and_host_come_from_the_url(
 @pytest.mark.parametrize(
     ("url", "error"),
     [
-        ("ftp://amc.test/x", SchemeNotSupported),
+        ("ftp://amc.test/x", BadUrl),
         ("https://amc.test/a b", ValueError),
         ("https://amc.test/a\r\nX: y", ValueError),
         ("https://amc.test/é", ValueError),
@@ -478,8 +478,8 @@ def test_a_connection_whose_tls_layer_is_closing_under_it_writes_nothing() -> No
 @pytest.mark.parametrize(
     ("received", "error"),
     [
-        (b"", ResponseNeverReceived),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", ResponseFailed),
+        (b"", NoAnswer),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", AnswerCut),
     ],
     ids=["before-any-byte", "mid-answer"],
 )
@@ -509,7 +509,7 @@ def test_a_body_ended_by_the_close_is_delivered_at_the_close() -> None:
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (b"garbage\r\n\r\n", ResponseFailed),
+        (b"garbage\r\n\r\n", AnswerCut),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n\r\n", BodyTooLarge),
     ],
 )
@@ -661,3 +661,54 @@ def test_an_amc_keeping_connections_zero_seconds_is_never_reused() -> None:
     s.exchange(connection, KEEP_ALIVE_5.replace(b"timeout=5", b"timeout=0"))
     assert s.pool.take(s.target.route) is None
     assert transport.disconnecting
+
+
+# HttpClient: one request on a pooled connection (the annuaire's path, and each AMC's)
+
+
+def test_the_client_posts_on_a_pooled_connection_and_gives_the_whole_answer() -> None:
+    s = Setup()
+    connection, transport = s.connection()
+    s.exchange(connection)  # now idle in the pool
+    client = HttpClient(s.pool)
+    transport.clear()
+    d = client.post(URL, [(b"SOAPAction", b'"urn:x"')], b"<q/>", LIMIT)
+    assert transport.value().startswith(b"POST /roc/IDB?v=2 HTTP/1.1\r\nHost: amc.test:8444\r\n")
+    assert transport.value().endswith(b"\r\n\r\n<q/>")
+    connection.dataReceived(WITH_LENGTH)
+    answer = success_result_of(d)
+    assert (answer.status, answer.body) == (200, b"<reponse/>")
+    assert client.written_total == 1
+
+
+def test_cancelling_a_post_drops_its_connection() -> None:
+    s = Setup()
+    connection, transport = s.connection()
+    s.exchange(connection)
+    d = HttpClient(s.pool).post(URL, [], b"<q/>", LIMIT)
+    d.cancel()
+    failure_result_of(d, CancelledError)
+    assert transport.disconnecting or connection._dropped
+    connection.dataReceived(WITH_LENGTH)  # a late answer is never taken for another request
+    assert s.pool.take(s.target.route) is None
+
+
+def test_a_url_the_client_cannot_use_fails_the_post_at_once() -> None:
+    s = Setup()
+    failure_result_of(HttpClient(s.pool).post("ftp://amc.test/x", [], b"", LIMIT), BadUrl)
+
+
+def test_a_post_on_a_connection_found_closing_is_sent_again_once_on_another() -> None:
+    s = Setup()
+    first, first_transport = s.connection()
+    s.exchange(first)
+    second, second_transport = s.connection()
+    s.exchange(second)  # two idle; the newest is taken first
+    second_transport.loseConnection()  # closing: nothing can be written on it
+    first_transport.clear()
+    client = HttpClient(s.pool)
+    d = client.post(URL, [], b"<q/>", LIMIT)
+    assert first_transport.value().endswith(b"<q/>")
+    first.dataReceived(WITH_LENGTH)
+    assert success_result_of(d).status == 200
+    assert client.written_total == 1

@@ -16,34 +16,23 @@ from service_identity import VerificationError
 from twisted.internet import error as net_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
-from twisted.internet.protocol import Protocol
-from twisted.internet.testing import StringTransport
 from twisted.protocols import tls as tls_module
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connect, makeFakeClient, makeFakeServer
-from twisted.web._newclient import (
-    ResponseFailed,
-    ResponseNeverReceived,
-    TransportProxyProducer,
-)
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
-from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.testing import StrictClock, StrictMemoryReactorClock
 from roc.tls import TLSFiles, server_options
 from rpn.breaker import BreakerPolicy, BreakerState
-from rpn.http.common import BodyTooLarge, read_capped_body
+from rpn.http.client import ClientTLSPolicy
+from rpn.http.common import AnswerCut, BadUrl, BodyTooLarge, NoAnswer, RequestNotSent
 from rpn.upstream import (
     AmcUpstream,
     UpstreamSettings,
-    _AmcTLSPolicy,
     _Deadlines,
     classify,
 )
@@ -63,7 +52,7 @@ def rpn_failure_of(d: Deferred[Any]) -> RpnFailure:
 
 
 def _never_received(inner: BaseException) -> Failure:
-    return Failure(ResponseNeverReceived([Failure(inner)]))
+    return Failure(NoAnswer(Failure(inner)))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +69,9 @@ def _never_received(inner: BaseException) -> Failure:
         (_never_received(VerificationError(errors=[])), RpnError.AMC_TLS),
         (_never_received(CancelledError()), RpnError.AMC_TIMEOUT),
         (_never_received(net_error.ConnectionLost()), RpnError.AMC_BAD_ANSWER),
-        (Failure(ResponseFailed([Failure(net_error.ConnectionLost())])), RpnError.AMC_BAD_ANSWER),
+        (Failure(AnswerCut(Failure(net_error.ConnectionLost()))), RpnError.AMC_BAD_ANSWER),
+        (Failure(RequestNotSent()), RpnError.AMC_UNAVAILABLE),
+        (Failure(BadUrl("ftp://x")), RpnError.AMC_UNAVAILABLE),
         (Failure(BodyTooLarge(10)), RpnError.AMC_BAD_ANSWER),
         (Failure(ValueError("unexpected")), RpnError.AMC_BAD_ANSWER),
     ],
@@ -92,88 +83,7 @@ def test_each_forwarding_failure_is_answered_with_its_relay_error(
     assert classify(failure) is error
 
 
-# read_capped_body
-
-
-@implementer(IResponse)
-class StreamingResponse:
-    """A response whose body the test feeds, through the producer twisted.web's client uses."""
-
-    def __init__(self) -> None:
-        self.connection = StringTransport()
-        self.code = 200
-        self.headers = Headers()
-        self.protocol: Protocol | None = None
-
-    def deliverBody(self, protocol: Protocol) -> None:
-        self.protocol = protocol
-        protocol.makeConnection(TransportProxyProducer(self.connection))
-
-    def send(self, data: bytes) -> None:
-        assert self.protocol is not None
-        self.protocol.dataReceived(data)
-
-    def end(self, reason: BaseException | None = None) -> None:
-        assert self.protocol is not None
-        self.protocol.connectionLost(Failure(reason or ResponseDone()))
-
-
-def test_a_body_within_the_limit_is_collected_whole() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 10)
-    response.send(b"<ok")
-    response.send(b"/>")
-    assert_no_result(reading)
-    response.end()
-    assert success_result_of(reading) == b"<ok/>"
-    assert not response.connection.disconnecting
-
-
-def test_a_body_of_exactly_the_limit_is_accepted() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 5)
-    response.send(b"12345")
-    response.end()
-    assert success_result_of(reading) == b"12345"
-
-
-def test_a_body_over_the_limit_fails_at_once_and_closes_the_connection() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 5)
-    response.send(b"1234")
-    response.send(b"56")
-    failure_result_of(reading, BodyTooLarge)
-    assert response.connection.disconnecting
-    response.send(b"more")  # late bytes are ignored, the Deferred does not fire twice
-    response.end(net_error.ConnectionDone())
-
-
-def test_a_body_ended_by_closing_the_connection_is_complete() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 100)
-    response.send(b"<ok/>")
-    response.end(PotentialDataLoss())
-    assert success_result_of(reading) == b"<ok/>"
-
-
-def test_a_cut_body_fails_as_a_bad_answer() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 100)
-    response.send(b"<o")
-    response.end(ResponseFailed([Failure(net_error.ConnectionLost())]))
-    assert classify(failure_result_of(reading, ResponseFailed)) is RpnError.AMC_BAD_ANSWER
-
-
-def test_cancelling_the_read_closes_the_connection() -> None:
-    response = StreamingResponse()
-    reading = read_capped_body(cast(IResponse, response), 100)
-    response.send(b"<o")
-    reading.cancel()
-    failure_result_of(reading, CancelledError)
-    assert response.connection.disconnecting
-
-
-# AmcUpstream through the real Agent
+# AmcUpstream through the lean client
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +164,7 @@ class Harness:
         self.upstream = AmcUpstream(
             self.reactor,
             "990000101",
-            _AmcTLSPolicy(client_files),
+            ClientTLSPolicy(client_files),
             settings(**changes),
             on_breaker_transition=lambda amc, old, new: self.transitions.append((amc, old, new)),
         )
@@ -604,7 +514,7 @@ def test_after_a_reconfiguration_pooled_connections_are_reused_with_the_new_limi
     h.accept(0)
     success_result_of(first)
     client_files = TLSFiles(pki / "rpn-client.pem", pki / "rpn-client.key", (pki / "ca.pem",))
-    h.upstream.reconfigure(_AmcTLSPolicy(client_files), settings(request_timeout=2.0))
+    h.upstream.reconfigure(ClientTLSPolicy(client_files), settings(request_timeout=2.0))
     h.amc.silent = True
     sent = h.forward()
     assert h.connection_attempts == 1
@@ -712,4 +622,4 @@ def test_a_burst_of_exchanges_to_a_silent_amc_all_time_out_and_free_every_slot(
     assert [rpn_failure_of(d).error for d in sent] == [RpnError.AMC_TIMEOUT] * 600
     assert h.upstream.limiter.active == 0
     assert h.upstream.limiter.queued == 0
-    assert h.upstream._deadlines.pending == 0
+    assert h.upstream.deadlines.pending == 0
