@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from twisted.plugin import IPlugin, getPlugins
@@ -85,17 +85,6 @@ class RequestView:
     path: str
     headers: Mapping[str, str]
     body: bytes
-
-    @classmethod
-    def from_raw(
-        cls, path: bytes, raw_headers: Iterable[tuple[bytes, Sequence[bytes]]], body: bytes
-    ) -> RequestView:
-        """A view of a request as Twisted holds it (``Headers.getAllRawHeaders()``)."""
-        headers: dict[str, str] = {}
-        for name, values in raw_headers:
-            if values:
-                headers.setdefault(name.decode("latin-1").lower(), values[0].decode("latin-1"))
-        return cls(path.decode("latin-1"), headers, body)
 
 
 class IRoutingExtractor(Interface):

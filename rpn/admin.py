@@ -113,19 +113,15 @@ class _Guard(Resource):
 def admin_resource(
     registry: CollectorRegistry,
     ready: Callable[[], bool],
+    reactor: Any,
     allowed_networks: Callable[[], tuple[str, ...]] = lambda: ("127.0.0.0/8", "::1/128"),
     tables: Sequence[MetricTable] = (),
-    reactor: Any = None,
 ) -> Resource:
     """/healthz (the process answers), /readyz (it accepts exchanges), /metrics; only for
-    clients in *allowed_networks*."""
+    clients in *allowed_networks*. *reactor* renders /metrics in its thread pool."""
     root = Resource()
     root.putChild(b"healthz", _Health())
     root.putChild(b"readyz", _Health(ready))
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
     root.putChild(b"metrics", _Metrics(registry, tables, reactor))
     return _Guard(root, allowed_networks)
 

@@ -1,7 +1,7 @@
 """A per-AMC circuit breaker: stop sending to an AMC that keeps failing, then try it gently.
 
 Pure logic with no timers and no I/O: time comes from an injected clock and randomness from an
-injectable ``random.Random``, so tests drive it with ``twisted.internet.task.Clock`` and a seed.
+injectable ``random.Random``, so tests drive it with ``roc.testing.StrictClock`` and a seed.
 
 CLOSED
     Every request goes (except during the recovery ramp, below). ``failure_threshold``
@@ -30,13 +30,14 @@ and are ignored: the breaker already knows what they would tell it.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 
 from twisted.internet.interfaces import IReactorTime
+
+from roc.config import ConfigError, non_negative, positive, setting
 
 __all__ = ["RAMP_START_FRACTION", "BreakerPolicy", "BreakerState", "CircuitBreaker"]
 
@@ -52,41 +53,55 @@ class BreakerState(Enum):
     HALF_OPEN = "half_open"
 
 
+def _below_one(value: float) -> str | None:
+    return None if 0 <= value < 1 else "must be >= 0 and < 1"
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
-    """How eagerly a breaker opens and how cautiously it closes again (see the module doc)."""
+    """How eagerly a breaker opens and how cautiously it closes again (see the module doc).
 
-    #: Consecutive failures, while CLOSED, that open the breaker.
-    failure_threshold: int = 5
-    #: Seconds the breaker stays open the first time (before jitter).
-    open_base: float = 1.0
-    #: Cap, in seconds, of the doubling back-off (before jitter).
-    open_max: float = 60.0
-    #: Relative spread of the open time: it is multiplied by a factor in [1 - j, 1 + j].
-    jitter: float = 0.2
-    #: Probes allowed in flight at once while HALF_OPEN; that many successes close the breaker.
-    half_open_probes: int = 3
-    #: Seconds over which admissions grow from 1/4 to all after closing; 0 disables the ramp.
-    recovery_ramp: float = 10.0
+    Also the ``[upstream.breaker]`` table of the relay's configuration: each field's help and
+    check are the reference's (docs/configuration.md), so there is one definition of each.
+    """
+
+    failure_threshold: int = setting(
+        "Consecutive failures that open an AMC's breaker.", 5, positive
+    )
+    open_base: float = setting(
+        "Seconds the breaker first stays open (before jitter).", 1.0, positive
+    )
+    open_max: float = setting(
+        "Longest open period, in seconds (the back-off doubles up to it, before jitter).",
+        60.0,
+        positive,
+    )
+    jitter: float = setting(
+        "Random spread of open periods: the open time is multiplied by a factor in "
+        "[1 - jitter, 1 + jitter] (below 1).",
+        0.2,
+        _below_one,
+    )
+    half_open_probes: int = setting(
+        "Requests let through at once to test a recovering AMC; that many successes close it.",
+        3,
+        positive,
+    )
+    recovery_ramp: float = setting(
+        "Seconds over which traffic returns progressively after recovery (0: at once).",
+        10.0,
+        non_negative,
+    )
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1:
-            raise ValueError(f"failure_threshold: must be >= 1, got {self.failure_threshold!r}")
-        if not (math.isfinite(self.open_base) and self.open_base > 0):
-            raise ValueError(f"open_base: must be a finite number > 0, got {self.open_base!r}")
-        if not (math.isfinite(self.open_max) and self.open_max >= self.open_base):
-            raise ValueError(
-                f"open_max: must be a finite number >= open_base ({self.open_base!r}),"
-                f" got {self.open_max!r}"
-            )
-        if not (0 <= self.jitter < 1):
-            raise ValueError(f"jitter: must be >= 0 and < 1, got {self.jitter!r}")
-        if self.half_open_probes < 1:
-            raise ValueError(f"half_open_probes: must be >= 1, got {self.half_open_probes!r}")
-        if not (math.isfinite(self.recovery_ramp) and self.recovery_ramp >= 0):
-            raise ValueError(
-                f"recovery_ramp: must be a finite number >= 0, got {self.recovery_ramp!r}"
-            )
+        # The same checks when built directly (tests, tools) as when loaded from a file.
+        for field in fields(self):
+            check = field.metadata.get("check")
+            problem = check(getattr(self, field.name)) if check is not None else None
+            if problem:
+                raise ConfigError(f"{field.name}: {problem}")
+        if self.open_max < self.open_base:
+            raise ConfigError("open_max: must be >= open_base")
 
 
 class CircuitBreaker:

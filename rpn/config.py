@@ -10,6 +10,7 @@ from typing import Any
 from roc.config import ConfigError, load, non_negative, positive, read_toml, setting
 from roc.identifiers import finess_error
 from roc.tls import ServerTLSConfig
+from rpn.breaker import BreakerPolicy
 from rpn.workers import check_worker_endpoint
 
 
@@ -193,28 +194,6 @@ class AnnuaireConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    failure_threshold: int = setting(
-        "Consecutive failures that open an AMC's breaker.", 5, positive
-    )
-    open_base: float = setting("Seconds the breaker first stays open.", 1.0, positive)
-    open_max: float = setting(
-        "Longest open period (the back-off doubles up to it).", 60.0, positive
-    )
-    half_open_probes: int = setting("Requests let through to test a recovering AMC.", 3, positive)
-    jitter: float = setting(
-        "Random spread of open periods (fraction, below 1).",
-        0.2,
-        lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1",
-    )
-    recovery_ramp: float = setting(
-        "Seconds over which traffic returns progressively after recovery (0: at once).",
-        10.0,
-        non_negative,
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     certificate: Path = setting("PEM client certificate the relay presents to AMCs.")
     private_key: Path = setting("PEM private key of that certificate.")
@@ -231,7 +210,7 @@ class UpstreamConfig:
         20.0,
         positive,
     )
-    breaker: BreakerConfig = setting("Per-AMC circuit breaker.", default_factory=BreakerConfig)
+    breaker: BreakerPolicy = setting("Per-AMC circuit breaker.", default_factory=BreakerPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +255,6 @@ class RpnConfig:
         problem = check_worker_endpoint(self.listen.endpoint, self.listen.workers)
         if problem:
             raise ConfigError(f"listen.endpoint: {problem}")
-        breaker = self.upstream.breaker
-        if breaker.open_max < breaker.open_base:
-            raise ConfigError("upstream.breaker.open_max: must be >= open_base")
         if self.annuaire.static_file is None and self.annuaire.service_url is None:
             raise ConfigError("annuaire: set static_file, service_url or both")
 

@@ -31,7 +31,6 @@ from roc.tls import (
 from rpn.admin import QuietSite, RelayCollector, UpstreamCollector, admin_resource
 from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
-from rpn.breaker import BreakerPolicy
 from rpn.config import RpnConfig, load_config
 from rpn.http.client import ClientTLSPolicy, ConnectionPool, HttpClient
 from rpn.http.server import HttpServerFactory
@@ -66,7 +65,6 @@ def relay_policy(config: RpnConfig) -> RelayPolicy:
 
 def upstream_settings(config: RpnConfig) -> UpstreamSettings:
     up = config.upstream
-    b = up.breaker
     return UpstreamSettings(
         connect_timeout=up.connect_timeout,
         request_timeout=up.request_timeout,
@@ -75,14 +73,7 @@ def upstream_settings(config: RpnConfig) -> UpstreamSettings:
         queue_timeout=up.queue_timeout,
         idle_timeout=up.idle_timeout,
         max_response_bytes=config.http.max_response_bytes,
-        breaker=BreakerPolicy(
-            failure_threshold=b.failure_threshold,
-            open_base=b.open_base,
-            open_max=b.open_max,
-            jitter=b.jitter,
-            half_open_probes=b.half_open_probes,
-            recovery_ramp=b.recovery_ramp,
-        ),
+        breaker=up.breaker,
     )
 
 
@@ -350,9 +341,9 @@ def build_service(
         admin_resource(
             registry,
             lambda: service.ready and relay.accepting,
+            reactor,
             lambda: service.config.admin.allowed_networks,
             prometheus.tables,
-            reactor,
         )
     )
     admin_endpoint = admin_endpoint_for(config.admin.endpoint, role.index)

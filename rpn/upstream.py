@@ -34,7 +34,7 @@ from rpn.http.common import (
     NoAnswer,
     RequestNotSent,
 )
-from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
+from rpn.limiter import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 
 
 @dataclass(frozen=True, slots=True)

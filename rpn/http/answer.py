@@ -2,14 +2,14 @@
 
 ``AnswerParser`` is fed bytes as they arrive and says when the answer is whole; anything it
 cannot trust (status line, header syntax, lengths, chunk framing, sizes) raises
-``MalformedAnswer`` or ``BodyTooLarge``. ``rpn.http.client`` drives it over a connection.
+``NotAnHttpAnswer`` or ``BodyTooLarge``. ``rpn.http.client`` drives it over a connection.
 """
 
 from __future__ import annotations
 
 from rpn.http.common import HEX_DIGITS, TOKEN_CHARS, BodyTooLarge
 
-__all__ = ["HOP_BY_HOP", "MAX_HEAD_BYTES", "AnswerParser", "MalformedAnswer"]
+__all__ = ["HOP_BY_HOP", "MAX_ANSWER_HEAD_BYTES", "AnswerParser", "NotAnHttpAnswer"]
 
 #: Headers of an answer that are about its connection, not its content (RFC 9110 section 7.6.1),
 #: plus Content-Length, which whoever relays the body sets again.
@@ -27,7 +27,7 @@ HOP_BY_HOP = frozenset(
 )
 
 #: The most bytes of status lines and headers (interim answers included), and of trailers.
-MAX_HEAD_BYTES = 64 * 1024
+MAX_ANSWER_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_SIZE_LINE = 1024
 _MAX_TRAILER_LINE = 8 * 1024
 _NO_BODY = (204, 304)
@@ -36,7 +36,7 @@ _NO_BODY = (204, 304)
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
 
 
-class MalformedAnswer(Exception):
+class NotAnHttpAnswer(Exception):
     """The bytes from the AMC are not an HTTP/1.x answer we can trust."""
 
 
@@ -45,7 +45,7 @@ class AnswerParser:
 
     ``feed`` returns True once the answer is complete (bytes after it are kept in ``leftover``);
     ``end`` says whether the connection closing completes it (a body delimited by the close).
-    Fails with ``MalformedAnswer``, or ``BodyTooLarge`` past *max_body* bytes of body.
+    Fails with ``NotAnHttpAnswer``, or ``BodyTooLarge`` past *max_body* bytes of body.
     """
 
     __slots__ = (
@@ -99,8 +99,8 @@ class AnswerParser:
                 scan_from = max(0, len(pending) - 2)
                 pending += data
                 if pending.find(b"\n\n", scan_from) < 0 and pending.find(b"\n\r\n", scan_from) < 0:
-                    if self._head_bytes + len(pending) > MAX_HEAD_BYTES:
-                        raise MalformedAnswer("answer head too large")
+                    if self._head_bytes + len(pending) > MAX_ANSWER_HEAD_BYTES:
+                        raise NotAnHttpAnswer("answer head too large")
                     return False
                 data = bytes(pending)
                 self._head = None
@@ -133,7 +133,7 @@ class AnswerParser:
             self._add_body(data)
             return False
         if state == _DONE:
-            raise MalformedAnswer("bytes after the end of the answer")
+            raise NotAnHttpAnswer("bytes after the end of the answer")
         return self._read_chunked(data)
 
     def end(self) -> bool:
@@ -167,13 +167,13 @@ class AnswerParser:
             elif crlf >= 0:
                 end, body_at = crlf, crlf + 3
             else:
-                if self._head_bytes + len(data) > MAX_HEAD_BYTES:
-                    raise MalformedAnswer("answer head too large")
+                if self._head_bytes + len(data) > MAX_ANSWER_HEAD_BYTES:
+                    raise NotAnHttpAnswer("answer head too large")
                 self._head = bytearray(data)
                 return b""
             self._head_bytes += body_at
-            if self._head_bytes > MAX_HEAD_BYTES:
-                raise MalformedAnswer("answer head too large")
+            if self._head_bytes > MAX_ANSWER_HEAD_BYTES:
+                raise NotAnHttpAnswer("answer head too large")
             self._parse_head(data[:end])
             data = data[body_at:]
             if self.status >= 200:
@@ -193,7 +193,7 @@ class AnswerParser:
         version, _, rest = lines[0].partition(b" ")
         code, _, _ = rest.partition(b" ")
         if not (len(code) == 3 and code.isdigit() and code[0] != 0x30):
-            raise MalformedAnswer("bad status line")
+            raise NotAnHttpAnswer("bad status line")
         if version == b"HTTP/1.1":
             keep_alive = True
         elif version == b"HTTP/1.0":
@@ -201,20 +201,20 @@ class AnswerParser:
         elif version.startswith(b"HTTP/1.") and version[7:].isdigit():
             keep_alive = True  # a later 1.x minor version is read as 1.1 (RFC 9110 2.5)
         else:
-            raise MalformedAnswer("not an HTTP/1.x answer")
+            raise NotAnHttpAnswer("not an HTTP/1.x answer")
         status = int(code)
         if status == 101:
-            raise MalformedAnswer("unrequested protocol switch")
+            raise NotAnHttpAnswer("unrequested protocol switch")
         headers: list[tuple[bytes, bytes]] = []
         lengths: list[bytes] = []
         codings: list[bytes] = []
         for line in lines[1:]:
             colon = line.find(b":")
             if colon <= 0:
-                raise MalformedAnswer("header line without a name")
+                raise NotAnHttpAnswer("header line without a name")
             name = line[:colon]
             if name.translate(None, TOKEN_CHARS):
-                raise MalformedAnswer("bad header name")
+                raise NotAnHttpAnswer("bad header name")
             value = line[colon + 1 :].strip(b" \t")
             if b"\r" in value:
                 value = value.replace(b"\r", b" ")
@@ -248,7 +248,7 @@ class AnswerParser:
         if codings:
             coding = b",".join(codings).strip(b" \t").lower()
             if coding != b"chunked":
-                raise MalformedAnswer("unsupported transfer coding")
+                raise NotAnHttpAnswer("unsupported transfer coding")
             self._state = _CHUNK_SIZE
             # Both framings at once may be a smuggling attempt: read it, never reuse it.
             self.reusable = self._keep_alive and not lengths
@@ -260,12 +260,12 @@ class AnswerParser:
         for text in b",".join(lengths).split(b","):
             text = text.strip(b" \t")
             if not text.isdigit():
-                raise MalformedAnswer("bad Content-Length")
+                raise NotAnHttpAnswer("bad Content-Length")
             if len(text) > 18:
                 raise BodyTooLarge(self._max_body)  # and too long for int() to be cheap
             values.add(int(text))
         if len(values) != 1:
-            raise MalformedAnswer("conflicting Content-Length")
+            raise NotAnHttpAnswer("conflicting Content-Length")
         (length,) = values
         if length > self._max_body:
             raise BodyTooLarge(self._max_body)
@@ -295,7 +295,7 @@ class AnswerParser:
                 if end - at < 2:
                     break
                 if data[at : at + 2] != b"\r\n":
-                    raise MalformedAnswer("chunk not followed by CRLF")
+                    raise NotAnHttpAnswer("chunk not followed by CRLF")
                 at += 2
                 state = _CHUNK_SIZE
             else:
@@ -303,18 +303,19 @@ class AnswerParser:
                 if eol < 0:
                     pending = end - at
                     if state == _CHUNK_SIZE and pending > _MAX_CHUNK_SIZE_LINE:
-                        raise MalformedAnswer("chunk size line too long")
+                        raise NotAnHttpAnswer("chunk size line too long")
                     if state == _TRAILER and (
-                        pending > _MAX_TRAILER_LINE or self._head_bytes + pending > MAX_HEAD_BYTES
+                        pending > _MAX_TRAILER_LINE
+                        or self._head_bytes + pending > MAX_ANSWER_HEAD_BYTES
                     ):
-                        raise MalformedAnswer("trailers too large")
+                        raise NotAnHttpAnswer("trailers too large")
                     break
                 line = data[at:eol]
                 at = eol + 2
                 if state == _TRAILER:
                     self._head_bytes += len(line) + 2
-                    if self._head_bytes > MAX_HEAD_BYTES:
-                        raise MalformedAnswer("trailers too large")
+                    if self._head_bytes > MAX_ANSWER_HEAD_BYTES:
+                        raise NotAnHttpAnswer("trailers too large")
                     if not line:
                         self._state = _DONE
                         self.leftover = data[at:]
@@ -323,7 +324,7 @@ class AnswerParser:
                     continue  # trailers are not relayed
                 size_text = line.partition(b";")[0].rstrip(b" \t")
                 if not size_text or len(size_text) > 16 or size_text.translate(None, HEX_DIGITS):
-                    raise MalformedAnswer("bad chunk size")
+                    raise NotAnHttpAnswer("bad chunk size")
                 size = int(size_text, 16)
                 if size == 0:
                     state = _TRAILER
@@ -359,7 +360,7 @@ def _unfold(lines: list[bytes]) -> list[bytes]:
     for line in lines[1:]:
         if line[:1] in (b" ", b"\t"):
             if len(unfolded) < 2:
-                raise MalformedAnswer("folded line without a header")
+                raise NotAnHttpAnswer("folded line without a header")
             unfolded[-1] += line
         else:
             unfolded.append(line)

@@ -35,7 +35,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from roc.tls import TLSFiles, WholeMessageTLSFactory, client_options
-from rpn.http.answer import AnswerParser, MalformedAnswer
+from rpn.http.answer import AnswerParser, NotAnHttpAnswer
 from rpn.http.common import (
     TOKEN_CHARS,
     AnswerCut,
@@ -151,7 +151,7 @@ class H1Connection(Protocol):
             complete = parser.feed(data)
         except BodyTooLarge:
             self._fail(Failure())
-        except MalformedAnswer:
+        except NotAnHttpAnswer:
             self._fail(Failure(AnswerCut(Failure())))
         else:
             if complete:

@@ -11,9 +11,9 @@ keeps what the relay needs and llhttp does not do:
   socket stops being read once they hold more than one full request;
 - the request (head and body) must arrive within ``read_timeout`` of its first byte, and a
   connection with no request under way is closed after ``idle_timeout``;
-- a head over ``MAX_HEAD_BYTES`` or with more than ``MAX_HEADERS`` fields is refused (431), a
-  body over ``max_body_bytes`` too (413), as soon as it is known (a declared length before the
-  body is read, without inviting it with "100 Continue");
+- a head over ``MAX_REQUEST_HEAD_BYTES`` or with more than ``MAX_HEADERS`` fields is refused
+  (431), a body over ``max_body_bytes`` too (413), as soon as it is known (a declared length
+  before the body is read, without inviting it with "100 Continue");
 - HTTP/1.1 and HTTP/1.0 only; ``Transfer-Encoding`` other than ``chunked`` refused; trailer
   fields never taken as headers; protocol upgrades and CONNECT refused;
 - each refusal is a fault the handler builds (``refuse_early``), after which nothing more is
@@ -46,7 +46,7 @@ from roc.reasons import Reason
 from roc.routing import soap_version_of
 
 #: Largest request head (request line and header fields) accepted, in bytes.
-MAX_HEAD_BYTES = 16384
+MAX_REQUEST_HEAD_BYTES = 16384
 #: Most header fields accepted in one request.
 MAX_HEADERS = 100
 #: Seconds a refused or timed-out client has to acknowledge the close before it is aborted.
@@ -160,8 +160,8 @@ def _over_limit(size: int, limit: int) -> Reason:
 
 
 _HEAD_TOO_LARGE = Reason(
-    f"request head over {MAX_HEAD_BYTES} bytes",
-    f"en-tête de requête de plus de {MAX_HEAD_BYTES} octets",
+    f"request head over {MAX_REQUEST_HEAD_BYTES} bytes",
+    f"en-tête de requête de plus de {MAX_REQUEST_HEAD_BYTES} octets",
 )
 _TOO_MANY_FIELDS = Reason(
     f"more than {MAX_HEADERS} header fields", f"plus de {MAX_HEADERS} champs d'en-tête"
@@ -291,7 +291,7 @@ class HttpServerProtocol(Protocol):
                 # Every byte fed since the head began is the head's, but when a previous
                 # request ended in this same read: then the count may include its tail.
                 self._head_received += len(data)
-                limit = MAX_HEAD_BYTES * (2 if self._began and self._completed else 1)
+                limit = MAX_REQUEST_HEAD_BYTES * (2 if self._began and self._completed else 1)
                 if self._head_received > limit:
                     self._refuse_or_defer(RpnError.HEADERS_TOO_LARGE, _HEAD_TOO_LARGE)
         self._dispatch()
@@ -329,7 +329,7 @@ class HttpServerProtocol(Protocol):
         self._head_bytes += len(name) + len(value) + 4
         if self._fields > MAX_HEADERS:
             raise _Refused(RpnError.HEADERS_TOO_LARGE, _TOO_MANY_FIELDS)
-        if self._head_bytes > MAX_HEAD_BYTES:
+        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
             raise _Refused(RpnError.HEADERS_TOO_LARGE, _HEAD_TOO_LARGE)
         lowered = name.lower()
         if lowered == b"transfer-encoding":
@@ -591,4 +591,4 @@ class HttpServerFactory(Factory):
 
     def pipeline_limit(self) -> int:
         """Bytes held from a client while its request is served before reading pauses."""
-        return MAX_HEAD_BYTES + self.policy_max_body()
+        return MAX_REQUEST_HEAD_BYTES + self.policy_max_body()

@@ -42,7 +42,7 @@ def get(
     Counter("rpn_example_total", "An example.", registry=registry).inc()
     table = MetricTable("rpn_example_table_total", "A table.", "counter", ("finess",))
     table.inc(("990000028",), 2)
-    root = admin_resource(registry, lambda: ready, lambda: networks, (table,), _InlineReactor())
+    root = admin_resource(registry, lambda: ready, _InlineReactor(), lambda: networks, (table,))
     request = DummyRequest(path.strip(b"/").split(b"/"))
     request.client = IPv4Address("TCP", host, 40000)
     resource = getChildForRequest(root, request)

@@ -15,7 +15,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from roc.testing import StrictClock
-from rpn.http.answer import MAX_HEAD_BYTES, AnswerParser, MalformedAnswer, keep_alive_timeout
+from rpn.http.answer import MAX_ANSWER_HEAD_BYTES, AnswerParser, NotAnHttpAnswer, keep_alive_timeout
 from rpn.http.client import CLOSE_GRACE, ConnectionPool, H1Connection, HttpClient
 from rpn.http.common import AnswerCut, BadUrl, BodyTooLarge, NoAnswer
 from tests.deferreds import failure_result_of, success_result_of
@@ -121,7 +121,7 @@ def test_an_interim_answer_alone_is_not_an_answer() -> None:
 
 
 def test_a_switch_of_protocol_nobody_asked_for_is_refused() -> None:
-    with pytest.raises(MalformedAnswer):
+    with pytest.raises(NotAnHttpAnswer):
         parse(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
 
 
@@ -219,16 +219,16 @@ def test_a_head_over_the_limit_is_malformed_even_without_its_end() -> None:
     parser = AnswerParser(LIMIT)
     parser.feed(b"HTTP/1.1 200 OK\r\n")
     line = b"X-Filler: " + b"x" * 1000 + b"\r\n"
-    with pytest.raises(MalformedAnswer):
-        for _ in range(MAX_HEAD_BYTES // len(line) + 1):
+    with pytest.raises(NotAnHttpAnswer):
+        for _ in range(MAX_ANSWER_HEAD_BYTES // len(line) + 1):
             parser.feed(line)
 
 
 def test_endless_interim_answers_count_against_the_head_limit() -> None:
     parser = AnswerParser(LIMIT)
     interim = b"HTTP/1.1 100 Continue\r\n\r\n"
-    with pytest.raises(MalformedAnswer):
-        for _ in range(MAX_HEAD_BYTES // len(interim) + 1):
+    with pytest.raises(NotAnHttpAnswer):
+        for _ in range(MAX_ANSWER_HEAD_BYTES // len(interim) + 1):
             parser.feed(interim)
 
 
@@ -286,7 +286,7 @@ def test_endless_interim_answers_count_against_the_head_limit() -> None:
     ],
 )
 def test_a_malformed_answer_is_refused(answer: bytes) -> None:
-    with pytest.raises(MalformedAnswer):
+    with pytest.raises(NotAnHttpAnswer):
         AnswerParser(1 << 20).feed(answer)
 
 

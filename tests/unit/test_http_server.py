@@ -21,8 +21,8 @@ from roc.model import RPN_FAULT_NS
 from roc.testing import StrictClock
 from rpn.exchange import Response, fault_response
 from rpn.http.server import (
-    MAX_HEAD_BYTES,
     MAX_HEADERS,
+    MAX_REQUEST_HEAD_BYTES,
     HttpRequest,
     HttpServerFactory,
     HttpServerProtocol,
@@ -466,7 +466,7 @@ def test_pipelined_requests_past_a_malformed_one_answer_the_earlier_first(conn: 
 
 
 def test_a_head_over_the_size_limit_is_refused_with_431(conn: Conn) -> None:
-    conn.send(b"POST /roc HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES)
+    conn.send(b"POST /roc HTTP/1.1\r\nX-Big: " + b"a" * MAX_REQUEST_HEAD_BYTES)
     assert_refused(conn, RpnError.HEADERS_TOO_LARGE)
 
 

@@ -18,7 +18,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
 from roc.testing import StrictClock
-from rpn.pool import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
+from rpn.limiter import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 
 
