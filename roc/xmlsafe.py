@@ -18,6 +18,11 @@ class MalformedXml(ValueError):
     """The document is not well-formed, or too large."""
 
 
+def has_dtd(data: bytes) -> bool:
+    """Whether *data* holds a DOCTYPE or an entity declaration (refused before any parse)."""
+    return _DTD.search(data) is not None
+
+
 def safe_parser() -> etree.XMLParser:
     """An lxml parser that resolves nothing, loads nothing and refuses huge trees."""
     return etree.XMLParser(

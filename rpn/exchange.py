@@ -15,8 +15,9 @@ microseconds:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from roc.errors import RpnError, RpnFailure
 from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
@@ -68,6 +69,32 @@ class Response:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+
+
+class TextHeaders(Mapping[str, str]):
+    """The request's headers as text, decoded only when a routing extractor reads one.
+
+    Routing reads two or three of a request's headers: decoding all of them for every
+    exchange was work done for nothing.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[bytes, bytes]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        return self._raw[name.encode("latin-1")].decode("latin-1")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._raw.get(name.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __iter__(self) -> Iterator[str]:
+        return (name.decode("latin-1") for name in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -136,10 +163,7 @@ def admit(
             ),
             retry_after=1.0,
         )
-    text_headers = {
-        name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()
-    }
-    key = extractor.extract(RequestView(text_path, text_headers, body))
+    key = extractor.extract(RequestView(text_path, TextHeaders(headers), body))
     record.exchange_id = key.exchange_id
     record.service = key.service.value
     record.version = key.roc_version.value

@@ -17,7 +17,7 @@ from lxml import etree
 
 from roc.errors import RpnError
 from roc.model import SOAP11_NS, SOAP12_NS
-from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
+from roc.xmlsafe import has_dtd, safe_parser
 
 __all__ = [
     "OUTCOMES",
@@ -132,15 +132,24 @@ def _unreadable(status: int) -> AnswerVerdict:
     )
 
 
-def classify_answer(status: int, body: bytes, max_bytes: int = 16 << 20) -> AnswerVerdict:
+#: One parser for every answer (the reactor thread is the only one parsing answers): it
+#: resolves nothing, loads nothing and refuses huge trees.
+_PARSER = safe_parser()
+
+
+def classify_answer(status: int, body: bytes) -> AnswerVerdict:
     """The verdict on an AMC's answer (*status*, *body*), from a parse of the whole body.
 
     Business OK only from a well-formed SOAP envelope whose Body holds a response with a
-    return code, and an HTTP 200. The parse refuses DTDs and entities and resolves nothing.
+    return code, and an HTTP 200. A DTD is refused before parsing; without one, any entity
+    but the five predefined ones is a well-formedness error, so nothing is ever expanded.
+    The body's size is bounded by the relay's ``http.max_response_bytes``.
     """
+    if has_dtd(body):
+        return _unreadable(status)
     try:
-        root = parse_document(body, max_bytes)
-    except (MalformedXml, UnsafeXml):
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError:
         return _unreadable(status)
     ns = _ENVELOPES.get(root.tag) if isinstance(root.tag, str) else None
     if ns is None:
