@@ -10,6 +10,7 @@ on each day of care.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -107,7 +108,7 @@ def care_violations(
     if not external and not any(line.code in (LineCode.PJ, LineCode.GHS) for line in request.lines):
         add("Prestations", "SEJOUR_TARIF")
     seen: set[int] = set()
-    taken: dict[LineCode, set[datetime.date]] = {}
+    taken: dict[LineCode, list[tuple[datetime.date, datetime.date]]] = {}
     for index, line in enumerate(request.lines, start=1):
         where = f"Prestations/Prestation[{index}]"
         if line.number in seen:
@@ -117,16 +118,13 @@ def care_violations(
         if not request.start <= first <= request.end:
             add(f"{where}/DateDebut", "DATE_LIGNE")
         elif line.code in DAILY_LINES:
-            days = [first + offset * _ONE_DAY for offset in range(min(line.quantity, MAX_DAYS + 1))]
-            if days[-1] > request.end or line.quantity > MAX_DAYS:
+            last = first + (min(line.quantity, MAX_DAYS + 1) - 1) * _ONE_DAY
+            if last > request.end:
                 add(f"{where}/Quantite", "JOURS")
-            else:
-                used = taken.setdefault(line.code, set())
-                if used.intersection(days):
-                    add(f"{where}/DateDebut", "UN_PAR_JOUR")
-                used.update(days)
-                if line.code is LineCode.FJH:
-                    _daily_charge(request, line.unit_price_cents, days, tariffs, where, add)
+            elif _overlaps(taken.setdefault(line.code, []), first, last):
+                add(f"{where}/DateDebut", "UN_PAR_JOUR")
+            elif line.code is LineCode.FJH:
+                _daily_charge(request, line.unit_price_cents, first, last, tariffs, where, add)
         if external and line.code in _STAY_ONLY:
             add(f"{where}/Code", "ACE_LIGNES")
         if line.code is LineCode.GHS and request.sector is not Sector.OQN:
@@ -170,10 +168,24 @@ def _amo_rate(request: CareRequest, tariffs: TariffTable, add: _Add) -> None:
         add("Sejour/TauxAMO", "TAUX_AMO")
 
 
+def _overlaps(
+    taken: list[tuple[datetime.date, datetime.date]], first: datetime.date, last: datetime.date
+) -> bool:
+    """Whether [first, last] meets a period of *taken* (sorted, disjoint); else add it."""
+    index = bisect.bisect_left(taken, (first, first))
+    if index > 0 and taken[index - 1][1] >= first:
+        return True
+    if index < len(taken) and taken[index][0] <= last:
+        return True
+    taken.insert(index, (first, last))
+    return False
+
+
 def _daily_charge(
     request: CareRequest,
     price: int,
-    days: list[datetime.date],
+    first: datetime.date,
+    last: datetime.date,
     tariffs: TariffTable,
     where: str,
     add: _Add,
@@ -182,7 +194,7 @@ def _daily_charge(
     code = daily_charge_code(request.sector)
     if code is None:
         return  # HAD: FJH_HAD says it
-    amounts = {tariffs.value(code, day) for day in days}
+    amounts = tariffs.values_between(code, first, last)
     if None in amounts:
         add(f"{where}/PrixUnitaire", "TARIF_INCONNU")
     elif amounts != {price}:

@@ -120,6 +120,17 @@ class TariffTable:
         entry = self.entry(code, day)
         return None if entry is None else entry.value
 
+    def values_between(
+        self, code: TariffCode, start: datetime.date, end: datetime.date
+    ) -> set[int | None]:
+        """Every amount of *code* in force on some day from *start* to *end* (None: a day
+        before the first entry)."""
+        values: set[int | None] = {self.value(code, start)}
+        for entry in self._by_code.get(code, ()):
+            if start < entry.effective <= end:
+                values.add(entry.value)
+        return values
+
     def history(self, code: TariffCode) -> tuple[TariffEntry, ...]:
         return self._by_code.get(code, ())
 
