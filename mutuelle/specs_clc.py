@@ -20,7 +20,7 @@ from mutuelle.specs import (
     SeedEngagement,
     care_spec,
 )
-from mutuelle.specs_sim import HAD_STAY, MCO_PLAIN, MCO_STAY, OQN_STAY, PSY_STAY, SMR_STAY
+from mutuelle.specs_stays import HAD_STAY, MCO_PLAIN, MCO_STAY, OQN_STAY, PSY_STAY, SMR_STAY
 from roc.model import RocVersion, Service
 
 _CLC, _DEL, _V1, _V2 = Service.CLC, Service.DEL, RocVersion.V1, RocVersion.V2

@@ -1,13 +1,7 @@
-"""SIM case specifications: the amounts of every rule docs/roc-model.md states.
-
-Stays are public-sector unless the sector is OQN: they carry PJ lines (daily tariff, the
-ticket modérateur's base) for the nights, and the forfait journalier for every day, discharge
-day included. Regulated amounts are ``IN_FORCE`` (resolved from the tariff table).
-"""
+"""SIM case specifications: the amounts of every rule docs/roc-model.md states (the stays
+they send are in ``mutuelle.specs_stays``)."""
 
 from __future__ import annotations
-
-import datetime
 
 from mutuelle.care import CareLine, CareOutcome, Exemption, LineCode
 from mutuelle.engagements import EngagementState
@@ -17,13 +11,23 @@ from mutuelle.specs import (
     _ALL_SECTORS,
     _D,
     DEFAULT_START,
-    IN_FORCE,
     CaseSpec,
     ContractTemplate,
     Relation,
     RightsTemplate,
     SeedEngagement,
     care_spec,
+)
+from mutuelle.specs_stays import (
+    HAD_STAY,
+    MCO_PLAIN,
+    MCO_STAY,
+    OQN_NON_OPTAM,
+    OQN_STAY,
+    PSY_STAY,
+    SMR_STAY,
+    fj,
+    pj,
 )
 from roc.model import RocVersion, Service
 
@@ -32,34 +36,6 @@ _SIM, _V1, _V2 = Service.SIM, RocVersion.V1, RocVersion.V2
 _HOSP, _ACE, _PARTIAL = CareKind.HOSPITALISATION, CareKind.EXTERNAL, CareKind.PARTIAL
 _ACCEPTED, _REFUSED = CareOutcome.ACCEPTED, CareOutcome.REFUSED
 _CLOSED = (RightsTemplate(_D(2018, 1, 1), _D(2024, 12, 31), _ALL_SECTORS),)
-
-
-def _pj(days: int, tariff: int, number: int = 1, start: datetime.date | None = None) -> CareLine:
-    """*days* days at daily tariff *tariff* (cents), from *start* (default: the stay's)."""
-    return _L(number, LineCode.PJ, days, tariff, tariff, start)
-
-
-def _fj(days: int, number: int = 2, start: datetime.date | None = None) -> CareLine:
-    return _L(number, LineCode.FJH, days, IN_FORCE, None, start)
-
-
-#: A five-day public MCO stay (2-6 March 2026): four nights at a 1,200.00 daily tariff, the
-#: forfait journalier every day, four nights in a private room at 65.00.
-MCO_STAY = (_pj(4, 120000), _fj(5), _L(3, LineCode.CP, 4, 6500))
-#: The same stay without extras.
-MCO_PLAIN = MCO_STAY[:2]
-PSY_STAY = (_pj(4, 70000), _fj(5))
-SMR_STAY = (_pj(4, 45000), _fj(5))
-HAD_STAY = (_pj(5, 18000),)
-#: An ex-OQN clinic stay: the clinic's GHS, the surgeon's act (base 300.00), the forfait
-#: journalier, and the surgeon's 450.00 fee overrun.
-OQN_STAY = (
-    _L(1, LineCode.GHS, 1, 150000, 150000),
-    _L(2, LineCode.ACT, 1, 30000, 30000),
-    _fj(5, 3),
-    _L(4, LineCode.DEP, 1, 45000, 30000, optam=True),
-)
-OQN_NON_OPTAM = (*OQN_STAY[:3], _L(4, LineCode.DEP, 1, 45000, 30000, optam=False))
 
 SIM_SPECS: tuple[CaseSpec, ...] = (
     care_spec(
@@ -130,7 +106,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "forfait (CSS L. 174-4): the patient side pays the forfait each day, not both; the "
         "FJH line charges only the difference on the nights.",
         _ACCEPTED,
-        (_pj(4, 9000), _fj(5)),
+        (pj(4, 9000), fj(5)),
         "ESSENTIEL",
     ),
     care_spec(
@@ -147,9 +123,9 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "conformance check refuses one line across the change (FJH_TARIF).",
         _ACCEPTED,
         (
-            _pj(4, 100000),
-            _fj(3, 2, _D(2017, 12, 29)),
-            _fj(2, 3, _D(2018, 1, 1)),
+            pj(4, 100000),
+            fj(3, 2, _D(2017, 12, 29)),
+            fj(2, 3, _D(2018, 1, 1)),
         ),
         "ESSENTIEL",
         exemption=Exemption.ALD,
@@ -197,7 +173,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "journalier (CSS L. 174-4): no FJH line; the AMC pays the private room within its "
         "ceiling.",
         _ACCEPTED,
-        (_pj(4, 120000), _L(2, LineCode.CP, 4, 4000)),
+        (pj(4, 120000), _L(2, LineCode.CP, 4, 4000)),
         "CONFORT",
         exemption=Exemption.MATERNITY,
     ),
@@ -212,7 +188,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "A work accident exempts from the ticket modérateur and the forfait journalier (CSS "
         "L. 174-4): the AMC pays only the private room.",
         _ACCEPTED,
-        (_pj(4, 120000), _L(2, LineCode.CP, 4, 6500)),
+        (pj(4, 120000), _L(2, LineCode.CP, 4, 6500)),
         "INTEGRAL",
         exemption=Exemption.WORK_ACCIDENT,
     ),
@@ -225,7 +201,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "A stay after a work accident (AT_MP) without extras.",
         "The AMO pays everything; nothing is left for the AMC: CodeRetour 08.",
         _REFUSED,
-        (_pj(4, 120000),),
+        (pj(4, 120000),),
         "ESSENTIEL",
         exemption=Exemption.WORK_ACCIDENT,
     ),
@@ -254,7 +230,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "within the ceiling, the last two are the patient's. SIM counts the days earlier "
         "engagements billed, as CLC does.",
         _ACCEPTED,
-        (_pj(4, 120000), _fj(5), _L(3, LineCode.CP, 4, 2500)),
+        (pj(4, 120000), fj(5), _L(3, LineCode.CP, 4, 2500)),
         "CONFORT",
         engagement=SeedEngagement(
             EngagementState.BILLED,
@@ -307,7 +283,7 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         "No forfait journalier in partial hospitalisation (rule FJH_PARTIEL): the AMC pays the "
         "ticket modérateur.",
         _ACCEPTED,
-        (_pj(1, 80000),),
+        (pj(1, 80000),),
         "ESSENTIEL",
         start=DEFAULT_START,
         end=DEFAULT_START,
@@ -325,85 +301,6 @@ SIM_SPECS: tuple[CaseSpec, ...] = (
         _ACCEPTED,
         (*MCO_PLAIN, _L(3, LineCode.CP, 4, 9500), _L(4, LineCode.ACC, 4, 4500)),
         "CONFORT",
-    ),
-    care_spec(
-        "ACTE_EXTERNE",
-        _SIM,
-        _V1,
-        Sector.MCO,
-        _ACE,
-        "An external consultation (30.00).",
-        "External acts: the AMO pays the rate in force for practitioners' fees (70 %); the AMC "
-        "pays the ticket modérateur.",
-        _ACCEPTED,
-        (_L(1, LineCode.ACT, 1, 3000, 3000),),
-        "ESSENTIEL",
-        start=DEFAULT_START,
-        end=DEFAULT_START,
-    ),
-    care_spec(
-        "PARTICIPATION_FORFAITAIRE",
-        _SIM,
-        _V1,
-        Sector.MCO,
-        _ACE,
-        "A heavy external act (150.00, above the 120.00 threshold in force).",
-        "The flat participation in force (24.00 since 2019) replaces the ticket modérateur: "
-        "charged 150.00, the AMO pays 150.00 minus it, the AMC pays it when the guarantee "
-        "covers it (CSS R. 160-16).",
-        _ACCEPTED,
-        (_L(1, LineCode.ACT, 1, 15000, 15000),),
-        "CONFORT",
-        start=DEFAULT_START,
-        end=DEFAULT_START,
-    ),
-    care_spec(
-        "ACTES_CUMULES_PARTICIPATION",
-        _SIM,
-        _V1,
-        Sector.MCO,
-        _ACE,
-        "Two acts in one external visit (80.00 and 50.00): neither alone reaches the "
-        "threshold, together they do.",
-        "Acts of one visit count together: the flat participation replaces the ticket "
-        "modérateur of both and is taken on the larger act.",
-        _ACCEPTED,
-        (_L(1, LineCode.ACT, 1, 8000, 8000), _L(2, LineCode.ACT, 1, 5000, 5000)),
-        "CONFORT",
-        start=DEFAULT_START,
-        end=DEFAULT_START,
-    ),
-    care_spec(
-        "PARTICIPATION_NON_COUVERTE",
-        _SIM,
-        _V1,
-        Sector.MCO,
-        _ACE,
-        "The heavy external act (150.00) for a contract that does not cover the flat "
-        "participation (DEMI).",
-        "No ticket modérateur is left and the flat participation is not covered: the AMC pays "
-        "nothing, CodeRetour 08.",
-        _REFUSED,
-        (_L(1, LineCode.ACT, 1, 15000, 15000),),
-        "DEMI",
-        start=DEFAULT_START,
-        end=DEFAULT_START,
-    ),
-    care_spec(
-        "REFUS_AUCUNE_PART_AMC",
-        _SIM,
-        _V1,
-        Sector.MCO,
-        _ACE,
-        "A consultation related to the patient's ALD (Exoneration ALD, TauxAMO 100).",
-        "The AMC share never exceeds what the AMO leaves: nothing is left, so the AMC refuses "
-        "(CodeRetour 08).",
-        _REFUSED,
-        (_L(1, LineCode.ACT, 1, 2500, 2500),),
-        "ESSENTIEL",
-        exemption=Exemption.ALD,
-        start=DEFAULT_START,
-        end=DEFAULT_START,
     ),
     care_spec(
         "DROITS_FERMES",
