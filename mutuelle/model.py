@@ -289,12 +289,6 @@ class Dataset:
     def beneficiary(self, amc_number: str, key: BeneficiaryKey) -> Beneficiary | None:
         return self._beneficiary_index.get((amc_number, key))
 
-    def contract_of(self, person: Beneficiary) -> Contract:
-        """The person's first contract."""
-        contract = self._amc_index[person.amc_number].contract(person.contract_id)
-        assert contract is not None  # checked at construction
-        return contract
-
     def cover_of(self, person: Beneficiary) -> Cover:
         """Every guarantee of the person's contracts, with its period."""
         amc = self._amc_index[person.amc_number]
