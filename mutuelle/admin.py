@@ -25,8 +25,9 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mutuelle.engagements import Engagement, EngagementState
 from mutuelle.model import BeneficiaryKey, Sector
-from mutuelle.sandbox import Engagement, EngagementState, Identification, Sandboxes
+from mutuelle.sandbox import Identification, Sandboxes
 from mutuelle.technical import TechnicalFault, by_name
 from roc.identifiers import amc_number_error, finess_error, nir_error
 

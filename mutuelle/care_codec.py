@@ -7,21 +7,35 @@ rule, never the value. The request writers serve clients, examples and tests.
 
 from __future__ import annotations
 
+import datetime
+
 from lxml import etree
 
 from mutuelle.care import (
     Amounts,
     CareLine,
     CareRequest,
+    Exemption,
     LineCode,
     Statement,
     StatementLine,
     cents,
     euros,
 )
-from mutuelle.codec import RequestInvalid, _answer_root, _child, _date, _sub, _text, _validated
+from mutuelle.codec import (
+    AMOUNT_EXPECTED,
+    RequestInvalid,
+    _answer_root,
+    _child,
+    _date,
+    _integer,
+    _sub,
+    _text,
+    _validated,
+)
 from mutuelle.decisions import CareAnswer, DelAnswer, DelRequest
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
+from mutuelle.wording import identifier_reason
 from roc.identifiers import nir_error
 from roc.model import SERVICE_NS
 
@@ -33,12 +47,12 @@ DEL_NS = SERVICE_NS["DEL"]
 def _beneficiary(element: etree._Element, ns: str, root: str) -> tuple[BeneficiaryKey, str | None]:
     nir = _text(element, ns, "Beneficiaire/NIR", root)
     if (reason := nir_error(nir)) is not None:
-        raise RequestInvalid(f"{root}/Beneficiaire/NIR: {reason}")
+        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {identifier_reason(reason)}")
     member = _child(element, ns, "Beneficiaire/NumeroAdherent")
     key = BeneficiaryKey(
         nir=nir,
         birth_date=_date(element, ns, "Beneficiaire/DateNaissance", root),
-        birth_rank=int(_text(element, ns, "Beneficiaire/RangNaissance", root)),
+        birth_rank=_integer(element, ns, "Beneficiaire/RangNaissance", root),
     )
     return key, None if member is None else (member.text or "").strip()
 
@@ -57,6 +71,22 @@ def _write_beneficiary(
 # -- SIM and CLC -------------------------------------------------------------------------------
 
 
+def _boolean(text: str) -> bool:
+    """An xs:boolean: ``true``, ``false``, ``1`` or ``0``."""
+    value = text.strip()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ValueError("not a boolean")
+
+
+def _optional_date(parent: etree._Element, ns: str, name: str, where: str) -> datetime.date | None:
+    if _child(parent, ns, name) is None:
+        return None
+    return _date(parent, ns, name, where)
+
+
 def read_care_request(element: etree._Element, service: str, validate: bool = True) -> CareRequest:
     """The ``DemandeSIM`` or ``DemandeCLC`` (*service*) in *element*, schema-checked."""
     if validate:
@@ -68,18 +98,31 @@ def read_care_request(element: etree._Element, service: str, validate: bool = Tr
     for index, line in enumerate(element.iterfind(f"{{{ns}}}Prestations/{{{ns}}}Prestation"), 1):
         where = f"{root}/Prestations/Prestation[{index}]"
         base = _child(line, ns, "BaseRemboursement")
+        optam = _child(line, ns, "Optam")
         try:
-            lines.append(
-                CareLine(
-                    number=int(_text(line, ns, "NumeroLigne", where)),
-                    code=LineCode(_text(line, ns, "Code", where)),
-                    quantity=int(_text(line, ns, "Quantite", where)),
-                    unit_price_cents=cents(_text(line, ns, "PrixUnitaire", where)),
-                    base_cents=None if base is None else cents(base.text or ""),
-                )
-            )
+            price = cents(_text(line, ns, "PrixUnitaire", where))
         except ValueError:
-            raise RequestInvalid(f"{where}: amount with at most two decimals expected") from None
+            raise RequestInvalid(f"{where}/PrixUnitaire : {AMOUNT_EXPECTED}") from None
+        try:
+            base_cents = None if base is None else cents(base.text or "")
+        except ValueError:
+            raise RequestInvalid(f"{where}/BaseRemboursement : {AMOUNT_EXPECTED}") from None
+        try:
+            flag = None if optam is None else _boolean(optam.text or "")
+        except ValueError:
+            raise RequestInvalid(f"{where}/Optam : booléen attendu (true, false, 1, 0)") from None
+        lines.append(
+            CareLine(
+                number=_integer(line, ns, "NumeroLigne", where),
+                code=LineCode(_text(line, ns, "Code", where)),
+                quantity=_integer(line, ns, "Quantite", where),
+                unit_price_cents=price,
+                base_cents=base_cents,
+                start=_optional_date(line, ns, "DateDebut", where),
+                optam=flag,
+            )
+        )
+    exemption = _child(element, ns, "Sejour/Exoneration")
     return CareRequest(
         beneficiary=key,
         member_number=member,
@@ -88,8 +131,11 @@ def read_care_request(element: etree._Element, service: str, validate: bool = Tr
         end=_date(element, ns, "Sejour/DateFin", root),
         sector=Sector(_text(element, ns, "Sejour/Secteur", root)),
         care_kind=CareKind(_text(element, ns, "Sejour/NatureSoins", root)),
-        amo_rate=int(_text(element, ns, "Sejour/TauxAMO", root)),
+        amo_rate=_integer(element, ns, "Sejour/TauxAMO", root),
         lines=tuple(lines),
+        exemption=None
+        if exemption is None
+        else Exemption(_text(element, ns, "Sejour/Exoneration", root)),
     )
 
 
@@ -105,6 +151,8 @@ def care_request_element(request: CareRequest, service: str) -> etree._Element:
     _sub(stay, ns, "Secteur", request.sector.value)
     _sub(stay, ns, "NatureSoins", request.care_kind.value)
     _sub(stay, ns, "TauxAMO", str(request.amo_rate))
+    if request.exemption is not None:
+        _sub(stay, ns, "Exoneration", request.exemption.value)
     lines = _sub(root, ns, "Prestations")
     for line in request.lines:
         item = _sub(lines, ns, "Prestation")
@@ -114,6 +162,10 @@ def care_request_element(request: CareRequest, service: str) -> etree._Element:
         _sub(item, ns, "PrixUnitaire", euros(line.unit_price_cents))
         if line.base_cents is not None:
             _sub(item, ns, "BaseRemboursement", euros(line.base_cents))
+        if line.start is not None:
+            _sub(item, ns, "DateDebut", line.start.isoformat())
+        if line.optam is not None:
+            _sub(item, ns, "Optam", "true" if line.optam else "false")
     return root
 
 
@@ -136,7 +188,10 @@ def _statement(parent: etree._Element, ns: str, statement: Statement) -> None:
 
 
 def care_answer_element(answer: CareAnswer, service: str) -> etree._Element:
-    """The ``ReponseSIM`` or ``ReponseCLC`` element carrying *answer*."""
+    """The ``ReponseSIM`` or ``ReponseCLC`` element carrying *answer*.
+
+    A CLC answer carries its ``Engagement`` on 00, and the existing one on 09.
+    """
     ns = SERVICE_NS[service]
     root = _answer_root(service, answer.code, answer.label)
     if answer.statement is not None:

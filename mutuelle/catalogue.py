@@ -8,40 +8,50 @@ what to send; the generator
 *catalogue* joins both into concrete cases (``build_catalogue``).
 
 Pure: no I/O except ``main``. ``python -m mutuelle.catalogue --markdown > docs/catalogue.md``
-renders the publishers' reference (``mutuelle.catalogue_md``).
+renders the publishers' reference (``mutuelle.catalogue_md``); ``--json`` the same cases as
+data for publishers' suites (``mutuelle.catalogue_json``).
+
+A case's request depends on its own specification and beneficiary only (never on its place in
+the list), so adding, removing or reordering cases leaves every other request unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mutuelle.care import (
+    CareHistory,
+    CareLine,
     CareOutcome,
     CareRequest,
+    LineCode,
     Statement,
     compute,
 )
 from mutuelle.datafiles import SimulatorData, load_data
-from mutuelle.decisions import DelRequest
+from mutuelle.decisions import DelRequest, engagement_record
+from mutuelle.engagements import Engagement
 from mutuelle.idb import IdbRequest
-from mutuelle.model import Beneficiary, BeneficiaryKey, Sector
-from mutuelle.sandbox import (
-    Engagement,
-    Identification,
-    SandboxSeed,
-)
+from mutuelle.model import Beneficiary, BeneficiaryKey, CareKind, Cover, Sector
+from mutuelle.sandbox import Identification, SandboxSeed
 from mutuelle.specs import (
+    IN_FORCE,
     UNKNOWN_BENEFICIARY,
     WRONG_MEMBER_NUMBER,
     CaseSpec,
     Family,
     MemberNumber,
+    Relation,
+    SeedEngagement,
 )
 from mutuelle.specs_care import ALL_SPECS, specs_for
+from mutuelle.tariffs import TariffTable
 from mutuelle.technical import TechnicalFault
 from roc.model import RocVersion, Service
 
@@ -58,8 +68,10 @@ class Case:
     #: None when the case is about a beneficiary nobody knows.
     beneficiary: Beneficiary | None
     request: CaseRequest
-    #: SIM and CLC cases answering 00: the statement the rules give (documented).
+    #: SIM and CLC cases answering 00, and CLC 09: the statement the answer carries.
     expected_statement: Statement | None = None
+    #: What a fresh sandbox holds for the case (the seeded engagement's stay and amounts).
+    seeded: Engagement | None = None
 
     @property
     def name(self) -> str:
@@ -101,17 +113,35 @@ class Case:
 
     @property
     def engagement_number(self) -> str | None:
-        """The engagement a DEL case sends, or a seeded engagement's number."""
+        """The engagement a DEL case sends, a seeded engagement's number, or the number a CLC
+        answer carries when it is known in advance (a retry, an existing engagement)."""
         if self.spec.engagement is None and self.service is not Service.DEL:
             return None
         return engagement_number(self.amc_number, self.spec)
 
+    @property
+    def expected_engagement_number(self) -> str | None:
+        """The NumeroEngagement the answer carries when known in advance (DEL 00, CLC on a
+        seeded engagement of the same stay); None otherwise (a new CLC's number)."""
+        if self.service is Service.DEL:
+            return self.engagement_number if self.expected_code == "00" else None
+        if self.service is Service.CLC and self.seeded is not None:
+            if self.spec.engagement is not None and self.spec.engagement.relation is not (
+                Relation.OTHER_STAY
+            ):
+                return self.seeded.number
+        return None
+
 
 def engagement_number(amc_number: str, spec: CaseSpec) -> str:
-    """The number of the engagement seeded for *spec* (or never given, for the unknown case)."""
+    """The number of the engagement seeded for *spec* (or never given, for the unknown case).
+
+    Drawn from the case's name, so it never changes when other cases come or go.
+    """
     if spec.engagement is None:
         return f"ENG-{amc_number}-X99999"
-    return f"ENG-{amc_number}-C{ALL_SPECS.index(spec):05d}"
+    digest = hashlib.sha256(spec.name.encode()).hexdigest()[:8].upper()
+    return f"ENG-{amc_number}-C{digest}"
 
 
 class Catalogue:
@@ -194,20 +224,8 @@ class Catalogue:
                         request.sector,
                     )
                 )
-            state = case.spec.engagement
-            if state is not None:
-                reference = request.reference if isinstance(request, CareRequest) else "SEJ-SEED"
-                engagements.append(
-                    Engagement(
-                        engagement_number(case.amc_number, case.spec),
-                        case.amc_number,
-                        request.beneficiary,
-                        reference,
-                        0,
-                        created=None,
-                        state=state,
-                    )
-                )
+            if case.seeded is not None:
+                engagements.append(case.seeded)
         return SandboxSeed(tuple(identifications), tuple(engagements))
 
 
@@ -219,11 +237,31 @@ def _member(spec: CaseSpec, member_number: str | None) -> str | None:
     }[spec.member_number]
 
 
+def _resolved(spec: CaseSpec, tariffs: TariffTable) -> tuple[int, tuple[CareLine, ...]]:
+    """The AMO rate and lines *spec* sends, regulated amounts taken from *tariffs*."""
+    rate = spec.amo_rate
+    if rate is None:
+        in_force = tariffs.amo_rate(spec.care_kind, spec.start)
+        rate = 100 if spec.exemption is not None else in_force or 0
+    lines = []
+    for line in spec.lines:
+        if line.unit_price_cents == IN_FORCE and line.code is LineCode.FJH:
+            day = line.start or spec.start
+            line = replace(line, unit_price_cents=tariffs.daily_charge(spec.sector, day) or 0)
+        lines.append(line)
+    return rate, tuple(lines)
+
+
 def _request(
-    spec: CaseSpec, amc_number: str, key: BeneficiaryKey, member_number: str | None
+    spec: CaseSpec,
+    amc_number: str,
+    key: BeneficiaryKey,
+    member_number: str | None,
+    tariffs: TariffTable,
 ) -> CaseRequest:
     sent = _member(spec, member_number)
     if spec.service in (Service.SIM, Service.CLC):
+        rate, lines = _resolved(spec, tariffs)
         return CareRequest(
             beneficiary=key,
             member_number=sent,
@@ -232,8 +270,9 @@ def _request(
             end=spec.end,
             sector=spec.sector,
             care_kind=spec.care_kind,
-            amo_rate=spec.amo_rate,
-            lines=spec.lines,
+            amo_rate=rate,
+            lines=lines,
+            exemption=spec.exemption,
         )
     if spec.service is Service.DEL:
         return DelRequest(key, sent, engagement_number(amc_number, spec), "ANNULATION_SEJOUR")
@@ -247,27 +286,96 @@ def _request(
     )
 
 
-def build_catalogue(data: SimulatorData) -> Catalogue:
-    """The concrete cases of every AMC in *data*.
+def _seeded(
+    spec: CaseSpec,
+    amc_number: str,
+    request: CaseRequest,
+    cover: Cover,
+    tariffs: TariffTable,
+) -> Engagement | None:
+    """The engagement a fresh sandbox holds for *spec* (its stay and amounts), or None."""
+    seed: SeedEngagement | None = spec.engagement
+    if seed is None:
+        return None
+    number = engagement_number(amc_number, spec)
+    age = seed.age_days * 86400.0
+    if isinstance(request, CareRequest) and seed.relation is not Relation.OTHER_STAY:
+        earlier = request
+        if seed.relation is Relation.SAME_STAY and len(request.lines) > 1:
+            earlier = replace(request, lines=request.lines[:-1])
+        record = engagement_record(earlier, amc_number, compute(earlier, cover, tariffs), number)
+        return replace(record, state=seed.state, age_at_reset=age)
+    start = seed.start or spec.start
+    end = seed.end or spec.end
+    room_days: tuple[tuple[int, int], ...] = ()
+    if seed.private_room_days_left is not None:
+        limits = [g.private_room_days_per_year for g in cover.on(spec.start)]
+        used = max(0, max(limits, default=0) - seed.private_room_days_left)
+        room_days = ((spec.start.year, used),)
+    reference = spec.reference + ("-AUTRE" if seed.relation is Relation.OTHER_STAY else "")
+    return Engagement(
+        number,
+        amc_number,
+        request.beneficiary,
+        reference,
+        0,
+        created=None,
+        state=seed.state,
+        start=start,
+        end=end,
+        care_kind=CareKind.HOSPITALISATION,
+        private_room_days=room_days,
+        age_at_reset=age,
+    )
+
+
+def _history(seeded: Engagement | None, request: CareRequest) -> CareHistory:
+    if seeded is None or seeded.reference == request.reference:
+        return CareHistory()
+    return CareHistory(dict(seeded.private_room_days))
+
+
+def _expected_statement(
+    spec: CaseSpec,
+    request: CaseRequest,
+    cover: Cover,
+    data: SimulatorData,
+    seeded: Engagement | None,
+) -> Statement | None:
+    if not isinstance(request, CareRequest):
+        return None
+    if spec.expected is CareOutcome.ENGAGEMENT_EXISTS or (
+        spec.expected is CareOutcome.ACCEPTED
+        and seeded is not None
+        and seeded.statement is not None
+    ):
+        return None if seeded is None else seeded.statement
+    if spec.expected is CareOutcome.ACCEPTED:
+        return compute(request, cover, data.tariffs, _history(seeded, request))
+    return None
+
+
+def build_catalogue(data: SimulatorData, specs: tuple[CaseSpec, ...] = ALL_SPECS) -> Catalogue:
+    """The concrete cases of every AMC in *data*, for the case specifications *specs*.
 
     Raises ValueError when the data lacks the beneficiary of a case (regenerate the data).
     """
     cases = []
     for amc in data.dataset.amcs:
-        for spec in specs_for(amc.third_party_payment):
+        for spec in specs_for(amc.third_party_payment, specs):
             if spec.family is Family.NOBODY:
-                request = _request(spec, amc.number, UNKNOWN_BENEFICIARY, None)
+                request = _request(spec, amc.number, UNKNOWN_BENEFICIARY, None, data.tariffs)
                 cases.append(Case(spec, amc.number, None, request))
                 continue
             key = data.case_beneficiaries.get((amc.number, spec.name))
             person = None if key is None else data.dataset.beneficiary(amc.number, key)
             if key is None or person is None:
                 raise ValueError(f"no beneficiary reaches case {spec.name} at AMC {amc.number}")
-            request = _request(spec, amc.number, key, person.member_number)
-            statement = None
-            if isinstance(request, CareRequest) and spec.expected is CareOutcome.ACCEPTED:
-                statement = compute(request, data.dataset.contract_of(person).guarantee)
-            cases.append(Case(spec, amc.number, person, request, statement))
+            request = _request(spec, amc.number, key, person.member_number, data.tariffs)
+            cover = data.dataset.cover_of(person)
+            seeded = _seeded(spec, amc.number, request, cover, data.tariffs)
+            statement = _expected_statement(spec, request, cover, data, seeded)
+            cases.append(Case(spec, amc.number, person, request, statement, seeded))
     return Catalogue(cases)
 
 
@@ -280,7 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mutuelle.catalogue", description="Mutuelle ANS case catalogue."
     )
-    parser.add_argument("--markdown", action="store_true", help="print docs/catalogue.md")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--markdown", action="store_true", help="print docs/catalogue.md")
+    output.add_argument(
+        "--json", action="store_true", help="print every case as a JSON array (publishers' suites)"
+    )
     parser.add_argument("--data-dir", type=Path, help="data files to use (default: shipped)")
     args = parser.parse_args(argv)
     data = load_data(args.data_dir)
@@ -289,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mutuelle.catalogue_md import render_markdown
 
         sys.stdout.write(render_markdown(data, catalogue))
+    elif args.json:
+        from mutuelle.catalogue_json import catalogue_json
+
+        json.dump(catalogue_json(catalogue), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
     else:
         for case in catalogue:
             print(f"{case.amc_number} {case.name} -> {case.expected_code}")

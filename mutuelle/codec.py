@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from lxml import etree
 
 from mutuelle.idb import IdbAnswer, IdbOutcome, IdbRequest, OpenRights
-from mutuelle.model import BeneficiaryKey, CareKind, Sector
+from mutuelle.model import BeneficiaryKey, CareKind, ContractPeriod, Sector
 from mutuelle.schemas import validation_error
+from mutuelle.wording import identifier_reason
 from roc.identifiers import nir_error
 from roc.model import SERVICE_NS, AmcKey
 
@@ -25,7 +26,11 @@ ANN_NS = SERVICE_NS["ANN"]
 
 
 class RequestInvalid(ValueError):
-    """A request body breaks the schema or a rule; the message names the element only."""
+    """A request body breaks the schema or a rule; the message (in French, for the hospital)
+    names the element only."""
+
+
+AMOUNT_EXPECTED = "montant décimal positif ou nul, au plus deux décimales, attendu"
 
 
 def _sub(parent: etree._Element, ns: str, name: str, text: str | None = None) -> etree._Element:
@@ -63,8 +68,17 @@ def _child(parent: etree._Element, ns: str, path: str) -> etree._Element | None:
 def _text(parent: etree._Element, ns: str, path: str, root: str) -> str:
     node = _child(parent, ns, path)
     if node is None or not (node.text or "").strip():
-        raise RequestInvalid(f"{root}/{path}: missing or empty")
+        raise RequestInvalid(f"{root}/{path} : absent ou vide")
     return (node.text or "").strip()
+
+
+def _integer(parent: etree._Element, ns: str, path: str, root: str) -> int:
+    """An xs:integer the schema accepted (``+5``, ``005``); ASCII digits only."""
+    text = _text(parent, ns, path, root)
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        raise RequestInvalid(f"{root}/{path} : entier attendu")
+    return int(text)
 
 
 def _date(parent: etree._Element, ns: str, path: str, root: str) -> datetime.date:
@@ -74,7 +88,7 @@ def _date(parent: etree._Element, ns: str, path: str, root: str) -> datetime.dat
             raise ValueError
         return datetime.date.fromisoformat(text)
     except ValueError:
-        raise RequestInvalid(f"{root}/{path}: must be a date YYYY-MM-DD") from None
+        raise RequestInvalid(f"{root}/{path} : date AAAA-MM-JJ attendue") from None
 
 
 def _validated(element: etree._Element, service: str) -> None:
@@ -93,17 +107,17 @@ def read_idb_request(element: etree._Element, validate: bool = True) -> IdbReque
     root = "DemandeIDB"
     nir = _text(element, IDB_NS, "Beneficiaire/NIR", root)
     if (reason := nir_error(nir)) is not None:
-        raise RequestInvalid(f"{root}/Beneficiaire/NIR: {reason}")
+        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {identifier_reason(reason)}")
     member = _child(element, IDB_NS, "Beneficiaire/NumeroAdherent")
     start = _date(element, IDB_NS, "Soins/DateDebut", root)
     end = _date(element, IDB_NS, "Soins/DateFin", root)
     if end < start:
-        raise RequestInvalid(f"{root}/Soins/DateFin: before DateDebut")
+        raise RequestInvalid(f"{root}/Soins/DateFin : antérieure à DateDebut")
     return IdbRequest(
         beneficiary=BeneficiaryKey(
             nir=nir,
             birth_date=_date(element, IDB_NS, "Beneficiaire/DateNaissance", root),
-            birth_rank=int(_text(element, IDB_NS, "Beneficiaire/RangNaissance", root)),
+            birth_rank=_integer(element, IDB_NS, "Beneficiaire/RangNaissance", root),
         ),
         member_number=None if member is None else (member.text or "").strip(),
         start=start,
@@ -141,6 +155,15 @@ def idb_answer_element(answer: IdbAnswer) -> etree._Element:
         _sub(block, ns, "NumeroAMC", rights.amc_number)
         _sub(block, ns, "NumeroAdherent", rights.member_number)
         _sub(block, ns, "Contrat", rights.contract_id)
+        if len(rights.contracts) > 1:
+            spans = _sub(block, ns, "Contrats")
+            for span in rights.contracts:
+                item = _sub(spans, ns, "ContratPeriode")
+                _sub(item, ns, "Contrat", span.contract_id)
+                if span.start is not None:
+                    _sub(item, ns, "DateDebut", span.start.isoformat())
+                if span.end is not None:
+                    _sub(item, ns, "DateFin", span.end.isoformat())
         _sub(block, ns, "DateDebut", rights.start.isoformat())
         if rights.end is not None:
             _sub(block, ns, "DateFin", rights.end.isoformat())
@@ -157,15 +180,29 @@ def read_idb_answer(element: etree._Element) -> IdbAnswer:
     label = _text(element, IDB_NS, "LibelleRetour", root)
     outcome = next((o for o in IdbOutcome if o.code == code and o.label == label), None)
     if outcome is None:
-        raise RequestInvalid(f"{root}/CodeRetour: unknown code and label")
+        raise RequestInvalid(f"{root}/CodeRetour : code et libellé inconnus")
     block = _child(element, IDB_NS, "Droits")
     if block is None:
         return IdbAnswer(outcome)
     end = _child(block, IDB_NS, "DateFin")
+    spans = tuple(
+        ContractPeriod(
+            _text(item, IDB_NS, "Contrat", root),
+            None
+            if _child(item, IDB_NS, "DateDebut") is None
+            else _date(item, IDB_NS, "DateDebut", root),
+            None
+            if _child(item, IDB_NS, "DateFin") is None
+            else _date(item, IDB_NS, "DateFin", root),
+        )
+        for item in block.iterfind(f"{{{IDB_NS}}}Contrats/{{{IDB_NS}}}ContratPeriode")
+    )
+    contract_id = _text(block, IDB_NS, "Contrat", root)
     rights = OpenRights(
         amc_number=_text(block, IDB_NS, "NumeroAMC", root),
         member_number=_text(block, IDB_NS, "NumeroAdherent", root),
-        contract_id=_text(block, IDB_NS, "Contrat", root),
+        contract_id=contract_id,
+        contracts=spans,
         start=_date(block, IDB_NS, "DateDebut", root),
         end=None if end is None else _date(block, IDB_NS, "DateFin", root),
         sectors=tuple(

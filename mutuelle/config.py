@@ -104,7 +104,8 @@ class MutuelleConfig:
     faults: FaultsConfig = setting("Technical faults' timings.")
     data_dir: Path | None = setting(
         "Directory holding amcs.toml and beneficiaries.toml to use instead of the shipped "
-        "fictitious data (python -m mutuelle.generate writes them).",
+        "fictitious data (python -m mutuelle.generate writes them), and optionally "
+        "tariffs.toml, the dated regulated amounts (else the shipped table).",
         None,
     )
     max_body_bytes: int = setting("Largest request accepted, in bytes.", 1 << 20, positive)

@@ -1,7 +1,9 @@
-"""The fictitious data as readable TOML files: ``amcs.toml`` and ``beneficiaries.toml``.
+"""The simulator's data as readable TOML files: ``amcs.toml``, ``beneficiaries.toml`` (the
+fictitious world, generated) and ``tariffs.toml`` (the dated regulated amounts, by hand).
 
 The shipped files live in the ``mutuelle.data`` package (read with importlib.resources);
-``data_dir`` in the configuration points at another directory with the same two files.
+``data_dir`` in the configuration points at another directory with ``amcs.toml`` and
+``beneficiaries.toml``, and optionally its own ``tariffs.toml`` (else the shipped one).
 Loading checks every value, names the offending entry (``beneficiaries.toml:
 beneficiary[3].nir: NIR key is wrong``, never the value) and refuses NIRs outside the
 documented fictitious range.
@@ -28,12 +30,14 @@ from mutuelle.model import (
     Beneficiary,
     BeneficiaryKey,
     Contract,
+    ContractPeriod,
     Dataset,
     Guarantee,
     RightsPeriod,
     Sector,
     fictitious_nir_error,
 )
+from mutuelle.tariffs import TARIFFS_FILE, TariffError, TariffTable, parse_tariffs
 from roc.identifiers import amc_number_error
 
 AMCS_FILE = "amcs.toml"
@@ -53,12 +57,14 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class SimulatorData:
-    """The dataset, the seed it was generated from, and which beneficiary reaches which case."""
+    """The dataset, the seed it was generated from, which beneficiary reaches which case, and
+    the tariff table."""
 
     seed: int | None
     dataset: Dataset
     #: (AMC number, case name) -> the beneficiary that reaches the case at that AMC.
     case_beneficiaries: Mapping[tuple[str, str], BeneficiaryKey]
+    tariffs: TariffTable
 
 
 # -- Reading -----------------------------------------------------------------------------------
@@ -114,8 +120,11 @@ def _guarantee(table: Mapping[str, Any], where: str) -> Guarantee:
         "covers_daily_hospital_charge": bool,
         "covers_flat_participation": bool,
         "private_room_ceiling_cents": int,
+        "private_room_days_per_year": int,
         "companion_ceiling_cents": int,
-        "fee_overrun_percent_of_base": int,
+        "fee_overrun_optam_percent": int,
+        "fee_overrun_non_optam_percent": int,
+        "responsible": bool,
     }
     _unknown_keys(table, set(fields), where)
     values: dict[str, Any] = {name: _get(table, name, kind, where) for name, kind in fields.items()}
@@ -162,9 +171,34 @@ def _rights(table: Mapping[str, Any], where: str) -> RightsPeriod:
         raise DataError(f"{where}: {exc}") from None
 
 
+def _contract_period(table: Mapping[str, Any], where: str) -> ContractPeriod:
+    _unknown_keys(table, {"id", "start", "end"}, where)
+    start = _date(table, "start", where) if "start" in table else None
+    end = _date(table, "end", where) if "end" in table else None
+    try:
+        return ContractPeriod(_get(table, "id", str, where), start, end)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def _contracts(table: Mapping[str, Any], where: str) -> tuple[ContractPeriod, ...]:
+    """``contract = "ID"`` (held all along) or ``[[beneficiary.contracts]]`` periods."""
+    if ("contract" in table) == ("contracts" in table):
+        raise DataError(f"{where}.contract: give either contract or contracts")
+    if "contract" in table:
+        return (ContractPeriod(_get(table, "contract", str, where)),)
+    periods = _tables(table, "contracts", f"{where}.")
+    if not periods:
+        raise DataError(f"{where}.contracts: at least one")
+    return tuple(
+        _contract_period(entry, f"{where}.contracts[{i}]") for i, entry in enumerate(periods)
+    )
+
+
 _BENEFICIARY_KEYS = {
     "amc",
     "contract",
+    "contracts",
     "member_number",
     "nir",
     "last_name",
@@ -198,7 +232,7 @@ def _beneficiary(table: Mapping[str, Any], where: str) -> tuple[Beneficiary, lis
             f"{where}.member_number",
         ),
         amc_number=_get(table, "amc", str, where),
-        contract_id=_get(table, "contract", str, where),
+        contracts=_contracts(table, where),
         rights=tuple(
             _rights(entry, f"{where}.rights[{i}]")
             for i, entry in enumerate(_tables(table, "rights", f"{where}."))
@@ -208,7 +242,10 @@ def _beneficiary(table: Mapping[str, Any], where: str) -> tuple[Beneficiary, lis
 
 
 def parse_data(texts: Mapping[str, str]) -> SimulatorData:
-    """Build the simulator's data from the text of each data file (keyed by file name)."""
+    """Build the simulator's data from the text of each data file (keyed by file name).
+
+    Without ``tariffs.toml`` in *texts*, the shipped tariff table is used.
+    """
     parsed: dict[str, dict[str, Any]] = {}
     for name in DATA_FILES:
         if name not in texts:
@@ -242,12 +279,31 @@ def parse_data(texts: Mapping[str, str]) -> SimulatorData:
         dataset = Dataset(amcs, tuple(people))
     except ValueError as exc:
         raise DataError(f"{BENEFICIARIES_FILE}: {exc}") from None
-    return SimulatorData(seed, dataset, MappingProxyType(bindings))
+    tariffs_text = texts.get(TARIFFS_FILE)
+    try:
+        tariffs = parse_tariffs(
+            tariffs_text if tariffs_text is not None else shipped_tariffs_text()
+        )
+    except TariffError as exc:
+        raise DataError(str(exc)) from None
+    return SimulatorData(seed, dataset, MappingProxyType(bindings), tariffs)
+
+
+def shipped_tariffs_text() -> str:
+    return resources.files("mutuelle.data").joinpath(TARIFFS_FILE).read_text("utf-8")
 
 
 def load_data(directory: Path | None = None) -> SimulatorData:
-    """The data files in *directory*, or the ones shipped in the ``mutuelle.data`` package."""
+    """The data files in *directory*, or the ones shipped in the ``mutuelle.data`` package.
+
+    A *directory* without ``tariffs.toml`` uses the shipped tariff table.
+    """
     texts = {}
+    if directory is not None and (directory / TARIFFS_FILE).is_file():
+        try:
+            texts[TARIFFS_FILE] = (directory / TARIFFS_FILE).read_text("utf-8")
+        except OSError as exc:
+            raise DataError(f"{directory / TARIFFS_FILE}: cannot read ({exc.strerror})") from None
     for name in DATA_FILES:
         try:
             if directory is None:
@@ -319,8 +375,11 @@ def render_amcs(data: SimulatorData) -> str:
                     "covers_daily_hospital_charge": g.covers_daily_hospital_charge,
                     "covers_flat_participation": g.covers_flat_participation,
                     "private_room_ceiling_cents": g.private_room_ceiling_cents,
+                    "private_room_days_per_year": g.private_room_days_per_year,
                     "companion_ceiling_cents": g.companion_ceiling_cents,
-                    "fee_overrun_percent_of_base": g.fee_overrun_percent_of_base,
+                    "fee_overrun_optam_percent": g.fee_overrun_optam_percent,
+                    "fee_overrun_non_optam_percent": g.fee_overrun_non_optam_percent,
+                    "responsible": g.responsible,
                 }
             )
             lines.append("")
@@ -342,9 +401,13 @@ def render_beneficiaries(data: SimulatorData) -> str:
         lines.append(f"seed = {data.seed}\n")
     for person in data.dataset.beneficiaries:
         lines.append("[[beneficiary]]")
-        fields: dict[str, object] = {
-            "amc": person.amc_number,
-            "contract": person.contract_id,
+        fields: dict[str, object] = {"amc": person.amc_number}
+        single = len(person.contracts) == 1 and person.contracts[0] == ContractPeriod(
+            person.contract_id
+        )
+        if single:
+            fields["contract"] = person.contract_id
+        fields |= {
             "member_number": person.member_number,
             "nir": person.nir,
             "last_name": person.last_name,
@@ -365,6 +428,16 @@ def render_beneficiaries(data: SimulatorData) -> str:
             period_fields["sectors"] = [s.value for s in Sector if s in period.sectors]
             lines += _lines(period_fields)
             lines.append("")
+        if not single:
+            for held in person.contracts:
+                lines.append("[[beneficiary.contracts]]")
+                held_fields: dict[str, object] = {"id": held.contract_id}
+                if held.start is not None:
+                    held_fields["start"] = held.start
+                if held.end is not None:
+                    held_fields["end"] = held.end
+                lines += _lines(held_fields)
+                lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -3,11 +3,14 @@
 Pure: parsed request, dataset and sandbox in, an answer out (CLC and DEL change the sandbox).
 Order of the rules, the first that applies answers:
 
-- SIM: IDB's rules on the same person, period and sector (01-06), then the amounts; 08 when
-  the AMC has nothing to pay, else 00 with the statement.
+- SIM: IDB's rules on the same person, period and sector (01-06), then the amounts (with the
+  private-room days earlier engagements billed); 08 when the AMC has nothing to pay, else 00
+  with the statement.
 - CLC: as SIM, and before the amounts: an earlier successful IDB of this establishment must
-  cover the beneficiary, period and sector (07); no active engagement for the same stay
-  reference (09). 00 records a new engagement and returns its number.
+  cover the beneficiary, period and sector (07); an active engagement for the same stay
+  reference answers again: 00 with it when the request is the same (a retry after a lost
+  answer), 09 with it otherwise; an active engagement for another stay overlapping this one
+  refuses it (13). 00 records a new engagement and returns its number.
 - DEL: unknown beneficiary (01), then the engagement's state (10, 11, 12) or 00.
 """
 
@@ -15,10 +18,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mutuelle.care import CareOutcome, CareRequest, Statement, compute
+from mutuelle.care import (
+    NO_HISTORY,
+    CareHistory,
+    CareOutcome,
+    CareRequest,
+    Statement,
+    compute,
+    private_room_days,
+    request_fingerprint,
+)
+from mutuelle.engagements import Engagement
 from mutuelle.idb import CodedAnswer, IdbAnswer, IdbOutcome, IdbRequest, decide
 from mutuelle.model import BeneficiaryKey, Dataset
 from mutuelle.sandbox import DelOutcome, Identification, Sandbox
+from mutuelle.tariffs import TariffTable
 from roc.model import RocVersion
 
 #: Any answer a ROC service gives: an enum member whose value is a ``ReturnCode``.
@@ -66,18 +80,36 @@ def record_identification(
 
 
 def simulate(
-    request: CareRequest, amc_number: str, version: RocVersion, dataset: Dataset
+    request: CareRequest,
+    amc_number: str,
+    version: RocVersion,
+    dataset: Dataset,
+    tariffs: TariffTable,
+    history: CareHistory = NO_HISTORY,
 ) -> CareAnswer:
-    """SIM: the estimate, no state involved."""
+    """SIM: the estimate; nothing is recorded."""
     rights = decide(request.rights_question, amc_number, version, dataset)
     if rights.outcome is not IdbOutcome.RIGHTS_OPEN:
         return CareAnswer(rights.outcome)
     person = dataset.beneficiary(amc_number, request.beneficiary)
     assert person is not None  # RIGHTS_OPEN found them
-    statement = compute(request, dataset.contract_of(person).guarantee)
+    statement = compute(request, dataset.cover_of(person), tariffs, history)
     if statement.total.amc == 0:
         return CareAnswer(CareOutcome.REFUSED)
     return CareAnswer(CareOutcome.ACCEPTED, statement)
+
+
+def simulate_in(
+    request: CareRequest,
+    amc_number: str,
+    version: RocVersion,
+    dataset: Dataset,
+    tariffs: TariffTable,
+    sandbox: Sandbox,
+) -> CareAnswer:
+    """SIM in a sandbox: the same estimate CLC would make there (same history), unrecorded."""
+    history = sandbox.history(amc_number, request.beneficiary, request.reference)
+    return simulate(request, amc_number, version, dataset, tariffs, history)
 
 
 def calculate(
@@ -85,25 +117,53 @@ def calculate(
     amc_number: str,
     version: RocVersion,
     dataset: Dataset,
+    tariffs: TariffTable,
     sandbox: Sandbox,
 ) -> CareAnswer:
     """CLC: SIM's rules plus the coherence with earlier calls; 00 records an engagement."""
     rights = decide(request.rights_question, amc_number, version, dataset)
     if rights.outcome is not IdbOutcome.RIGHTS_OPEN:
         return CareAnswer(rights.outcome)
-    if not sandbox.identified(
-        amc_number, request.beneficiary, request.start, request.end, request.sector
-    ):
+    key = request.beneficiary
+    if not sandbox.identified(amc_number, key, request.start, request.end, request.sector):
         return CareAnswer(CareOutcome.NO_PRIOR_IDB)
-    if sandbox.active_engagement_for(amc_number, request.beneficiary, request.reference):
-        return CareAnswer(CareOutcome.ENGAGEMENT_EXISTS)
-    answer = simulate(request, amc_number, version, dataset)
+    fingerprint = request_fingerprint(request)
+    existing = sandbox.active_engagement_for(amc_number, key, request.reference)
+    if existing is not None:
+        same = existing.fingerprint == fingerprint and existing.statement is not None
+        outcome = CareOutcome.ACCEPTED if same else CareOutcome.ENGAGEMENT_EXISTS
+        if existing.statement is None:  # an admin-seeded record: no amounts to give back
+            return CareAnswer(outcome)
+        return CareAnswer(outcome, existing.statement, existing.number)
+    if sandbox.overlapping_engagement(
+        amc_number, key, request.reference, request.start, request.end, request.care_kind
+    ):
+        return CareAnswer(CareOutcome.OVERLAPPING)
+    answer = simulate_in(request, amc_number, version, dataset, tariffs, sandbox)
     if answer.outcome is not CareOutcome.ACCEPTED or answer.statement is None:
         return answer
-    engagement = sandbox.engage(
-        amc_number, request.beneficiary, request.reference, answer.statement.total.amc
-    )
+    engagement = sandbox.engage(engagement_record(request, amc_number, answer.statement))
     return CareAnswer(CareOutcome.ACCEPTED, answer.statement, engagement.number)
+
+
+def engagement_record(
+    request: CareRequest, amc_number: str, statement: Statement, number: str = ""
+) -> Engagement:
+    """The engagement a CLC of *request* answering *statement* makes (number set on record)."""
+    return Engagement(
+        number=number,
+        amc_number=amc_number,
+        beneficiary=request.beneficiary,
+        reference=request.reference,
+        amc_cents=statement.total.amc,
+        created=None,
+        start=request.start,
+        end=request.end,
+        care_kind=request.care_kind,
+        statement=statement,
+        fingerprint=request_fingerprint(request),
+        private_room_days=tuple(sorted(private_room_days(request).items())),
+    )
 
 
 def cancel(request: DelRequest, amc_number: str, dataset: Dataset, sandbox: Sandbox) -> DelAnswer:

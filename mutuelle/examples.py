@@ -40,6 +40,7 @@ CARE_EXAMPLES = {
     "sim.xml": "SIM_OK_MCO_PRISE_EN_CHARGE_TOTALE",
     "sim-plafond.xml": "SIM_OK_MCO_PLAFOND_ATTEINT",
     "sim-oqn-depassements.xml": "SIM_OK_OQN_DEPASSEMENTS_HONORAIRES",
+    "sim-acte-lourd.xml": "SIM_OK_MCO_PARTICIPATION_FORFAITAIRE",
     "clc.xml": "CLC_OK_MCO_ENGAGEMENT",
     "del.xml": "DEL_OK_MCO_ANNULATION",
 }

@@ -5,8 +5,8 @@ answers with a ``CodeRetour``. A fault says the request could not be processed a
 start with ``MUT-`` so a publisher can tell them from the relay's ``RPN-`` faults; the detail
 element lives in its own namespace (``roc/schemas/mutuelle-erreurs.xsd``).
 
-Fault messages and details name fields and rules, never the values sent: a request carries
-personal data.
+Fault messages and details are in French (hospitals read them; field names stay as they are)
+and name fields and rules, never the values sent: a request carries personal data.
 """
 
 from __future__ import annotations
@@ -38,71 +38,73 @@ class MutuelleError(SpecEnum):
         "MUT-400-XML",
         400,
         "Client",
-        "The message is not well-formed XML, or uses a DTD or entities, which are refused.",
+        "Le message n'est pas du XML bien formé, ou utilise une DTD ou des entités, qui sont "
+        "refusées.",
     )
     NOT_SOAP = FaultSpec(
         "MUT-400-SOAP",
         400,
         "Client",
-        "The message is not a SOAP 1.1 or 1.2 envelope with exactly one element in its Body.",
+        "Le message n'est pas une enveloppe SOAP 1.1 ou 1.2 dont le Body contient exactement un "
+        "élément.",
     )
     ROUTING_INVALID = FaultSpec(
         "MUT-400-ROUTAGE",
         400,
         "Client",
-        "The routing block in the SOAP header is missing, incomplete or invalid.",
+        "Le bloc de routage de l'en-tête SOAP est absent, incomplet ou invalide.",
     )
     CONTRADICTORY = FaultSpec(
         "MUT-400-INCOHERENT",
         400,
         "Client",
-        "The path, the SOAP action, the routing block and the body must name the same service.",
+        "Le chemin, l'action SOAP, le bloc de routage et le corps doivent nommer le même service.",
     )
     REQUEST_INVALID = FaultSpec(
         "MUT-400-DEMANDE",
         400,
         "Client",
-        "The request body is missing a field or has an invalid value.",
+        "Il manque un champ au corps de la demande, ou une valeur est invalide.",
     )
     NOT_CONFORMING = FaultSpec(
         "MUT-400-CONFORMITE",
         400,
         "Client",
-        "The request breaks ROC rules (see docs/catalogue.md, conformance rules); the first "
-        "violations are named.",
+        "La demande enfreint des règles ROC (docs/catalogue.md, règles de conformité) ; les "
+        "premiers écarts sont nommés.",
     )
     AMC_NOT_SIMULATED = FaultSpec(
         "MUT-400-AMC-INCONNUE",
         400,
         "Client",
-        "Mutuelle ANS does not simulate the AMC named in the routing block.",
+        "Mutuelle ANS ne simule pas l'AMC nommée dans le bloc de routage.",
     )
     NOT_FOUND = FaultSpec(
-        "MUT-404-CHEMIN", 404, "Client", "No ROC service is published at this path."
+        "MUT-404-CHEMIN", 404, "Client", "Aucun service ROC n'est publié à ce chemin."
     )
     METHOD_NOT_ALLOWED = FaultSpec(
-        "MUT-405-METHODE", 405, "Client", "ROC services accept POST only."
+        "MUT-405-METHODE", 405, "Client", "Les services ROC n'acceptent que POST."
     )
     BODY_TOO_LARGE = FaultSpec(
-        "MUT-413-TAILLE", 413, "Client", "The message is larger than the simulator accepts."
+        "MUT-413-TAILLE", 413, "Client", "Le message dépasse la taille acceptée par le simulateur."
     )
     CONTENT_TYPE = FaultSpec(
         "MUT-415-TYPE",
         415,
         "Client",
-        "The request must be SOAP: Content-Type text/xml or application/soap+xml.",
+        "La demande doit être en SOAP : Content-Type text/xml ou application/soap+xml.",
     )
     INTERNAL = FaultSpec(
         "MUT-500-INTERNE",
         500,
         "Server",
-        "The simulator failed to process the request; this is a defect of Mutuelle ANS.",
+        "Le simulateur n'a pas pu traiter la demande : c'est un défaut de Mutuelle ANS.",
     )
     SIMULATED_FAULT = FaultSpec(
         "MUT-500-SIMULE",
         500,
         "Server",
-        "Simulated technical fault (catalogue case or sandbox switch): the AMC failed.",
+        "Panne technique simulée (cas du catalogue ou bac à sable) : l'AMC a échoué.",
     )
 
     @property
@@ -138,7 +140,7 @@ def fault_document(
         etree.SubElement(code, f"{{{soap_ns}}}Value").text = role
         reason = etree.SubElement(fault, f"{{{soap_ns}}}Reason")
         reason_text = etree.SubElement(reason, f"{{{soap_ns}}}Text")
-        reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+        reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "fr")
         reason_text.text = text
         detail_parent = etree.SubElement(fault, f"{{{soap_ns}}}Detail")
     else:

@@ -12,7 +12,9 @@ Rules, in order (the first that applies answers):
 5. the beneficiary's rights, whatever the sector, do not cover every day of the period -> 02
    (two labels: no day covered, or only some days covered);
 6. the rights cover the period but not for the requested sector -> 03;
-7. otherwise -> 00, with the AMC, member number, contract, coverage period and sectors.
+7. otherwise -> 00, with the AMC, member number, contract in force on the first day,
+   coverage period and sectors; and every contract with its period when more than one
+   covers part of the period (a change of contract, a second contract).
 
 Consecutive or overlapping rights periods are merged: a yearly renewal does not break a stay.
 """
@@ -28,6 +30,7 @@ from mutuelle.model import (
     SECTORS_BY_VERSION,
     BeneficiaryKey,
     CareKind,
+    ContractPeriod,
     Dataset,
     RightsPeriod,
     Sector,
@@ -153,6 +156,9 @@ class OpenRights:
     end: datetime.date | None
     #: Sectors covered over the whole requested period, in ``Sector`` order.
     sectors: tuple[Sector, ...]
+    #: When more than one contract covers part of the period (a change of contract, a second
+    #: contract): each, in priority order, as held; empty otherwise.
+    contracts: tuple[ContractPeriod, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,12 +227,14 @@ def decide(
         for sector in Sector
         if _covering((p for p in person.rights if sector in p.sectors), start, end) is not None
     )
+    held = tuple(c for c in person.contracts if c.overlaps(start, end))
     rights = OpenRights(
         amc_number=amc.number,
         member_number=person.member_number,
-        contract_id=person.contract_id,
+        contract_id=person.contract_on(start),
         start=span.start,
         end=span.end,
         sectors=sectors,
+        contracts=held if len(held) > 1 else (),
     )
     return IdbAnswer(IdbOutcome.RIGHTS_OPEN, rights)

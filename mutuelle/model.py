@@ -51,32 +51,42 @@ class Guarantee:
     """What a contract's AMC pays on top of the mandatory insurer (AMO), with its ceilings.
 
     The AMC share never exceeds what remains after the AMO share (the rules engine enforces
-    it); these fields only say what the contract is willing to pay.
+    it); these fields only say what the contract is willing to pay. Regulated amounts (the
+    forfait journalier, the flat participation, the responsible-contract caps) are not here:
+    they live in the dated tariff table (``mutuelle.tariffs``).
     """
 
     code: str
     label: str
     #: Share of the ticket modérateur (base minus AMO share) the AMC pays, 0-100.
     ticket_moderateur_percent: int
-    #: Whether the AMC pays the forfait journalier hospitalier (20 EUR/day MCO and SMR,
-    #: 15 EUR/day PSY, none in HAD).
+    #: Whether the AMC pays the forfait journalier hospitalier (the amount in force).
     covers_daily_hospital_charge: bool
-    #: Whether the AMC pays the flat participation (24 EUR) charged on expensive acts.
+    #: Whether the AMC pays the flat participation charged on heavy acts.
     covers_flat_participation: bool
     #: Ceiling per day for a private room (chambre particulière), in cents; 0 = not covered.
     private_room_ceiling_cents: int
+    #: Private-room days covered per calendar year; 0 = no limit.
+    private_room_days_per_year: int
     #: Ceiling per day for a companion's bed and meals (lit et repas accompagnant), in cents.
     companion_ceiling_cents: int
-    #: Ex-OQN clinics: fee overruns covered up to this percentage of the base; 0 = none.
-    fee_overrun_percent_of_base: int
+    #: Ex-OQN fee overruns of OPTAM doctors: covered up to this percentage of the base.
+    fee_overrun_optam_percent: int
+    #: Fee overruns of doctors outside OPTAM, before the responsible-contract caps.
+    fee_overrun_non_optam_percent: int
+    #: A responsible contract (contrat responsable, CSS L. 871-1): the regulated caps apply.
+    responsible: bool
 
     def __post_init__(self) -> None:
         if not 0 <= self.ticket_moderateur_percent <= 100:
             raise ValueError("ticket_moderateur_percent: must be between 0 and 100")
-        if not 0 <= self.fee_overrun_percent_of_base <= 500:
-            raise ValueError("fee_overrun_percent_of_base: must be between 0 and 500")
+        for name in ("fee_overrun_optam_percent", "fee_overrun_non_optam_percent"):
+            if not 0 <= getattr(self, name) <= 500:
+                raise ValueError(f"{name}: must be between 0 and 500")
         if self.private_room_ceiling_cents < 0 or self.companion_ceiling_cents < 0:
             raise ValueError("ceilings must be >= 0")
+        if not 0 <= self.private_room_days_per_year <= 366:
+            raise ValueError("private_room_days_per_year: must be between 0 and 366")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +153,32 @@ class BeneficiaryKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractPeriod:
+    """A contract a beneficiary holds from *start* to *end* (inclusive; None: open)."""
+
+    contract_id: str
+    start: datetime.date | None = None
+    end: datetime.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError("contract period ends before it starts")
+
+    def contains(self, day: datetime.date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    def overlaps(self, start: datetime.date, end: datetime.date) -> bool:
+        return (self.start is None or self.start <= end) and (self.end is None or start <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
 class Beneficiary:
-    """A (fictitious) person covered by one contract of one AMC."""
+    """A (fictitious) person covered by one AMC, through one or more contracts.
+
+    ``contracts`` are in priority order: on a day several cover, the first pays first and the
+    next ones top up what remains (a second contract, *surcomplémentaire*); consecutive ones
+    model a change of contract.
+    """
 
     nir: str
     last_name: str
@@ -153,16 +187,59 @@ class Beneficiary:
     birth_rank: int
     member_number: str
     amc_number: str
-    contract_id: str
+    contracts: tuple[ContractPeriod, ...]
     rights: tuple[RightsPeriod, ...]
+
+    def __post_init__(self) -> None:
+        if not self.contracts:
+            raise ValueError("a beneficiary holds at least one contract")
 
     @property
     def key(self) -> BeneficiaryKey:
         return BeneficiaryKey(self.nir, self.birth_date, self.birth_rank)
 
+    @property
+    def contract_id(self) -> str:
+        """The first contract (the only one, for most beneficiaries)."""
+        return self.contracts[0].contract_id
+
+    def contract_on(self, day: datetime.date) -> str:
+        """The first contract in force on *day* (the first contract if none is)."""
+        for period in self.contracts:
+            if period.contains(day):
+                return period.contract_id
+        return self.contract_id
+
     def __repr__(self) -> str:
         # Fictitious, but written like real personal data would be: never in a log or trace.
         return f"Beneficiary(amc_number={self.amc_number!r}, contract_id={self.contract_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class CoverPeriod:
+    """A guarantee in force over a period (a contract period, resolved)."""
+
+    contract_id: str
+    guarantee: Guarantee
+    start: datetime.date | None = None
+    end: datetime.date | None = None
+
+    def contains(self, day: datetime.date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """What covers a beneficiary day by day: guarantees in force, in priority order."""
+
+    periods: tuple[CoverPeriod, ...]
+
+    @classmethod
+    def single(cls, guarantee: Guarantee, contract_id: str = "C") -> Cover:
+        return cls((CoverPeriod(contract_id, guarantee),))
+
+    def on(self, day: datetime.date) -> tuple[Guarantee, ...]:
+        return tuple(p.guarantee for p in self.periods if p.contains(day))
 
 
 @dataclass(frozen=True)
@@ -191,11 +268,12 @@ class Dataset:
             insurer = amcs.get(person.amc_number)
             if insurer is None:
                 raise ValueError(f"beneficiary #{index}: unknown AMC {person.amc_number}")
-            if insurer.contract(person.contract_id) is None:
-                raise ValueError(
-                    f"beneficiary #{index}: AMC {insurer.number} has no contract "
-                    f"{person.contract_id}"
-                )
+            for period in person.contracts:
+                if insurer.contract(period.contract_id) is None:
+                    raise ValueError(
+                        f"beneficiary #{index}: AMC {insurer.number} has no contract "
+                        f"{period.contract_id}"
+                    )
             slot = (person.amc_number, person.key)
             if slot in people:
                 raise ValueError(
@@ -211,10 +289,17 @@ class Dataset:
     def beneficiary(self, amc_number: str, key: BeneficiaryKey) -> Beneficiary | None:
         return self._beneficiary_index.get((amc_number, key))
 
-    def contract_of(self, person: Beneficiary) -> Contract:
-        contract = self._amc_index[person.amc_number].contract(person.contract_id)
-        assert contract is not None  # checked at construction
-        return contract
+    def cover_of(self, person: Beneficiary) -> Cover:
+        """Every guarantee of the person's contracts, with its period."""
+        amc = self._amc_index[person.amc_number]
+        periods = []
+        for period in person.contracts:
+            contract = amc.contract(period.contract_id)
+            assert contract is not None  # checked at construction
+            periods.append(
+                CoverPeriod(contract.contract_id, contract.guarantee, period.start, period.end)
+            )
+        return Cover(tuple(periods))
 
     def beneficiaries_of(self, amc_number: str) -> Iterable[Beneficiary]:
         return (b for b in self.beneficiaries if b.amc_number == amc_number)

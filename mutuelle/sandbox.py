@@ -8,8 +8,9 @@ establishments never share anything.
 Coherence rules across calls live here, as state transitions:
 
 - IDB answering 00 records an *identification* (beneficiary, period, sector);
-- CLC needs an identification covering its beneficiary, period and sector (else 07), refuses a
-  second active engagement for the same stay reference (09), and records an engagement;
+- CLC needs an identification covering its beneficiary, period and sector (else 07); finds
+  the active engagement of the same stay reference (a retry: 00 or 09 with it), refuses a
+  stay overlapping another active one (13), and records an engagement;
 - DEL cancels an engagement of this beneficiary at this AMC: 00, unknown (10), already
   cancelled (11), or no longer cancellable (12: billed, or older than the cancellation window).
 """
@@ -20,13 +21,16 @@ import datetime
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
+from mutuelle import engagements as records
+from mutuelle.care import CareHistory
+from mutuelle.engagements import Engagement as Engagement
+from mutuelle.engagements import EngagementState as EngagementState
 from mutuelle.idb import CodedOutcome, ReturnCode
-from mutuelle.model import BeneficiaryKey, Sector
+from mutuelle.model import BeneficiaryKey, CareKind, Sector
 from mutuelle.technical import TechnicalFault
 
 #: An engagement can be cancelled for this long after the CLC that made it.
@@ -37,12 +41,6 @@ JOURNAL_SIZE = 500
 MAX_SANDBOXES = 5000
 #: Identifications and engagements kept per sandbox; beyond, the oldest are dropped.
 MAX_RECORDS = 10_000
-
-
-class EngagementState(StrEnum):
-    ACTIVE = "ACTIF"
-    CANCELLED = "ANNULE"
-    BILLED = "FACTURE"
 
 
 class DelOutcome(CodedOutcome):
@@ -95,23 +93,6 @@ class Identification:
             and self.start <= start
             and end <= self.end
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Engagement:
-    """An AMC's payment commitment, made by a CLC."""
-
-    number: str
-    amc_number: str
-    beneficiary: BeneficiaryKey
-    reference: str
-    amc_cents: int
-    #: Sandbox time (POSIX seconds) of the CLC; None for seeded ones: "made at reset".
-    created: float | None
-    state: EngagementState = EngagementState.ACTIVE
-
-    def __repr__(self) -> str:
-        return f"Engagement(number={self.number!r}, state={self.state.value})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,32 +215,38 @@ class Sandbox:
     def active_engagement_for(
         self, amc_number: str, beneficiary: BeneficiaryKey, reference: str
     ) -> Engagement | None:
-        for engagement in self.engagements.values():
-            if (
-                engagement.state is EngagementState.ACTIVE
-                and engagement.amc_number == amc_number
-                and engagement.beneficiary == beneficiary
-                and engagement.reference == reference
-            ):
-                return engagement
-        return None
+        return records.active_for_stay(
+            self.engagements.values(), amc_number, beneficiary, reference
+        )
 
-    def engage(
-        self, amc_number: str, beneficiary: BeneficiaryKey, reference: str, amc_cents: int
-    ) -> Engagement:
-        """Record a new engagement and return it (its number is unique in this sandbox)."""
+    def overlapping_engagement(
+        self,
+        amc_number: str,
+        beneficiary: BeneficiaryKey,
+        reference: str,
+        start: datetime.date,
+        end: datetime.date,
+        care_kind: CareKind,
+    ) -> Engagement | None:
+        return records.overlapping(
+            self.engagements.values(), amc_number, beneficiary, reference, start, end, care_kind
+        )
+
+    def history(self, amc_number: str, beneficiary: BeneficiaryKey, reference: str) -> CareHistory:
+        return records.history(self.engagements.values(), amc_number, beneficiary, reference)
+
+    def engage(self, engagement: Engagement) -> Engagement:
+        """Record *engagement* under a new number (unique in this sandbox) and return it."""
         while True:
-            number = f"ENG-{amc_number}-{self._next_engagement:06d}"
+            number = f"ENG-{engagement.amc_number}-{self._next_engagement:06d}"
             self._next_engagement += 1
             if number not in self.engagements:
                 break
-        engagement = Engagement(
-            number, amc_number, beneficiary, reference, amc_cents, created=self.now()
-        )
-        self.engagements[number] = engagement
+        recorded = replace(engagement, number=number, created=self.now())
+        self.engagements[number] = recorded
         while len(self.engagements) > MAX_RECORDS:
             del self.engagements[next(iter(self.engagements))]
-        return engagement
+        return recorded
 
     def cancel(self, amc_number: str, beneficiary: BeneficiaryKey, number: str) -> DelOutcome:
         """DEL: cancel engagement *number* if it is this beneficiary's at this AMC."""
@@ -274,7 +261,9 @@ class Sandbox:
             return DelOutcome.ALREADY_CANCELLED
         if engagement.state is EngagementState.BILLED:
             return DelOutcome.BILLED
-        created = self._created if engagement.created is None else engagement.created
+        created = engagement.created
+        if created is None:
+            created = self._created - engagement.age_at_reset
         if self.now() - created > CANCELLATION_WINDOW.total_seconds():
             return DelOutcome.EXPIRED
         self.engagements[number] = replace(engagement, state=EngagementState.CANCELLED)

@@ -3,7 +3,7 @@
 The simulator validates every request body against its service's schema, so a publisher
 learns exactly which element is wrong. lxml's messages quote the offending value for facet
 and type errors; those are replaced by a generic reason so that no personal data reaches a
-fault or a log.
+fault or a log. Reasons are in French (hospitals read them), element names as they are.
 """
 
 from __future__ import annotations
@@ -64,10 +64,48 @@ def _path(entry: Any) -> str:
     return _PREFIX.sub("", entry.path or "").lstrip("/") or "(root)"
 
 
+#: lxml's structural messages (English) -> French; ``{0}`` is the element or attribute list.
+_FRENCH = (
+    (
+        re.compile(r"This element is not expected\. Expected is one of \( (.*) \)"),
+        "élément inattendu ; attendu : l'un de {0}",
+    ),
+    (
+        re.compile(r"This element is not expected\. Expected is \( (.*) \)"),
+        "élément inattendu ; attendu : {0}",
+    ),
+    (re.compile(r"This element is not expected"), "élément inattendu"),
+    (
+        re.compile(r"Missing child element\(s\)\. Expected is one of \( (.*) \)"),
+        "élément enfant manquant ; attendu : l'un de {0}",
+    ),
+    (
+        re.compile(r"Missing child element\(s\)\. Expected is \( (.*) \)"),
+        "élément enfant manquant ; attendu : {0}",
+    ),
+    (
+        re.compile(r"Character content other than whitespace is not allowed"),
+        "texte non permis : cet élément ne contient que des éléments",
+    ),
+    (re.compile(r"The attribute '([^']*)' is not allowed"), "attribut {0} non permis"),
+    (re.compile(r"The attribute '([^']*)' is required but missing"), "attribut {0} requis"),
+    (
+        re.compile(r"No matching global declaration available"),
+        "élément racine non déclaré par le schéma",
+    ),
+)
+VALUE_REASON = "valeur non conforme au schéma (type, motif ou codes permis)"
+
+
 def _reason(entry: Any) -> str:
-    if entry.type_name in _STRUCTURAL:
-        return str(_ELEMENT_PREFIX.sub("", _CLARK.sub("", entry.message)).rstrip("."))
-    return "value does not match the schema (type, pattern or allowed codes)"
+    if entry.type_name not in _STRUCTURAL:
+        return VALUE_REASON
+    english = _ELEMENT_PREFIX.sub("", _CLARK.sub("", entry.message)).rstrip(".")
+    for pattern, french in _FRENCH:
+        match = pattern.search(english)
+        if match:
+            return french.format(*match.groups())
+    return "structure non conforme au schéma"
 
 
 def validation_error(element: etree._Element, key: str) -> str | None:
@@ -77,7 +115,7 @@ def validation_error(element: etree._Element, key: str) -> str | None:
         return None
     errors: Any = checker.error_log  # lxml-stubs leave _ErrorLog empty
     entry = errors[0]
-    return f"{_path(entry)}: {_reason(entry)}"
+    return f"{_path(entry)} : {_reason(entry)}"
 
 
 def validation_errors(element: etree._Element, key: str, limit: int = 10) -> list[tuple[str, str]]:

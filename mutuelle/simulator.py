@@ -39,7 +39,7 @@ from mutuelle.decisions import (
     calculate,
     cancel,
     record_identification,
-    simulate,
+    simulate_in,
 )
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
@@ -214,7 +214,7 @@ class Simulator:
         if method != "POST":
             raise fail(MutuelleError.METHOD_NOT_ALLOWED)
         if len(body) > self.max_body_bytes:
-            raise fail(MutuelleError.BODY_TOO_LARGE, f"at most {self.max_body_bytes} bytes")
+            raise fail(MutuelleError.BODY_TOO_LARGE, f"au plus {self.max_body_bytes} octets")
         announced = soap_version_of_content_type(content_type)
         if announced is None:
             raise fail(MutuelleError.CONTENT_TYPE)
@@ -226,17 +226,20 @@ class Simulator:
         if request.version is not announced:
             raise fail(
                 MutuelleError.NOT_SOAP,
-                f"Content-Type announces SOAP {announced.value}, the envelope is SOAP "
+                f"le Content-Type annonce SOAP {announced.value}, l'enveloppe est en SOAP "
                 f"{request.version.value}",
             )
         action = action_of(content_type, soap_action_header)
         if action is not None and action != soap_action(service):
-            raise fail(MutuelleError.CONTRADICTORY, f"SOAP action is not {soap_action(service)}")
+            raise fail(
+                MutuelleError.CONTRADICTORY, f"l'action SOAP n'est pas {soap_action(service)}"
+            )
         expected_root = f"Demande{service.value}"
         if request.body.tag != f"{{{SERVICE_NS[service.value]}}}{expected_root}":
             raise fail(
                 MutuelleError.CONTRADICTORY,
-                f"the Body must hold {expected_root} in namespace {SERVICE_NS[service.value]}",
+                f"le Body doit contenir {expected_root} dans l'espace de noms "
+                f"{SERVICE_NS[service.value]}",
             )
         if service is Service.ANN:
             return self._annuaire(record, request.body, request.version)
@@ -249,7 +252,7 @@ class Simulator:
         record.roc_version = routing.roc_version.value
         record.sender_finess = routing.sender_finess_site
         if routing.service is not service:
-            raise fail(MutuelleError.CONTRADICTORY, f"Routage/Service is not {service.value}")
+            raise fail(MutuelleError.CONTRADICTORY, f"Routage/Service n'est pas {service.value}")
         if self.data.dataset.amc(routing.amc.amc_number) is None:
             raise fail(MutuelleError.AMC_NOT_SIMULATED, "Routage/AMC/Numero")
         schema_errors = validation_errors(request.body, service.value, limit=FAULT_VIOLATIONS)
@@ -268,7 +271,9 @@ class Simulator:
                 found = []
             else:
                 parsed = read_care_request(request.body, service.value, validate=False)
-                found = care_violations(parsed, roc_version, f"Demande{service.value}")
+                found = care_violations(
+                    parsed, roc_version, f"Demande{service.value}", self.data.tariffs
+                )
         except RequestInvalid as exc:
             raise fail(MutuelleError.REQUEST_INVALID, str(exc)) from None
         if found:
@@ -297,10 +302,13 @@ class Simulator:
                 del_answer = DelAnswer(DelOutcome.UNKNOWN)
             code, element = del_answer.code, del_answer_element(del_answer)
         else:
+            tariffs = self.data.tariffs
             if service is Service.CLC and processed:
-                care_answer = calculate(parsed, amc_number, roc_version, dataset, sandbox)
+                care_answer = calculate(parsed, amc_number, roc_version, dataset, tariffs, sandbox)
             else:
-                care_answer = simulate(parsed, amc_number, roc_version, dataset)
+                care_answer = simulate_in(
+                    parsed, amc_number, roc_version, dataset, tariffs, sandbox
+                )
             code, element = care_answer.code, care_answer_element(care_answer, service.value)
         self._matched(record, amc_number, roc_version, parsed, code, service)
         if played is not None:
@@ -400,12 +408,12 @@ def _idb_document(answer: IdbAnswer, version: SoapVersion) -> bytes:
 
 def _named(violations: tuple[Violation, ...] | list[Violation]) -> str:
     """The first violations, for a fault's message: fields and rules, never values."""
-    named = "; ".join(
-        f"{v.field}: {v.reason}" if v.rule == "XSD" else f"{v.field}: [{v.rule}] {v.reason}"
+    named = " ; ".join(
+        f"{v.field} : {v.reason}" if v.rule == "XSD" else f"{v.field} : [{v.rule}] {v.reason}"
         for v in violations[:FAULT_VIOLATIONS]
     )
     more = len(violations) - FAULT_VIOLATIONS
-    return named + (f"; and {more} more" if more > 0 else "")
+    return named + (f" ; et {more} de plus" if more > 0 else "")
 
 
 def _loggable(service: str) -> str:

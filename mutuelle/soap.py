@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from mutuelle.faults import MutuelleError, MutuelleFault
+from mutuelle.wording import identifier_reason, xml_reason
 from roc.identifiers import amc_number_error, finess_error
 from roc.model import (
     ROUTING_NS,
@@ -75,24 +76,24 @@ def read_envelope(data: bytes, max_bytes: int) -> SoapRequest:
     try:
         root = parse_document(data, max_bytes=max_bytes)
     except UnsafeXml as exc:
-        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, str(exc)) from None
+        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, xml_reason(str(exc))) from None
     except MalformedXml as exc:
-        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, str(exc)) from None
+        raise MutuelleFault(MutuelleError.XML_FORBIDDEN, xml_reason(str(exc))) from None
     namespace = etree.QName(root).namespace
     version = _ENVELOPE_NS.get(namespace or "")
     if version is None or etree.QName(root).localname != "Envelope":
-        raise MutuelleFault(MutuelleError.NOT_SOAP, "root element is not a SOAP Envelope")
+        raise MutuelleFault(MutuelleError.NOT_SOAP, "l'élément racine n'est pas une Envelope SOAP")
     children = _elements(root)
     header: etree._Element | None = None
     if children and children[0].tag == f"{{{namespace}}}Header":
         header = children.pop(0)
     if len(children) != 1 or children[0].tag != f"{{{namespace}}}Body":
         raise MutuelleFault(
-            MutuelleError.NOT_SOAP, "Envelope must hold an optional Header and a Body"
+            MutuelleError.NOT_SOAP, "l'Envelope contient un Header facultatif et un Body"
         )
     payload = _elements(children[0])
     if len(payload) != 1:
-        raise MutuelleFault(MutuelleError.NOT_SOAP, "Body must hold exactly one element")
+        raise MutuelleFault(MutuelleError.NOT_SOAP, "le Body contient exactement un élément")
     return SoapRequest(version, header, payload[0])
 
 
@@ -140,7 +141,7 @@ def _text(block: dict[str, str | None], path: str) -> str | None:
 def _required(block: dict[str, str | None], path: str) -> str:
     value = _text(block, path)
     if not value:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path}: missing or empty")
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path} : absent ou vide")
     return value
 
 
@@ -148,38 +149,44 @@ def read_routing(request: SoapRequest) -> RoutingKey:
     """The routing block of *request*, checked field by field."""
     element = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
     if element is None:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "no Routage block in the SOAP Header")
+        raise MutuelleFault(
+            MutuelleError.ROUTING_INVALID, "pas de bloc Routage dans le Header SOAP"
+        )
     routage = _block(element)
     service = _required(routage, "Service")
     if service not in _SERVICES:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/Service: unknown service")
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/Service : service inconnu")
     version = _required(routage, "VersionROC")
     if version not in _VERSIONS:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/VersionROC: must be V1 or V2")
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/VersionROC : V1 ou V2 attendu")
     amc_number = _required(routage, "AMC/Numero")
     if (reason := amc_number_error(amc_number)) is not None:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/AMC/Numero: {reason}")
+        raise MutuelleFault(
+            MutuelleError.ROUTING_INVALID, f"Routage/AMC/Numero : {identifier_reason(reason)}"
+        )
     convention = _required(routage, "AMC/TypeConvention")
     if not _CONVENTION_TYPE.fullmatch(convention):
         raise MutuelleFault(
-            MutuelleError.ROUTING_INVALID, "Routage/AMC/TypeConvention: 1 to 5 of A-Z 0-9"
+            MutuelleError.ROUTING_INVALID, "Routage/AMC/TypeConvention : 1 à 5 caractères A-Z 0-9"
         )
     criterion = _text(routage, "AMC/CritereSecondaire")
     if criterion is None or not _SECONDARY_CRITERION.fullmatch(criterion):
         raise MutuelleFault(
             MutuelleError.ROUTING_INVALID,
-            "Routage/AMC/CritereSecondaire: missing, or not 0 to 10 letters and digits",
+            "Routage/AMC/CritereSecondaire : absent, ou pas 0 à 10 lettres et chiffres",
         )
     finess = {}
     for path in ("Emetteur/FinessJuridique", "Emetteur/FinessGeographique"):
         finess[path] = _required(routage, path)
         if (reason := finess_error(finess[path])) is not None:
-            raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path}: {reason}")
+            raise MutuelleFault(
+                MutuelleError.ROUTING_INVALID, f"Routage/{path} : {identifier_reason(reason)}"
+            )
     exchange_id = _required(routage, "IdentifiantEchange")
     if not _EXCHANGE_ID.fullmatch(exchange_id):
         raise MutuelleFault(
             MutuelleError.ROUTING_INVALID,
-            "Routage/IdentifiantEchange: 1 to 64 of A-Z a-z 0-9 . _ : -",
+            "Routage/IdentifiantEchange : 1 à 64 caractères A-Z a-z 0-9 . _ : -",
         )
     return RoutingKey(
         service=Service(service),

@@ -1,22 +1,28 @@
 """Business case specifications: the situations the catalogue plays, independent of the AMC.
 
-A specification says what the beneficiary's rights and contract must look like, what to send
-and what comes back; the generator (``mutuelle.generate``) creates one such person per AMC and
-``mutuelle.catalogue`` joins both into concrete cases. IDB and technical-fault cases are here,
-SIM, CLC and DEL ones in ``mutuelle.specs_care``.
+A specification says what the beneficiary's rights and contracts must look like, what to send
+and what comes back; the generator (``mutuelle.generate``) creates the person (derived from
+the case's name alone, so adding a case never changes another) and ``mutuelle.catalogue``
+joins both into concrete cases, one per AMC. A new case is one ``CaseSpec`` in one of the
+lists: IDB and technical-fault cases here, SIM in ``mutuelle.specs_sim``, CLC and DEL in
+``mutuelle.specs_clc``; ``mutuelle.specs_care`` assembles them (``ALL_SPECS``).
+
+Amounts a case sends that are regulated (the forfait journalier, the AMO rate) are not
+written here: ``IN_FORCE`` and ``amo_rate=None`` stand for the amount in force on the day,
+resolved from the tariff table when the catalogue is built.
 """
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from mutuelle.care import CareLine
+from mutuelle.care import CareLine, Exemption
 from mutuelle.decisions import Outcome
+from mutuelle.engagements import EngagementState
 from mutuelle.idb import IdbOutcome
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
-from mutuelle.sandbox import EngagementState
 from mutuelle.technical import TechnicalFault
 from roc.identifiers import make_nir
 from roc.model import RocVersion, Service
@@ -61,6 +67,47 @@ class RightsTemplate:
     sectors: frozenset[Sector]
 
 
+@dataclass(frozen=True, slots=True)
+class ContractTemplate:
+    """A contract the case's beneficiary holds: a guarantee level, over a period."""
+
+    level: str
+    start: datetime.date | None = None
+    end: datetime.date | None = None
+
+
+class Relation(Enum):
+    """How an engagement a fresh sandbox holds relates to the case's request."""
+
+    #: Made by this very request (the answer was lost; the CLC is sent again).
+    SAME_REQUEST = "the same request, sent earlier (its answer was lost)"
+    #: Made for the same stay reference by an earlier, different request (without its last
+    #: line).
+    SAME_STAY = "the same stay, calculated earlier from a different request"
+    #: Made for another stay of the same person (``start`` to ``end``).
+    OTHER_STAY = "another stay of the same person"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedEngagement:
+    """An engagement a fresh sandbox holds for the case's beneficiary."""
+
+    state: EngagementState
+    relation: Relation = Relation.SAME_STAY
+    #: OTHER_STAY: that stay's days (default: the case's).
+    start: datetime.date | None = None
+    end: datetime.date | None = None
+    #: Made this many days before the sandbox was reset (the cancellation window is 30).
+    age_days: int = 0
+    #: OTHER_STAY: private-room days it billed, as "the yearly limit minus this many" (the
+    #: limit is the case contract's); None: none billed.
+    private_room_days_left: int | None = None
+
+
+#: Stands for the amount in force (forfait journalier of the sector on the line's first
+#: day) in a case's ``CareLine.unit_price_cents``; resolved from the tariff table.
+IN_FORCE = -1
+
 _ALL_SECTORS = frozenset(Sector)
 _OPEN = (RightsTemplate(_D(2020, 1, 1), None, _ALL_SECTORS),)
 
@@ -85,18 +132,30 @@ class CaseSpec:
     #: Whether the case applies to AMCs that practise third-party payment, or to those that
     #: do not; None: to every AMC.
     third_party_payment: bool | None = True
-    #: Guarantee level of the beneficiary's contract (ESSENTIEL, CONFORT, INTEGRAL); None: any.
+    #: Guarantee level of the beneficiary's contract (ESSENTIEL, CONFORT, INTEGRAL, DEMI,
+    #: SURCO, C2S); None: one of the first three, drawn from the case's name.
     contract_level: str | None = None
-    #: SIM and CLC: the care lines sent, and the AMO rate.
+    #: Contracts held, when not the one of ``contract_level`` all along (a change of
+    #: contract, a second contract), in priority order.
+    contracts: tuple[ContractTemplate, ...] = ()
+    #: SIM and CLC: the care lines sent, the AMO rate (None: the rate in force, 100 with an
+    #: exemption) and the exemption from the ticket modérateur.
     lines: tuple[CareLine, ...] = ()
-    amo_rate: int = 80
+    amo_rate: int | None = None
+    exemption: Exemption | None = None
     reference: str = "SEJ-2026-000123"
     #: CLC: a fresh sandbox already holds a successful IDB for this person and period.
     identified: bool = False
-    #: CLC and DEL: a fresh sandbox already holds an engagement for this person, in this state.
-    engagement: EngagementState | None = None
+    #: CLC and DEL: a fresh sandbox already holds an engagement for this person.
+    engagement: SeedEngagement | None = None
     #: A technical fault the simulator plays instead of answering (no CodeRetour then).
     technical_fault: TechnicalFault | None = None
+
+    def held(self, default_level: str) -> tuple[ContractTemplate, ...]:
+        """The contracts the beneficiary holds (*default_level* when the case leaves it)."""
+        if self.contracts:
+            return self.contracts
+        return (ContractTemplate(self.contract_level or default_level),)
 
     @property
     def name(self) -> str:
@@ -123,6 +182,58 @@ def _open_in(sector: Sector, version: RocVersion = RocVersion.V2) -> CaseSpec:
 #: Every case specification, in catalogue order.
 SPECS: tuple[CaseSpec, ...] = (
     _open_in(Sector.MCO, RocVersion.V1),
+    CaseSpec(
+        "DROITS_OUVERTS_V2",
+        Service.IDB,
+        RocVersion.V2,
+        Sector.MCO,
+        CareKind.HOSPITALISATION,
+        "A beneficiary covered in every sector asks about an MCO stay with VersionROC V2.",
+        "ROC V2 carries MCO as V1 does: the same answer, CodeRetour 00.",
+        IdbOutcome.RIGHTS_OPEN,
+    ),
+    CaseSpec(
+        "CHANGEMENT_CONTRAT",
+        Service.IDB,
+        RocVersion.V1,
+        Sector.MCO,
+        CareKind.HOSPITALISATION,
+        "The beneficiary moves from the ESSENTIEL to the INTEGRAL contract on 4 March 2026, "
+        "in the middle of the stay.",
+        "Rights are continuous: CodeRetour 00; Contrat is the contract of the first day and "
+        "Contrats lists both with their periods. SIM and CLC price each day with the "
+        "contract in force that day.",
+        IdbOutcome.RIGHTS_OPEN,
+        contracts=(
+            ContractTemplate("ESSENTIEL", None, _D(2026, 3, 3)),
+            ContractTemplate("INTEGRAL", _D(2026, 3, 4), None),
+        ),
+    ),
+    CaseSpec(
+        "SECOND_CONTRAT",
+        Service.IDB,
+        RocVersion.V1,
+        Sector.MCO,
+        CareKind.HOSPITALISATION,
+        "The beneficiary holds two contracts at once: ESSENTIEL, and a supplementary contract "
+        "(SURCO, surcomplémentaire) at the same AMC.",
+        "CodeRetour 00; Contrats lists both in priority order: the first pays, the second "
+        "tops up what remains.",
+        IdbOutcome.RIGHTS_OPEN,
+        contracts=(ContractTemplate("ESSENTIEL"), ContractTemplate("SURCO")),
+    ),
+    CaseSpec(
+        "C2S",
+        Service.IDB,
+        RocVersion.V1,
+        Sector.MCO,
+        CareKind.HOSPITALISATION,
+        "A beneficiary of the complémentaire santé solidaire (C2S) managed by this AMC.",
+        "CodeRetour 00 with the C2S contract: it pays the ticket modérateur, the forfait "
+        "journalier and the flat participation in full (CSS L. 861-3), no extras.",
+        IdbOutcome.RIGHTS_OPEN,
+        contract_level="C2S",
+    ),
     CaseSpec(
         "AYANT_DROIT_JUMEAU",
         Service.IDB,
@@ -183,6 +294,18 @@ SPECS: tuple[CaseSpec, ...] = (
         rights=(RightsTemplate(_D(2021, 1, 1), _D(2026, 3, 4), _ALL_SECTORS),),
     ),
     CaseSpec(
+        "DEBUT_DROITS_EN_COURS_DE_SEJOUR",
+        Service.IDB,
+        RocVersion.V2,
+        Sector.SMR,
+        CareKind.HOSPITALISATION,
+        "The beneficiary's rights start on 4 March 2026, after the start of an SMR stay (ROC V2).",
+        "Every day of the period must be covered: a period only partly covered answers "
+        "CodeRetour 02 with its own label.",
+        IdbOutcome.RIGHTS_PARTIAL,
+        rights=(RightsTemplate(_D(2026, 3, 4), None, _ALL_SECTORS),),
+    ),
+    CaseSpec(
         "BENEFICIAIRE_INCONNU",
         Service.IDB,
         RocVersion.V1,
@@ -231,6 +354,16 @@ SPECS: tuple[CaseSpec, ...] = (
         IdbOutcome.SECTOR_NOT_IN_VERSION,
     ),
     CaseSpec(
+        "HORS_VERSION_V1",
+        Service.IDB,
+        RocVersion.V1,
+        Sector.SMR,
+        CareKind.HOSPITALISATION,
+        "A rehabilitation (SMR) request sent with VersionROC V1.",
+        "ROC V1 carries MCO only: CodeRetour 06, whoever the beneficiary is.",
+        IdbOutcome.SECTOR_NOT_IN_VERSION,
+    ),
+    CaseSpec(
         "SANS_TIERS_PAYANT",
         Service.IDB,
         RocVersion.V1,
@@ -254,7 +387,8 @@ SPECS: tuple[CaseSpec, ...] = (
             "answer: the client must handle it (retry policy, timeout, error shown to the "
             "user). "
             + (
-                "The AMC processed the request first: a retried CLC finds its engagement (09)."
+                "The AMC processed the request first: a CLC sent again gets the same "
+                "engagement back (00, same number and amounts)."
                 if fault.processed
                 else "The AMC processed nothing: a retry is safe."
             )
@@ -265,3 +399,32 @@ SPECS: tuple[CaseSpec, ...] = (
         for fault in TechnicalFault
     ),
 )
+
+
+def care_spec(
+    suffix: str,
+    service: Service,
+    version: RocVersion,
+    sector: Sector,
+    care_kind: CareKind,
+    description: str,
+    rule: str,
+    expected: Outcome,
+    lines: tuple[CareLine, ...],
+    level: str | None,
+    **more: object,
+) -> CaseSpec:
+    """A SIM or CLC case (the helper keeps the lists of cases short)."""
+    spec = CaseSpec(
+        suffix,
+        service,
+        version,
+        sector,
+        care_kind,
+        description,
+        rule,
+        expected,
+        lines=lines,
+        contract_level=level,
+    )
+    return replace(spec, **more) if more else spec  # type: ignore[arg-type]

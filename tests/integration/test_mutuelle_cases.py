@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from mutuelle.care import euros
 from mutuelle.catalogue import Case, default_catalogue
 from mutuelle.examples import case_request
 from mutuelle.soap import request_headers
 from mutuelle.technical import TechnicalFault
-from roc.model import SERVICE_NS, SoapVersion
+from roc.model import SERVICE_NS, Service, SoapVersion
 from tests.integration.harness import (
     SoapClient,
     Twistd,
@@ -152,6 +153,25 @@ def _code(case: Case, body: bytes) -> str:
     return root.findtext(f".//{{{SERVICE_NS[case.service.value]}}}CodeRetour") or ""
 
 
+def _amounts(case: Case, body: bytes) -> tuple[str | None, str | None]:
+    """The total AMC share and the NumeroEngagement an answer carries."""
+    ns = SERVICE_NS[case.service.value]
+    root = etree.fromstring(body)
+    return (
+        root.findtext(f".//{{{ns}}}Total/{{{ns}}}PartAMC"),
+        root.findtext(f".//{{{ns}}}NumeroEngagement"),
+    )
+
+
+def _expected_amounts(case: Case) -> tuple[str | None, str | None]:
+    statement = case.expected_statement
+    amc = None if statement is None else euros(statement.total.amc)
+    number = case.expected_engagement_number
+    if number is None and case.service is Service.CLC and statement is not None:
+        return amc, None  # a new engagement: its number is the sandbox's next
+    return amc, number
+
+
 #: What a client of the relay sees for each technical fault of the AMC: status and a marker.
 THROUGH_RELAY = {
     TechnicalFault.TIMEOUT: (504, b"RPN-504"),
@@ -169,11 +189,13 @@ def test_every_catalogue_case_plays_through_the_relay(stack: Stack, pki: Path) -
     """Business cases give their CodeRetour, technical ones their fault, on a fresh sandbox."""
     stack.admin("POST", f"sandboxes/{HOSPITAL_A['site']}/reset")
     client = SoapClient(stack.relay_port, client_context(pki, "hospital-a"))
-    wrong = []
+    wrong: list[tuple[object, ...]] = []
     for case in CATALOGUE:
         status, body = _send(client, case)
         if status != 200 or _code(case, body) != case.expected_code:
             wrong.append((case.amc_number, case.name, status, body[:300]))
+        elif _expected_amounts(case) not in (_amounts(case, body), (_amounts(case, body)[0], None)):
+            wrong.append((case.amc_number, case.name, status, _amounts(case, body)))
     assert wrong == []
     # One technical case per AMC with third-party payment, so each fault is played.
     for case in CATALOGUE.technical:
@@ -247,3 +269,34 @@ def test_the_logs_hold_no_personal_data(stack: Stack) -> None:
         if case.beneficiary is not None:
             assert case.beneficiary.nir not in log
             assert case.beneficiary.last_name not in log
+
+
+def test_a_clc_whose_answer_was_lost_is_sent_again_and_gets_the_same_engagement(
+    stack: Stack, pki: Path
+) -> None:
+    """The connection drops mid-answer after the AMC recorded the engagement; the hospital
+    retries and carries on with the same engagement, then cancels it."""
+    site = HOSPITAL_A["site"]
+    stack.admin("POST", f"sandboxes/{site}/reset")
+    clc = CATALOGUE.get("990000101", "CLC_OK_MCO_ENGAGEMENT")
+    assert clc is not None and clc.expected_statement is not None
+    client = SoapClient(stack.relay_port, client_context(pki, "hospital-a"))
+    before = stack.admin("GET", f"sandboxes/{site}")[1]["engagements"]
+    assert stack.admin("PUT", f"sandboxes/{site}/fault", {"fault": "CONNEXION_COUPEE"})[0] == 200
+    assert _send(client, clc)[0] == 502  # the relay saw the AMC's answer cut
+    stack.admin("DELETE", f"sandboxes/{site}/fault")
+    client.close()
+    client = SoapClient(stack.relay_port, client_context(pki, "hospital-a"))
+    status, body = _send(client, clc)
+    amc, number = _amounts(clc, body)
+    assert (status, _code(clc, body)) == (200, "00")
+    assert amc == euros(clc.expected_statement.total.amc) and number is not None
+    status, again = _send(client, clc)
+    assert _amounts(clc, again) == (amc, number)  # still the same one
+    after = stack.admin("GET", f"sandboxes/{site}")[1]["engagements"]
+    assert isinstance(before, dict) and isinstance(after, dict)
+    assert after.get("ACTIF", 0) == before.get("ACTIF", 0) + 1  # one engagement, not three
+    overlapping = CATALOGUE.get("990000101", "CLC_KO_MCO_CHEVAUCHEMENT")
+    assert overlapping is not None
+    assert _code(overlapping, _send(client, overlapping)[1]) == "13"
+    client.close()

@@ -82,17 +82,24 @@ def care_arguments(request: CareRequest) -> dict[str, Any]:
         }
         if line.base_cents is not None:
             item["BaseRemboursement"] = euros(line.base_cents)
+        if line.start is not None:
+            item["DateDebut"] = line.start.isoformat()
+        if line.optam is not None:
+            item["Optam"] = line.optam
         lines.append(item)
+    stay: dict[str, Any] = {
+        "ReferenceSejour": request.reference,
+        "DateDebut": request.start.isoformat(),
+        "DateFin": request.end.isoformat(),
+        "Secteur": request.sector.value,
+        "NatureSoins": request.care_kind.value,
+        "TauxAMO": request.amo_rate,
+    }
+    if request.exemption is not None:
+        stay["Exoneration"] = request.exemption.value
     return {
         "Beneficiaire": beneficiaire(request),
-        "Sejour": {
-            "ReferenceSejour": request.reference,
-            "DateDebut": request.start.isoformat(),
-            "DateFin": request.end.isoformat(),
-            "Secteur": request.sector.value,
-            "NatureSoins": request.care_kind.value,
-            "TauxAMO": request.amo_rate,
-        },
+        "Sejour": stay,
         "Prestations": {"Prestation": lines},
     }
 

@@ -67,32 +67,35 @@ def beneficiaire(request: IdbRequest | CareRequest | DelRequest) -> dict[str, An
 
 
 def care_arguments(request: CareRequest) -> dict[str, Any]:
+    stay: dict[str, Any] = {
+        "ReferenceSejour": request.reference,
+        "DateDebut": request.start,
+        "DateFin": request.end,
+        "Secteur": request.sector.value,
+        "NatureSoins": request.care_kind.value,
+        "TauxAMO": request.amo_rate,
+    }
+    if request.exemption is not None:
+        stay["Exoneration"] = request.exemption.value
+    lines = []
+    for line in request.lines:
+        item: dict[str, Any] = {
+            "NumeroLigne": line.number,
+            "Code": line.code.value,
+            "Quantite": line.quantity,
+            "PrixUnitaire": euros(line.unit_price_cents),
+        }
+        if line.base_cents is not None:
+            item["BaseRemboursement"] = euros(line.base_cents)
+        if line.start is not None:
+            item["DateDebut"] = line.start
+        if line.optam is not None:
+            item["Optam"] = line.optam
+        lines.append(item)
     return {
         "Beneficiaire": beneficiaire(request),
-        "Sejour": {
-            "ReferenceSejour": request.reference,
-            "DateDebut": request.start,
-            "DateFin": request.end,
-            "Secteur": request.sector.value,
-            "NatureSoins": request.care_kind.value,
-            "TauxAMO": request.amo_rate,
-        },
-        "Prestations": {
-            "Prestation": [
-                {
-                    "NumeroLigne": line.number,
-                    "Code": line.code.value,
-                    "Quantite": line.quantity,
-                    "PrixUnitaire": euros(line.unit_price_cents),
-                    **(
-                        {}
-                        if line.base_cents is None
-                        else {"BaseRemboursement": euros(line.base_cents)}
-                    ),
-                }
-                for line in request.lines
-            ]
-        },
+        "Sejour": stay,
+        "Prestations": {"Prestation": lines},
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import json
 import re
 from pathlib import Path
 
@@ -10,19 +13,24 @@ import pytest
 from lxml import etree
 
 from mutuelle import testing
+from mutuelle.care import euros
 from mutuelle.care_codec import read_care_answer, read_del_answer
-from mutuelle.catalogue import Case, build_catalogue
+from mutuelle.catalogue import Case, Catalogue, build_catalogue
+from mutuelle.catalogue import main as catalogue_main
 from mutuelle.catalogue_md import render_markdown
 from mutuelle.codec import read_idb_answer
 from mutuelle.datafiles import load_data
-from mutuelle.decisions import DelRequest, calculate, cancel, simulate
+from mutuelle.decisions import DelRequest, calculate, cancel, simulate_in
 from mutuelle.examples import case_request, render_examples
+from mutuelle.generate import case_identity, generate
 from mutuelle.idb import IdbRequest, decide
 from mutuelle.sandbox import Sandbox
 from mutuelle.schemas import validation_error
 from mutuelle.soap import read_envelope, request_headers
+from mutuelle.specs_care import ALL_SPECS
+from mutuelle.tariffs import TariffCode
 from mutuelle.technical import TechnicalFault
-from roc.model import Service, SoapVersion
+from roc.model import RocVersion, Service, SoapVersion
 from roc.testing import StrictClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,12 +82,105 @@ def test_every_case_is_documented() -> None:
         assert case.service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL)
 
 
-def test_the_catalogue_names_at_least_thirty_cases_across_services_and_sectors() -> None:
+THIRD_PARTY_AMCS = ("990000101", "990000202", "990000303")
+
+
+def test_the_catalogue_names_cases_across_services_and_sectors() -> None:
     names = CATALOGUE.names()
-    assert len(names) >= 30
     assert {n.split("_")[0] for n in names} == {"IDB", "SIM", "CLC", "DEL"}
     assert {n.split("_")[2] for n in names} == {"MCO", "PSY", "HAD", "SMR", "OQN"}
     assert len({c.technical_fault for c in CATALOGUE.technical}) == len(TechnicalFault)
+
+
+@pytest.mark.parametrize("amc", THIRD_PARTY_AMCS)
+def test_each_third_party_amc_has_seventy_cases_ok_and_ko_per_service_and_version(
+    amc: str,
+) -> None:
+    cases = CATALOGUE.for_amc(amc)
+    assert len(cases) >= 70
+    played = {(c.service, c.version, c.name.split("_")[1]) for c in cases}
+    for service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL):
+        for version in (RocVersion.V1, RocVersion.V2):
+            for verdict in ("OK", "KO"):
+                assert (service, version, verdict) in played, (service, version, verdict)
+
+
+def test_every_computed_case_balances_line_by_line() -> None:
+    computed = [c for c in CATALOGUE if c.expected_statement is not None]
+    assert len(computed) >= 3 * 35
+    for case in computed:
+        assert case.expected_statement is not None
+        for line in (*[item.amounts for item in case.expected_statement.lines],
+                     case.expected_statement.total):  # fmt: skip
+            assert line.charged == line.amo + line.amc + line.patient, case.name
+            assert min(line.amo, line.amc, line.patient) >= 0, case.name
+
+
+@pytest.mark.parametrize("amc", THIRD_PARTY_AMCS)
+def test_the_flat_participation_case_reads_150_then_the_amount_in_force(amc: str) -> None:
+    case = CATALOGUE.get(amc, "SIM_OK_MCO_PARTICIPATION_FORFAITAIRE")
+    assert case is not None and case.expected_statement is not None
+    flat = DATA.tariffs.value(TariffCode.FLAT_PARTICIPATION, case.spec.start)
+    assert flat == 2400
+    total = case.expected_statement.total
+    assert (total.charged, total.amo, total.amc, total.patient) == (15000, 15000 - flat, flat, 0)
+
+
+def _requests(catalogue: Catalogue) -> dict[tuple[str, str], object]:
+    return {(c.amc_number, c.name): c.request for c in catalogue.all_cases}
+
+
+def test_removing_or_reordering_cases_changes_no_other_case_request() -> None:
+    everything = _requests(CATALOGUE)
+    for removed in ("IDB_OK_MCO_DROITS_OUVERTS", "SIM_OK_MCO_IMPUTATION_FORFAIT_JOURNALIER"):
+        specs = tuple(spec for spec in ALL_SPECS if spec.name != removed)
+        fewer = _requests(build_catalogue(generate(2026, specs), specs))
+        assert set(everything) - set(fewer) == {(amc, removed) for amc in THIRD_PARTY_AMCS}
+        for key, request in fewer.items():
+            assert request == everything[key], key
+    shuffled = tuple(reversed(ALL_SPECS))
+    assert _requests(build_catalogue(generate(2026, shuffled), shuffled)) == everything
+
+
+def test_a_case_beneficiary_depends_on_the_case_name_only() -> None:
+    spec = next(s for s in ALL_SPECS if s.name == "IDB_OK_MCO_DROITS_OUVERTS")
+    renamed = dataclasses.replace(spec, suffix="DROITS_OUVERTS_BIS")
+    assert case_identity(spec) == case_identity(dataclasses.replace(spec, description="x"))
+    assert case_identity(renamed).nir != case_identity(spec).nir
+
+
+def test_the_json_catalogue_has_every_case_with_its_request_and_expected_answer() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert catalogue_main(["--json"]) == 0
+    cases = json.loads(out.getvalue())
+    assert len(cases) == len(CATALOGUE.all_cases)
+    by_key = {(item["amc"], item["id"]): item for item in cases}
+    for case in CATALOGUE.all_cases:
+        item = by_key[(case.amc_number, case.name)]
+        assert item["service"] == case.service.value and item["version"] == case.version.value
+        assert item["sector"] == case.sector.value
+        key = case.request.beneficiary
+        assert item["beneficiary"] == {
+            "nir": key.nir,
+            "birth_date": key.birth_date.isoformat(),
+            "birth_rank": key.birth_rank,
+            "member_number": case.request.member_number,
+        }
+        assert set(item["period"]) == {"start", "end"}
+        if case.technical_fault is None:
+            assert (item["expected"]["code"], item["expected"]["label"]) == (
+                case.expected_code,
+                case.expected_label,
+            )
+        if case.expected_statement is not None:
+            totals = item["expected"]["totals"]
+            total = case.expected_statement.total
+            assert totals["charged"] == euros(total.charged)
+            assert totals["amo"] == euros(total.amo) and totals["amc"] == euros(total.amc)
+            assert totals["patient"] == euros(total.patient)
+        else:
+            assert "totals" not in item["expected"]
 
 
 def _play(case: Case) -> tuple[str, str]:
@@ -94,9 +195,12 @@ def _play(case: Case) -> tuple[str, str]:
         cancelled = cancel(request, case.amc_number, dataset, sandbox)
         return cancelled.code, cancelled.label
     if case.service is Service.CLC:
-        care = calculate(request, case.amc_number, case.version, dataset, sandbox)
+        care = calculate(request, case.amc_number, case.version, dataset, DATA.tariffs, sandbox)
+        expected_number = case.expected_engagement_number
+        if expected_number is not None:
+            assert care.engagement_number == expected_number
     else:
-        care = simulate(request, case.amc_number, case.version, dataset)
+        care = simulate_in(request, case.amc_number, case.version, dataset, DATA.tariffs, sandbox)
     assert care.statement == case.expected_statement
     return care.code, care.label
 
@@ -138,7 +242,9 @@ def test_soap_exchange_gives_the_documented_answer(case: Case) -> None:
         code, label, statement, number = read_care_answer(body, service.value)
         assert (code, label) == (case.expected_code, case.expected_label)
         assert statement == case.expected_statement
-        assert (number is not None) == (service is Service.CLC and code == "00")
+        if service is Service.CLC and case.expected_engagement_number is not None:
+            assert number == case.expected_engagement_number
+        assert (number is not None) == (service is Service.CLC and statement is not None)
 
 
 def test_an_exchange_is_matched_to_the_case_it_plays() -> None:

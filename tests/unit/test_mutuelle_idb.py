@@ -13,6 +13,7 @@ from mutuelle.model import (
     BeneficiaryKey,
     CareKind,
     Contract,
+    ContractPeriod,
     Dataset,
     Guarantee,
     RightsPeriod,
@@ -25,7 +26,7 @@ D = datetime.date
 ALL = frozenset(Sector)
 TP_AMC = "990000101"
 NO_TP_AMC = "990000505"
-GUARANTEE = Guarantee("BASE", "Base", 100, True, True, 4000, 2000, 100)
+GUARANTEE = Guarantee("BASE", "Base", 100, True, True, 4000, 0, 2000, 100, 100, True)
 PARENT_NIR = make_nir("1800599999001")
 PARENT_BIRTH = D(1980, 5, 14)
 STAY_START = D(2026, 3, 2)
@@ -40,7 +41,9 @@ def person(
     amc: str = TP_AMC,
     rights: tuple[RightsPeriod, ...] = (RightsPeriod(D(2020, 1, 1), None, ALL),),
 ) -> Beneficiary:
-    return Beneficiary(nir, "FICTIF", "Alpha", birth, rank, "ALP0000001", amc, "C1", rights)
+    return Beneficiary(
+        nir, "FICTIF", "Alpha", birth, rank, "ALP0000001", amc, (ContractPeriod("C1"),), rights
+    )
 
 
 def dataset(*people: Beneficiary) -> Dataset:
@@ -209,6 +212,8 @@ def test_requests_and_beneficiaries_do_not_show_personal_data_in_their_repr() ->
 
 
 def test_dataset_refuses_a_beneficiary_of_an_unknown_contract() -> None:
-    stray = Beneficiary(PARENT_NIR, "FICTIF", "Alpha", D(1980, 5, 14), 1, "A1", TP_AMC, "C9", ())
+    stray = Beneficiary(
+        PARENT_NIR, "FICTIF", "Alpha", D(1980, 5, 14), 1, "A1", TP_AMC, (ContractPeriod("C9"),), ()
+    )
     with pytest.raises(ValueError, match="no contract C9"):
         dataset(stray)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 
 import pytest
@@ -11,12 +12,13 @@ from lxml import etree
 from mutuelle import sandbox as sandbox_module
 from mutuelle import testing
 from mutuelle.admin import AdminApi
-from mutuelle.care import CareRequest
+from mutuelle.care import CareLine, CareRequest, LineCode
 from mutuelle.catalogue import Case
 from mutuelle.decisions import DelRequest
+from mutuelle.engagements import Engagement
 from mutuelle.examples import case_request
 from mutuelle.idb import IdbRequest
-from mutuelle.sandbox import CANCELLATION_WINDOW, Sandbox, Sandboxes
+from mutuelle.sandbox import CANCELLATION_WINDOW, Identification, Sandbox, Sandboxes
 from mutuelle.server import admin_site
 from mutuelle.simulator import Simulator
 from mutuelle.soap import request_headers
@@ -24,6 +26,7 @@ from roc.model import SERVICE_NS, Service, SoapVersion
 from roc.testing import StrictClock, StrictMemoryReactorClock
 
 DATA, CATALOGUE = testing.shipped()
+D = datetime.date
 AMC = "990000101"
 HOSPITAL_A = "990000028"
 HOSPITAL_B = "990000036"
@@ -74,12 +77,47 @@ def test_idb_then_clc_then_del_then_del_again() -> None:
     assert (status, code) == (200, "00")
     number = body.findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement")
     assert number and number.startswith(f"ENG-{AMC}-")
-    assert send(simulator, clc)[1] == "09"  # same stay, engagement active
+    # Sent again as is (a retry after a lost answer): the same engagement, not a second one.
+    status, code, again = send(simulator, clc)
+    assert (code, again.findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement")) == ("00", number)
+    # Another request for the same stay: 09, with the engagement to carry on with or cancel.
+    changed = dataclasses.replace(clc.request, lines=clc.request.lines[:2])
+    status, code, existing = send(simulator, clc, request=changed)
+    assert (code, existing.findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement")) == (
+        "09",
+        number,
+    )
+    assert existing.findtext(f".//{{{SERVICE_NS['CLC']}}}Total/{{{SERVICE_NS['CLC']}}}PartAMC") == (
+        body.findtext(f".//{{{SERVICE_NS['CLC']}}}Total/{{{SERVICE_NS['CLC']}}}PartAMC")
+    )
     cancel = DelRequest(clc.request.beneficiary, None, number, "ERREUR_SAISIE")
     delete = case("DEL_OK_MCO_ANNULATION")
     assert send(simulator, delete, request=cancel)[1] == "00"
     assert send(simulator, delete, request=cancel)[1] == "11"
-    assert send(simulator, clc)[1] == "00"  # cancelled: a new CLC is accepted
+    status, code, renewed = send(simulator, clc, request=changed)  # cancelled: a new CLC
+    assert code == "00"
+    assert renewed.findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement") not in (None, number)
+
+
+def test_an_engagement_overlapping_another_stay_is_refused_with_its_own_code() -> None:
+    simulator = fresh()
+    clc = case("CLC_OK_MCO_ENGAGEMENT")
+    assert isinstance(clc.request, CareRequest)
+    assert send(simulator, clc)[1] == "00"
+    later = dataclasses.replace(clc.request, reference="SEJ-2026-000124")
+    assert send(simulator, clc, request=later)[1] == "13"  # same days, another stay
+    sandbox = simulator.sandboxes.find(HOSPITAL_A)
+    assert sandbox is not None
+    sandbox.identify(
+        Identification(AMC, later.beneficiary, later.start, D(2026, 3, 10), later.sector)
+    )
+    transfer = dataclasses.replace(
+        later,
+        start=clc.request.end,
+        end=D(2026, 3, 10),
+        lines=(CareLine(1, LineCode.PJ, 4, 100000, 100000),),
+    )
+    assert send(simulator, clc, request=transfer)[1] == "00"  # starts the day the other ends
 
 
 def test_an_engagement_is_only_cancellable_by_its_beneficiary() -> None:
@@ -97,7 +135,7 @@ def test_an_engagement_older_than_the_window_is_no_longer_cancellable() -> None:
     clock = StrictClock()
     sandbox = Sandbox(HOSPITAL_A, clock, CATALOGUE.sandbox_seed())
     key = case("CLC_OK_MCO_ENGAGEMENT").request.beneficiary
-    engagement = sandbox.engage(AMC, key, "SEJ-9", 1000)
+    engagement = sandbox.engage(Engagement("", AMC, key, "SEJ-9", 1000, None))
     clock.advance(CANCELLATION_WINDOW.total_seconds() + 1)
     assert sandbox.cancel(AMC, key, engagement.number).code == "12"
     sandbox.clock_offset = -2.0
@@ -245,13 +283,13 @@ def test_a_sandbox_keeps_a_bounded_number_of_records(monkeypatch: pytest.MonkeyP
     sandbox = Sandbox(HOSPITAL_A, StrictClock(), CATALOGUE.sandbox_seed())
     key = case("CLC_OK_MCO_ENGAGEMENT").request.beneficiary
     for index in range(200):
-        sandbox.engage(AMC, key, f"SEJ-{index}", 100)
+        sandbox.engage(Engagement("", AMC, key, f"SEJ-{index}", 100, None))
     assert len(sandbox.engagements) == 50
     assert f"ENG-{AMC}-000200" in sandbox.engagements
 
 
 def test_a_lost_clc_answer_still_recorded_the_engagement() -> None:
-    """CONNEXION_COUPEE comes after processing: the retry finds the engagement (09)."""
+    """CONNEXION_COUPEE comes after processing: the retry gets the same engagement back."""
     simulator = fresh()
     lost = case("IDB_KO_MCO_FAUTE_CONNEXION_COUPEE")
     template = case("CLC_OK_MCO_ENGAGEMENT")
@@ -264,5 +302,11 @@ def test_a_lost_clc_answer_still_recorded_the_engagement() -> None:
     assert send(simulator, template, request=request)[1] == "00"  # engagement recorded
     sandbox = simulator.sandboxes.find(HOSPITAL_A)
     assert sandbox is not None
-    assert sandbox.active_engagement_for(AMC, request.beneficiary, request.reference)
-    assert send(simulator, template, request=request)[1] == "09"
+    recorded = sandbox.active_engagement_for(AMC, request.beneficiary, request.reference)
+    assert recorded is not None
+    _status, code, body = send(simulator, template, request=request)
+    assert (code, body.findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement")) == (
+        "00",
+        recorded.number,
+    )
+    assert len(sandbox.engagements) == len(CATALOGUE.sandbox_seed().engagements) + 1

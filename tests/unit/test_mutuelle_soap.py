@@ -98,7 +98,7 @@ def test_soap12_faults_are_soap12_faults_with_sender_code(site: Site) -> None:
 
 def test_content_type_and_envelope_must_agree_on_the_version(site: Site) -> None:
     reply = testing.post(site, "/roc/IDB", idb_document(SoapVersion.SOAP12), SOAP11)
-    assert_fault(reply, 400, "MUT-400-SOAP", "Content-Type announces SOAP 1.1")
+    assert_fault(reply, 400, "MUT-400-SOAP", "le Content-Type annonce SOAP 1.1")
     assert fault_of(reply.body)[0] == SOAP12_NS
 
 
@@ -171,12 +171,12 @@ def test_annuaire_refuses_a_malformed_amc_number(site: Site) -> None:
 @pytest.mark.parametrize(
     ("document", "says"),
     [
-        (b"<soap:Envelope", "not well-formed"),
+        (b"<soap:Envelope", "XML mal formé"),
         (
             b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
-            "DTD and entity declarations are refused",
+            "les DTD et les déclarations d'entités sont refusées",
         ),
-        (b"<x>&nir;</x>", "not well-formed"),
+        (b"<x>&nir;</x>", "XML mal formé"),
     ],
     ids=["truncated", "dtd", "undeclared-entity"],
 )
@@ -187,11 +187,11 @@ def test_unreadable_xml_is_refused(site: Site, document: bytes, says: str) -> No
 @pytest.mark.parametrize(
     ("document", "says"),
     [
-        (b"<Envelope/>", "root element is not a SOAP Envelope"),
-        (f'<s:Envelope xmlns:s="{SOAP11_NS}"/>'.encode(), "optional Header and a Body"),
+        (b"<Envelope/>", "l'élément racine n'est pas une Envelope SOAP"),
+        (f'<s:Envelope xmlns:s="{SOAP11_NS}"/>'.encode(), "un Header facultatif et un Body"),
         (
             f'<s:Envelope xmlns:s="{SOAP11_NS}"><s:Body><a/><b/></s:Body></s:Envelope>'.encode(),
-            "exactly one element",
+            "exactement un élément",
         ),
     ],
     ids=["not-soap", "no-body", "two-elements"],
@@ -203,10 +203,14 @@ def test_non_soap_documents_are_refused(site: Site, document: bytes, says: str) 
 @pytest.mark.parametrize(
     ("old", "new", "says"),
     [
-        (b"<rt:Routage", b"<rt:Autre", "no Routage block"),
+        (b"<rt:Routage", b"<rt:Autre", "pas de bloc Routage"),
         (b"<rt:IdentifiantEchange>t-open</rt:IdentifiantEchange>", b"", "IdentifiantEchange"),
-        (b">990000028<", b">990000029<", "Routage/Emetteur/FinessGeographique: FINESS check"),
-        (b"<rt:VersionROC>V1<", b"<rt:VersionROC>V3<", "Routage/VersionROC: must be V1 or V2"),
+        (
+            b">990000028<",
+            b">990000029<",
+            "Routage/Emetteur/FinessGeographique : la clé de contrôle",
+        ),
+        (b"<rt:VersionROC>V1<", b"<rt:VersionROC>V3<", "Routage/VersionROC : V1 ou V2 attendu"),
         (b"<rt:Numero>990000101<", b"<rt:Numero>99000010<", "Routage/AMC/Numero"),
     ],
     ids=["no-block", "no-exchange-id", "bad-finess", "bad-version", "bad-amc"],
@@ -228,7 +232,7 @@ def test_missing_body_field_is_named(site: Site) -> None:
     end = document.index(b"</idb:DateFin>") + len(b"</idb:DateFin>")
     reply = testing.post(site, "/roc/IDB", document[:start] + document[end:], SOAP11)
     message = assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Soins/Secteur")
-    assert "Expected is ( DateFin )" in message
+    assert "élément inattendu ; attendu : DateFin" in message
 
 
 def test_nir_errors_never_echo_the_nir(site: Site) -> None:
@@ -236,31 +240,33 @@ def test_nir_errors_never_echo_the_nir(site: Site) -> None:
     reply = testing.post(
         site, "/roc/IDB", idb_document().replace(OPEN_NIR.encode(), wrong_key.encode()), SOAP11
     )
-    assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Beneficiaire/NIR: NIR key is wrong")
+    assert_fault(
+        reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Beneficiaire/NIR : la clé du NIR est fausse"
+    )
     assert wrong_key not in reply.body.decode()
     bad_format = "X" + OPEN_NIR[1:]
     reply = testing.post(
         site, "/roc/IDB", idb_document().replace(OPEN_NIR.encode(), bad_format.encode()), SOAP11
     )
-    assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Beneficiaire/NIR: value does not")
+    assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Beneficiaire/NIR : valeur non conforme")
     assert bad_format not in reply.body.decode()
 
 
 def test_period_ending_before_it_starts_is_a_request_fault(site: Site) -> None:
     document = idb_document().replace(b">2026-03-06<", b">2026-03-01<")
     reply = testing.post(site, "/roc/IDB", document, SOAP11)
-    assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Soins/DateFin: before DateDebut")
+    assert_fault(reply, 400, "MUT-400-DEMANDE", "DemandeIDB/Soins/DateFin : antérieure à DateDebut")
 
 
 @pytest.mark.parametrize(
     ("path", "document", "headers", "says"),
     [
-        ("/roc/IDB", None, {"SOAPAction": '"urn:piano:roc:SIM"'}, "SOAP action"),
+        ("/roc/IDB", None, {"SOAPAction": '"urn:piano:roc:SIM"'}, "l'action SOAP"),
         (
             "/roc/IDB",
             None,
             {"Content-Type": 'application/soap+xml; action="urn:piano:roc:CLC"'},
-            "SOAP action",
+            "l'action SOAP",
         ),
         ("/roc/ANN", None, {"SOAPAction": ""}, "DemandeANN"),
         ("/roc/SIM", None, {"SOAPAction": ""}, "DemandeSIM"),
@@ -281,7 +287,7 @@ def test_path_action_and_body_must_name_the_same_service(
 def test_routing_block_must_name_the_service_of_the_path(site: Site) -> None:
     document = (REPO / "examples" / "sim.xml").read_bytes().replace(b">SIM<", b">CLC<")
     reply = testing.post(site, "/roc/SIM", document, {"Content-Type": "text/xml"})
-    assert_fault(reply, 400, "MUT-400-INCOHERENT", "Routage/Service is not SIM")
+    assert_fault(reply, 400, "MUT-400-INCOHERENT", "Routage/Service n'est pas SIM")
 
 
 def test_an_amc_the_simulator_does_not_host_is_a_fault_naming_the_exchange(
@@ -289,7 +295,7 @@ def test_an_amc_the_simulator_does_not_host_is_a_fault_naming_the_exchange(
 ) -> None:
     document = idb_document().replace(b"<rt:Numero>990000101<", b"<rt:Numero>990009999<")
     reply = testing.post(site, "/roc/IDB", document, SOAP11)
-    assert_fault(reply, 400, "MUT-400-AMC-INCONNUE", "does not simulate the AMC")
+    assert_fault(reply, 400, "MUT-400-AMC-INCONNUE", "ne simule pas l'AMC")
     detail = etree.fromstring(reply.body).find(f".//{{{MUTUELLE_FAULT_NS}}}IdentifiantEchange")
     assert detail is not None and detail.text == "t-open"
 
