@@ -7,9 +7,10 @@ what to send; the generator
 (``mutuelle.generate``) creates one such person per AMC and records it in the data files; the
 *catalogue* joins both into concrete cases (``build_catalogue``).
 
-Pure: no I/O except ``main``. ``python -m mutuelle.catalogue --markdown > docs/catalogue.md``
+Pure, no I/O. ``python -m mutuelle.catalogue --markdown > docs/catalogue.md``
 renders the publishers' reference (``mutuelle.catalogue_md``); ``--json`` the same cases as
-data for publishers' suites (``mutuelle.catalogue_json``).
+data for publishers' suites (``mutuelle.catalogue_json``); the command itself is in
+``mutuelle.catalogue_cli``.
 
 A case's request depends on its own specification and beneficiary only (never on its place in
 the list), so adding, removing or reordering cases leaves every other request unchanged.
@@ -17,13 +18,9 @@ the list), so adding, removing or reordering cases leaves every other request un
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from mutuelle.care import (
     CareHistory,
@@ -384,33 +381,7 @@ def default_catalogue() -> Catalogue:
     return build_catalogue(load_data())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mutuelle.catalogue", description="Mutuelle ANS case catalogue."
-    )
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--markdown", action="store_true", help="print docs/catalogue.md")
-    output.add_argument(
-        "--json", action="store_true", help="print every case as a JSON array (publishers' suites)"
-    )
-    parser.add_argument("--data-dir", type=Path, help="data files to use (default: shipped)")
-    args = parser.parse_args(argv)
-    data = load_data(args.data_dir)
-    catalogue = build_catalogue(data)
-    if args.markdown:
-        from mutuelle.catalogue_md import render_markdown
+if __name__ == "__main__":  # ``python -m mutuelle.catalogue``: the command lives apart
+    from mutuelle.catalogue_cli import main
 
-        sys.stdout.write(render_markdown(data, catalogue))
-    elif args.json:
-        from mutuelle.catalogue_json import catalogue_json
-
-        json.dump(catalogue_json(catalogue), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for case in catalogue:
-            print(f"{case.amc_number} {case.name} -> {case.expected_code}")
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -199,12 +199,7 @@ class RocSite(QuietSite):
 
     requestFactory = BoundedRequest
 
-    def __init__(self, simulator: Simulator, reactor: IReactorTime | None = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
-        assert reactor is not None
+    def __init__(self, simulator: Simulator, reactor: IReactorTime) -> None:
         # SOAP bodies are never HTML form posts: skip the costly form parsing of POSTs.
         super().__init__(
             RocResource(simulator, reactor), reactor=reactor, parsePOSTFormSubmission=False
@@ -213,7 +208,7 @@ class RocSite(QuietSite):
         self.displayTracebacks = False
 
 
-def roc_site(simulator: Simulator, reactor: IReactorTime | None = None) -> Site:
+def roc_site(simulator: Simulator, reactor: IReactorTime) -> Site:
     """The public site: ``/roc/<SERVICE>``; *reactor* runs its connection timeouts."""
     return RocSite(simulator, reactor)
 

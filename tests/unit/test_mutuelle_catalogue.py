@@ -16,7 +16,7 @@ from mutuelle import testing
 from mutuelle.care import euros
 from mutuelle.care_codec import read_care_answer, read_del_answer
 from mutuelle.catalogue import Case, Catalogue, build_catalogue
-from mutuelle.catalogue import main as catalogue_main
+from mutuelle.catalogue_cli import main as catalogue_main
 from mutuelle.catalogue_md import render_markdown
 from mutuelle.codec import read_idb_answer
 from mutuelle.datafiles import load_data
