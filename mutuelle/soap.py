@@ -14,28 +14,22 @@ from dataclasses import dataclass
 from lxml import etree
 
 from mutuelle.faults import MutuelleError, MutuelleFault
-from mutuelle.wording import identifier_reason, xml_reason
-from roc.identifiers import amc_number_error, finess_error
+from mutuelle.wording import xml_reason
+from roc.errors import RpnFailure
 from roc.model import (
     ROUTING_NS,
     SOAP11_NS,
     SOAP12_NS,
-    AmcKey,
-    RocVersion,
     RoutingKey,
     Service,
     SoapVersion,
     soap_action,
 )
+from roc.routing import routing_block, routing_key_from_block
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
 
 _ENVELOPE_NS = {SOAP11_NS: SoapVersion.SOAP11, SOAP12_NS: SoapVersion.SOAP12}
 _MEDIA_TYPES = {"text/xml": SoapVersion.SOAP11, "application/soap+xml": SoapVersion.SOAP12}
-_CONVENTION_TYPE = re.compile(r"[A-Z0-9]{1,5}")
-_SECONDARY_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
-_EXCHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_SERVICES = frozenset(s.value for s in Service)
-_VERSIONS = frozenset(v.value for v in RocVersion)
 _ACTION_PARAM = re.compile(r'(?:^|;)\s*action\s*=\s*"?([^";]*)"?', re.IGNORECASE)
 
 
@@ -134,92 +128,21 @@ def _block(routage: etree._Element) -> dict[str, str | None]:
     return out
 
 
-def _text(block: dict[str, str | None], path: str) -> str | None:
-    return block.get(path)
-
-
-def _required(block: dict[str, str | None], path: str) -> str:
-    value = _text(block, path)
-    if not value:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, f"Routage/{path} : absent ou vide")
-    return value
-
-
 def read_routing(request: SoapRequest) -> RoutingKey:
-    """The routing block of *request*, checked field by field."""
+    """The routing block of *request*, checked field by field by the relay's own rules."""
     element = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
     if element is None:
         raise MutuelleFault(
             MutuelleError.ROUTING_INVALID, "pas de bloc Routage dans le Header SOAP"
         )
-    routage = _block(element)
-    service = _required(routage, "Service")
-    if service not in _SERVICES:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/Service : service inconnu")
-    version = _required(routage, "VersionROC")
-    if version not in _VERSIONS:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, "Routage/VersionROC : V1 ou V2 attendu")
-    amc_number = _required(routage, "AMC/Numero")
-    if (reason := amc_number_error(amc_number)) is not None:
-        raise MutuelleFault(
-            MutuelleError.ROUTING_INVALID, f"Routage/AMC/Numero : {identifier_reason(reason)}"
-        )
-    convention = _required(routage, "AMC/TypeConvention")
-    if not _CONVENTION_TYPE.fullmatch(convention):
-        raise MutuelleFault(
-            MutuelleError.ROUTING_INVALID, "Routage/AMC/TypeConvention : 1 à 5 caractères A-Z 0-9"
-        )
-    criterion = _text(routage, "AMC/CritereSecondaire")
-    if criterion is None or not _SECONDARY_CRITERION.fullmatch(criterion):
-        raise MutuelleFault(
-            MutuelleError.ROUTING_INVALID,
-            "Routage/AMC/CritereSecondaire : absent, ou pas 0 à 10 lettres et chiffres",
-        )
-    finess = {}
-    for path in ("Emetteur/FinessJuridique", "Emetteur/FinessGeographique"):
-        finess[path] = _required(routage, path)
-        if (reason := finess_error(finess[path])) is not None:
-            raise MutuelleFault(
-                MutuelleError.ROUTING_INVALID, f"Routage/{path} : {identifier_reason(reason)}"
-            )
-    exchange_id = _required(routage, "IdentifiantEchange")
-    if not _EXCHANGE_ID.fullmatch(exchange_id):
-        raise MutuelleFault(
-            MutuelleError.ROUTING_INVALID,
-            "Routage/IdentifiantEchange : 1 à 64 caractères A-Z a-z 0-9 . _ : -",
-        )
-    return RoutingKey(
-        service=Service(service),
-        roc_version=RocVersion(version),
-        amc=AmcKey(amc_number, convention, criterion),
-        sender_finess_legal=finess["Emetteur/FinessJuridique"],
-        sender_finess_site=finess["Emetteur/FinessGeographique"],
-        exchange_id=exchange_id,
-        soap_version=request.version,
-    )
+    try:
+        return routing_key_from_block(_block(element), request.version)
+    except RpnFailure as failure:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, failure.detail_fr) from None
 
 
-def routing_element(key: RoutingKey) -> etree._Element:
-    """The ``Routage`` header block naming *key* (for clients, examples and tests)."""
-    ns = ROUTING_NS
-    routage = etree.Element(f"{{{ns}}}Routage", nsmap={"rt": ns})
-
-    def add(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
-        child = etree.SubElement(parent, f"{{{ns}}}{name}")
-        child.text = text
-        return child
-
-    add(routage, "Service", key.service.value)
-    add(routage, "VersionROC", key.roc_version.value)
-    amc = add(routage, "AMC")
-    add(amc, "Numero", key.amc.amc_number)
-    add(amc, "TypeConvention", key.amc.convention_type)
-    add(amc, "CritereSecondaire", key.amc.secondary_criterion)
-    sender = add(routage, "Emetteur")
-    add(sender, "FinessJuridique", key.sender_finess_legal)
-    add(sender, "FinessGeographique", key.sender_finess_site)
-    add(routage, "IdentifiantEchange", key.exchange_id)
-    return routage
+#: The ``Routage`` header block naming a routing key (for clients, examples and tests).
+routing_element = routing_block
 
 
 def envelope(

@@ -1,4 +1,5 @@
-"""Checks for the identifiers ROC messages carry: FINESS, NIR and AMC number.
+"""Checks for the identifiers and codes ROC messages carry: FINESS, NIR, AMC number,
+convention type, secondary criterion and exchange id.
 
 Each check returns ``None`` when the value is valid, or a short reason that names the rule
 broken, never the value (a NIR is personal data): a ``Reason``, English as a string, with
@@ -15,6 +16,21 @@ from roc.reasons import Reason
 _FINESS = re.compile(r"(?:0[1-9]|[1-8][0-9]|9[0-5]|2[AB]|9[7-9])[0-9]{7}")
 _NIR = re.compile(r"[12378][0-9]{2}(?:0[1-9]|1[0-2]|[2-9][0-9])(?:[0-9]{2}|2[AB])[0-9]{6}[0-9]{2}")
 _AMC = re.compile(r"[0-9]{9}")
+_CONVENTION_TYPE = re.compile(r"[A-Z0-9]{1,5}")
+_SECONDARY_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
+_EXCHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+CONVENTION_TYPE_RULE = Reason(
+    "must be 1 to 5 characters of A-Z, 0-9", "doit compter 1 à 5 caractères parmi A-Z, 0-9"
+)
+SECONDARY_CRITERION_RULE = Reason(
+    "must be 0 to 10 characters of A-Z, a-z, 0-9",
+    "doit compter 0 à 10 caractères parmi A-Z, a-z, 0-9",
+)
+EXCHANGE_ID_RULE = Reason(
+    "must be 1 to 64 characters of A-Z, a-z, 0-9, . _ : -",
+    "doit compter 1 à 64 caractères parmi A-Z, a-z, 0-9, . _ : -",
+)
 
 
 def luhn_key(digits: str) -> int:
@@ -84,3 +100,18 @@ def amc_number_error(amc: str) -> Reason | None:
     if not _AMC.fullmatch(amc):
         return Reason("AMC number must be 9 digits", "un numéro d'AMC compte 9 chiffres")
     return None
+
+
+def convention_type_error(convention_type: str) -> Reason | None:
+    """Why *convention_type* is not a valid convention type (``TypeConvention``), or None."""
+    return None if _CONVENTION_TYPE.fullmatch(convention_type) else CONVENTION_TYPE_RULE
+
+
+def secondary_criterion_error(criterion: str) -> Reason | None:
+    """Why *criterion* is not a valid secondary criterion (empty is valid), or None."""
+    return None if _SECONDARY_CRITERION.fullmatch(criterion) else SECONDARY_CRITERION_RULE
+
+
+def exchange_id_error(exchange_id: str) -> Reason | None:
+    """Why *exchange_id* is not a valid exchange id (``IdentifiantEchange``), or None."""
+    return None if _EXCHANGE_ID.fullmatch(exchange_id) else EXCHANGE_ID_RULE

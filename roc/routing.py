@@ -16,12 +16,20 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
+from lxml import etree
 from twisted.plugin import IPlugin, getPlugins
 from zope.interface import Attribute, Interface, implementer
 
 from roc._soapheader import RoutingBlockReader
 from roc.errors import RpnError, RpnFailure
-from roc.identifiers import amc_number_error, finess_error
+from roc.identifiers import (
+    EXCHANGE_ID_RULE,
+    amc_number_error,
+    convention_type_error,
+    exchange_id_error,
+    finess_error,
+    secondary_criterion_error,
+)
 from roc.model import ROUTING_NS, AmcKey, RocVersion, RoutingKey, Service, SoapVersion, soap_action
 from roc.reasons import Reason
 
@@ -68,9 +76,6 @@ _ACTIONS = {service: soap_action(service) for service in Service}
 #: AMC keys already validated, by identifiers (requests name few AMCs); only valid ones are kept.
 _AMC_KEYS: dict[tuple[str, str, str], AmcKey] = {}
 _MAX_AMC_KEYS = 4096
-_CONVENTION = re.compile(r"[A-Z0-9]{1,5}")
-_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
-_EXCHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 _PATH_SEGMENT = re.compile(r"(?:\{([^{}]*)\})?([^\W\d][\w.-]*)")
 _MEDIA_PARAM = re.compile(
@@ -121,17 +126,6 @@ _SERVICE_RULE = Reason(
     "doit valoir " + ", ".join(service.value for service in Service),
 )
 _VERSION_RULE = Reason("must be V1 or V2", "doit valoir V1 ou V2")
-_CONVENTION_RULE = Reason(
-    "must be 1 to 5 characters of A-Z, 0-9", "doit compter 1 à 5 caractères parmi A-Z, 0-9"
-)
-_CRITERION_RULE = Reason(
-    "must be 0 to 10 characters of A-Z, a-z, 0-9",
-    "doit compter 0 à 10 caractères parmi A-Z, a-z, 0-9",
-)
-_EXCHANGE_ID_RULE = Reason(
-    "must be 1 to 64 characters of A-Z, a-z, 0-9, . _ : -",
-    "doit compter 1 à 64 caractères parmi A-Z, a-z, 0-9, . _ : -",
-)
 
 
 def _required(values: Mapping[str, str | None], names: Mapping[str, str], key: str) -> str:
@@ -215,10 +209,10 @@ def _amc_key(values: Mapping[str, str | None], names: Mapping[str, str]) -> AmcK
     if reason is not None:
         raise _fail(names["amc_number"], reason)
     convention = _required(values, names, "convention_type")
-    if not _CONVENTION.fullmatch(convention):
-        raise _fail(names["convention_type"], _CONVENTION_RULE)
-    if not _CRITERION.fullmatch(criterion):
-        raise _fail(names["secondary_criterion"], _CRITERION_RULE)
+    if (reason := convention_type_error(convention)) is not None:
+        raise _fail(names["convention_type"], reason)
+    if (reason := secondary_criterion_error(criterion)) is not None:
+        raise _fail(names["secondary_criterion"], reason)
     if len(_AMC_KEYS) >= _MAX_AMC_KEYS:
         _AMC_KEYS.clear()
     key = _AMC_KEYS[amc_number, convention, criterion] = AmcKey(amc_number, convention, criterion)
@@ -248,7 +242,7 @@ def routing_key_from_fields(
     could be read, so that the establishment can match the fault to its message.
     """
     exchange_id = (values.get("exchange_id") or "").strip()
-    readable_id = exchange_id if _EXCHANGE_ID.fullmatch(exchange_id) else ""
+    readable_id = "" if exchange_id_error(exchange_id) else exchange_id
     try:
         service = _SERVICES.get(_required(values, names, "service"))
         if service is None:
@@ -261,13 +255,62 @@ def routing_key_from_fields(
         site = _sender_finess(values, names, "sender_finess_site")
         _required(values, names, "exchange_id")
         if not readable_id:
-            raise _fail(names["exchange_id"], _EXCHANGE_ID_RULE)
+            raise _fail(names["exchange_id"], EXCHANGE_ID_RULE)
         check_soap_action(headers, service, names["service"])
     except RpnFailure as failure:
         failure.exchange_id = readable_id
         raise
     # Positional, in RoutingKey's field order: cheaper, and every request comes this way.
     return RoutingKey(service, version, amc, legal, site, readable_id, soap_version)
+
+
+#: How each field is named in failures about a routing block read whole (``Routage/AMC/Numero``).
+BLOCK_FIELD_NAMES: Mapping[str, str] = {
+    key: f"{ROUTING_BLOCK}/{path}" for key, path in DEFAULT_SOAP_PATHS.items()
+}
+
+
+def routing_key_from_block(
+    texts: Mapping[str, str | None], soap_version: SoapVersion
+) -> RoutingKey:
+    """The routing key of a routing block already read as a tree (Mutuelle ANS's way).
+
+    *texts* maps each path below the block (``AMC/Numero``, as in ``DEFAULT_SOAP_PATHS``) to
+    the element's text, None when the element is absent or holds elements. The same rules as
+    every extractor's, with fields named ``Routage/<path>``; a missing ``CritereSecondaire``
+    is an empty one, as for the relay (docs/roc-model.md).
+    """
+    values = {key: texts.get(path) for key, path in DEFAULT_SOAP_PATHS.items()}
+    return routing_key_from_fields(values, BLOCK_FIELD_NAMES, soap_version, {})
+
+
+def _field_texts(key: RoutingKey) -> dict[str, str]:
+    return {
+        "service": key.service.value,
+        "roc_version": key.roc_version.value,
+        "amc_number": key.amc.amc_number,
+        "convention_type": key.amc.convention_type,
+        "secondary_criterion": key.amc.secondary_criterion,
+        "sender_finess_legal": key.sender_finess_legal,
+        "sender_finess_site": key.sender_finess_site,
+        "exchange_id": key.exchange_id,
+    }
+
+
+def routing_block(key: RoutingKey) -> etree._Element:
+    """The ``Routage`` header block naming *key*, at the default paths (clients, examples)."""
+    block = etree.Element(f"{{{ROUTING_NS}}}{ROUTING_BLOCK}", nsmap={"rt": ROUTING_NS})
+    texts = _field_texts(key)
+    for field in ROUTING_FIELDS:
+        parent = block
+        *parents, leaf = DEFAULT_SOAP_PATHS[field].split("/")
+        for name in parents:
+            found = parent.find(f"{{{ROUTING_NS}}}{name}")
+            parent = (
+                found if found is not None else etree.SubElement(parent, f"{{{ROUTING_NS}}}{name}")
+            )
+        etree.SubElement(parent, f"{{{ROUTING_NS}}}{leaf}").text = texts[field]
+    return block
 
 
 # Extractors.

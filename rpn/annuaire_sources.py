@@ -8,7 +8,7 @@ cannot be trusted: the cache keeps its last-known-good entry and counts it for a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from roc.config import ConfigError, read_toml
-from roc.identifiers import amc_number_error
+from roc.identifiers import amc_number_error, convention_type_error, secondary_criterion_error
 from roc.model import (
     RELAYED_SERVICES,
     SERVICE_NS,
@@ -43,8 +43,6 @@ MAX_ANSWER_BYTES = 256 * 1024
 
 _SERVICES = frozenset(service.value for service in RELAYED_SERVICES)
 _VERSIONS = frozenset(version.value for version in RocVersion)
-_CONVENTION_TYPE = re.compile(r"[A-Z0-9]{1,5}")
-_SECONDARY_CRITERION = re.compile(r"[A-Za-z0-9]{0,10}")
 _BARE_TOML_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _RETURN_CODE = re.compile(r"[A-Za-z0-9]{2}")
 _FAULT_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -178,12 +176,8 @@ def _static_amc(item: object, path: str, *, allow_http: bool) -> StaticAmc:
     name = _required_string(item, "name", path).strip()
     if not name:
         raise ConfigError(f"{path}.name: must not be empty")
-    convention_types = _string_set(
-        item, "convention_types", path, _CONVENTION_TYPE, "1 to 5 of A-Z, 0-9"
-    )
-    secondary_criteria = _string_set(
-        item, "secondary_criteria", path, _SECONDARY_CRITERION, "0 to 10 of A-Z, a-z, 0-9"
-    )
+    convention_types = _string_set(item, "convention_types", path, convention_type_error)
+    secondary_criteria = _string_set(item, "secondary_criteria", path, secondary_criterion_error)
     endpoints = item.get("endpoints")
     if endpoints is None:
         raise ConfigError(f"{path}.endpoints: required")
@@ -219,14 +213,16 @@ def _required_string(table: Mapping[str, Any], key: str, path: str) -> str:
 
 
 def _string_set(
-    table: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], rule: str
+    table: Mapping[str, Any], key: str, path: str, rule: Callable[[str], str | None]
 ) -> frozenset[str]:
     values = table.get(key, [])
     if not isinstance(values, list):
         raise ConfigError(f"{path}.{key}: must be an array of strings")
     for index, value in enumerate(values):
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ConfigError(f"{path}.{key}[{index}]: must be {rule}")
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}.{key}[{index}]: must be a string")
+        if (reason := rule(value)) is not None:
+            raise ConfigError(f"{path}.{key}[{index}]: {reason}")
     return frozenset(values)
 
 

@@ -172,11 +172,11 @@ def _with(path: str, value: Any, *, delete: bool = False) -> dict[str, Any]:
         (_with("amc.0.convention_types", "TP"), "amc[0].convention_types: must be an array"),
         (
             _with("amc.0.convention_types", ["TP", "tp"]),
-            "amc[0].convention_types[1]: must be 1 to 5 of A-Z, 0-9",
+            "amc[0].convention_types[1]: must be 1 to 5 characters of A-Z, 0-9",
         ),
         (
             _with("amc.0.secondary_criteria", ["01", "trop-long-critere"]),
-            "amc[0].secondary_criteria[1]: must be 0 to 10 of",
+            "amc[0].secondary_criteria[1]: must be 0 to 10 characters of",
         ),
     ],
 )

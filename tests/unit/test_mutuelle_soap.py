@@ -210,7 +210,7 @@ def test_non_soap_documents_are_refused(site: Site, document: bytes, says: str) 
             b">990000029<",
             "Routage/Emetteur/FinessGeographique : la clé de contrôle",
         ),
-        (b"<rt:VersionROC>V1<", b"<rt:VersionROC>V3<", "Routage/VersionROC : V1 ou V2 attendu"),
+        (b"<rt:VersionROC>V1<", b"<rt:VersionROC>V3<", "Routage/VersionROC : doit valoir V1 ou V2"),
         (b"<rt:Numero>990000101<", b"<rt:Numero>99000010<", "Routage/AMC/Numero"),
     ],
     ids=["no-block", "no-exchange-id", "bad-finess", "bad-version", "bad-amc"],
