@@ -41,7 +41,7 @@ def _document(edit: str, value: str | None) -> bytes:
             parent.remove(node)
         else:
             node.text = value
-    body = etree.Element(f"{{urn:test}}Demande")
+    body = etree.Element("{urn:test}Demande")
     return envelope(body, SoapVersion.SOAP11, [block])
 
 
