@@ -35,7 +35,6 @@ from mutuelle.codec import (
 )
 from mutuelle.decisions import CareAnswer, DelAnswer, DelRequest
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
-from mutuelle.wording import identifier_reason
 from roc.identifiers import nir_error
 from roc.model import SERVICE_NS
 
@@ -47,7 +46,7 @@ DEL_NS = SERVICE_NS["DEL"]
 def _beneficiary(element: etree._Element, ns: str, root: str) -> tuple[BeneficiaryKey, str | None]:
     nir = _text(element, ns, "Beneficiaire/NIR", root)
     if (reason := nir_error(nir)) is not None:
-        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {identifier_reason(reason)}")
+        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {reason.fr}")
     member = _child(element, ns, "Beneficiaire/NumeroAdherent")
     key = BeneficiaryKey(
         nir=nir,

@@ -17,7 +17,6 @@ from lxml import etree
 from mutuelle.idb import IdbAnswer, IdbOutcome, IdbRequest, OpenRights
 from mutuelle.model import BeneficiaryKey, CareKind, ContractPeriod, Sector
 from mutuelle.schemas import validation_error
-from mutuelle.wording import identifier_reason
 from roc.identifiers import nir_error
 from roc.model import SERVICE_NS, AmcKey
 
@@ -107,7 +106,7 @@ def read_idb_request(element: etree._Element, validate: bool = True) -> IdbReque
     root = "DemandeIDB"
     nir = _text(element, IDB_NS, "Beneficiaire/NIR", root)
     if (reason := nir_error(nir)) is not None:
-        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {identifier_reason(reason)}")
+        raise RequestInvalid(f"{root}/Beneficiaire/NIR : {reason.fr}")
     member = _child(element, IDB_NS, "Beneficiaire/NumeroAdherent")
     start = _date(element, IDB_NS, "Soins/DateDebut", root)
     end = _date(element, IDB_NS, "Soins/DateFin", root)
