@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.client import readBody
 from twisted.web.http_headers import Headers
@@ -66,7 +66,7 @@ def parse_vector(body: bytes) -> list[Sample]:
 class PrometheusHttpApi:
     """Instant queries over HTTP(S) with a per-query timeout."""
 
-    def __init__(self, agent: IAgent, base_url: str, timeout: float, clock: Any) -> None:
+    def __init__(self, agent: IAgent, base_url: str, timeout: float, clock: IReactorTime) -> None:
         self._agent = agent
         self._base = base_url.rstrip("/")
         self._timeout = timeout

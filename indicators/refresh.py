@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from indicators.compute import Snapshot
@@ -24,7 +24,7 @@ class Refresher:
     def __init__(
         self,
         prometheus: IPrometheus,
-        clock: Any,
+        clock: IReactorTime,
         window_days: int,
         daily_days: int,
         top_codes: int,
@@ -72,7 +72,7 @@ class Refresher:
 class RefreshCollector:
     """The service's own health, read at scrape time."""
 
-    def __init__(self, refresher: Refresher, clock: Any) -> None:
+    def __init__(self, refresher: Refresher, clock: IReactorTime) -> None:
         self._refresher = refresher
         self._clock = clock
 
@@ -96,5 +96,5 @@ class RefreshCollector:
             )
 
 
-def register(registry: CollectorRegistry, refresher: Refresher, clock: Any) -> None:
+def register(registry: CollectorRegistry, refresher: Refresher, clock: IReactorTime) -> None:
     registry.register(RefreshCollector(refresher, clock))

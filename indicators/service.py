@@ -20,6 +20,7 @@ from indicators.prometheus import IPrometheus, PrometheusHttpApi
 from indicators.refresh import Refresher
 from indicators.web import PagesResource, QuietSite, admin_resource
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.tls import SwappableServerContext, TLSFiles, server_options
 
 
@@ -43,7 +44,9 @@ class IndicatorsService(MultiService):
             await self._pool.closeCachedConnections()
 
 
-def prometheus_api(config: Config, reactor: Any) -> tuple[IPrometheus, HTTPConnectionPool]:
+def prometheus_api(
+    config: Config, reactor: IServiceReactor
+) -> tuple[IPrometheus, HTTPConnectionPool]:
     """The HTTP API client of the configured Prometheus, and its connection pool."""
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool._factory.noisy = False  # one log line per connection otherwise
@@ -52,7 +55,9 @@ def prometheus_api(config: Config, reactor: Any) -> tuple[IPrometheus, HTTPConne
     return api, pool
 
 
-def _listen(description: str, factory: Any, reactor: Any, path: str, parent: MultiService) -> None:
+def _listen(
+    description: str, factory: Any, reactor: IServiceReactor, path: str, parent: MultiService
+) -> None:
     try:
         service = strports.service(description, factory, reactor=reactor)
     except (ValueError, TypeError, KeyError) as exc:
@@ -62,7 +67,7 @@ def _listen(description: str, factory: Any, reactor: Any, path: str, parent: Mul
 
 def build_service(
     config: Config,
-    reactor: Any,
+    reactor: IServiceReactor,
     registry: CollectorRegistry,
     prometheus: IPrometheus | None = None,
 ) -> IndicatorsService:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from prometheus_client import CollectorRegistry
 from twisted.application.service import IService
 from twisted.python import usage
 
 from indicators.config import Config, load_config
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.tap import ConfigOptions
 from roc.tls import TLSConfigError
 
@@ -25,7 +28,9 @@ class Options(
 
 
 def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    reactor = cast(IServiceReactor, installed)  # the global reactor provides all of it
 
     from indicators.service import build_service
 

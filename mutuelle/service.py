@@ -19,6 +19,7 @@ from mutuelle.datafiles import DataError, SimulatorData, load_data
 from mutuelle.server import admin_site, roc_site
 from mutuelle.simulator import Simulator
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
 
 
@@ -55,7 +56,9 @@ def load_simulator_data(config: MutuelleConfig) -> tuple[SimulatorData, Catalogu
         raise ConfigError(f"data_dir: {exc}") from None
 
 
-def _listen(description: str, factory: Any, reactor: Any, path: str, parent: MultiService) -> None:
+def _listen(
+    description: str, factory: Any, reactor: IServiceReactor, path: str, parent: MultiService
+) -> None:
     try:
         service = strports.service(description, factory, reactor=reactor)
     except (ValueError, TypeError, KeyError) as exc:
@@ -64,7 +67,7 @@ def _listen(description: str, factory: Any, reactor: Any, path: str, parent: Mul
 
 
 def build_service(
-    config: MutuelleConfig, reactor: Any, data: SimulatorData | None = None
+    config: MutuelleConfig, reactor: IServiceReactor, data: SimulatorData | None = None
 ) -> MutuelleService:
     """Every part of the simulator wired together; ConfigError (with its path) if unusable.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from twisted.application.service import IService
 from twisted.python import usage
 
 from mutuelle.config import MutuelleConfig, load_config
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.tap import ConfigOptions
 
 
@@ -23,7 +26,9 @@ class Options(
 
 
 def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    reactor = cast(IServiceReactor, installed)  # the global reactor provides all of it
 
     from mutuelle.service import build_service
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NoReturn, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionAborted, ConnectionLost
@@ -35,6 +35,8 @@ from twisted.web.client import ResponseDone, ResponseFailed
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
+
+from roc.reactors import IServiceReactor
 
 __all__ = [
     "FakeAgent",
@@ -84,12 +86,55 @@ class StrictClock(Clock):
         super().advance(amount)
 
 
+@implementer(IServiceReactor)
 class StrictMemoryReactorClock(MemoryReactor, StrictClock):
-    """``MemoryReactorClock`` with the strict clock: records connections, refuses bad delays."""
+    """``MemoryReactorClock`` with the strict clock: records connections, refuses bad delays.
+
+    Declared an ``IServiceReactor`` so that services are built on it in unit tests; it starts
+    no process and has no thread pool (tests that need those bring their own fakes)."""
 
     def __init__(self, drift: float = 0.0) -> None:
         MemoryReactor.__init__(self)
         StrictClock.__init__(self, drift)
+        self._pool = InlineThreadPool()
+
+    # IReactorThreads: "threads" run at once; what they hand back waits for the next advance,
+    # as it waits for the reactor's next turn.
+    def getThreadPool(self) -> InlineThreadPool:  # type: ignore[override]
+        return self._pool
+
+    def callInThread(self, callable: Callable[..., object], *args: object, **kw: object) -> None:
+        callable(*args, **kw)
+
+    def callFromThread(self, callable: Callable[..., object], *args: object, **kw: object) -> None:
+        self.callLater(0, callable, *args, **kw)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        pass
+
+    def spawnProcess(self, *args: object, **kwargs: object) -> NoReturn:
+        raise NotImplementedError("StrictMemoryReactorClock starts no process")
+
+
+class InlineThreadPool:
+    """A thread pool that runs work at once, in the caller: unit tests start no thread."""
+
+    def callInThread(self, func: Callable[..., object], *args: object, **kw: object) -> None:
+        func(*args, **kw)
+
+    def callInThreadWithCallback(
+        self,
+        onResult: Callable[[bool, object], object],
+        func: Callable[..., object],
+        *args: object,
+        **kw: object,
+    ) -> None:
+        try:
+            result = func(*args, **kw)
+        except Exception:  # noqa: BLE001 - handed to the callback, as the real pool does
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
 
 
 # -- twisted.web's Agent (for services that query HTTP APIs through it) ----------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -59,7 +60,7 @@ class _Metrics(Resource):
     log = Logger()
 
     def __init__(
-        self, registry: CollectorRegistry, tables: Sequence[MetricTable], reactor: Any
+        self, registry: CollectorRegistry, tables: Sequence[MetricTable], reactor: IReactorThreads
     ) -> None:
         super().__init__()
         self._registry = registry
@@ -113,7 +114,7 @@ class _Guard(Resource):
 def admin_resource(
     registry: CollectorRegistry,
     ready: Callable[[], bool],
-    reactor: Any,
+    reactor: IReactorThreads,
     allowed_networks: Callable[[], tuple[str, ...]] = lambda: ("127.0.0.0/8", "::1/128"),
     tables: Sequence[MetricTable] = (),
 ) -> Resource:

@@ -16,10 +16,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.systemd import ListenFDs
 
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.routing import build_extractor
 from roc.tls import (
     SwappableServerContext,
@@ -82,7 +84,7 @@ def upstream_tls_files(config: RpnConfig) -> TLSFiles:
     return TLSFiles(up.certificate, up.private_key, up.ca_certificates)
 
 
-def annuaire_source(config: RpnConfig, reactor: Any) -> IAnnuaireSource:
+def annuaire_source(config: RpnConfig, reactor: IServiceReactor) -> IAnnuaireSource:
     """The static file, the web service, or the file overriding the web service."""
     ann = config.annuaire
     static = StaticAnnuaireSource.from_file(ann.static_file) if ann.static_file else None
@@ -107,7 +109,7 @@ _ANNUAIRE_IDLE_CONNECTIONS = 2
 class AnnuaireCollector:
     """Annuaire cache counters, read at scrape time."""
 
-    def __init__(self, annuaire: CachedAnnuaire, clock: Any) -> None:
+    def __init__(self, annuaire: CachedAnnuaire, clock: IReactorTime) -> None:
         self._annuaire = annuaire
         self._clock = clock
 
@@ -153,7 +155,7 @@ class RelayService(MultiService):
     def __init__(
         self,
         config: RpnConfig,
-        reactor: Any,
+        reactor: IServiceReactor,
         server_tls: SwappableServerContext,
         relay: Relay,
         annuaire: CachedAnnuaire,
@@ -300,7 +302,7 @@ def inbound_tls_files(config: RpnConfig) -> TLSFiles:
 
 def build_service(
     config: RpnConfig,
-    reactor: Any,
+    reactor: IServiceReactor,
     registry: CollectorRegistry,
     config_path: Path | None = None,
     role: WorkerRole = SINGLE_PROCESS,
@@ -354,7 +356,11 @@ def build_service(
 
 
 def _listen(
-    service: RelayService, config: RpnConfig, reactor: Any, factory: Any, role: WorkerRole
+    service: RelayService,
+    config: RpnConfig,
+    reactor: IServiceReactor,
+    factory: Any,
+    role: WorkerRole,
 ) -> None:
     """One process: the configured endpoint. Several: a socket shared by every worker."""
     endpoint = config.listen.endpoint

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 from twisted.application.service import IService
 from twisted.python import usage
 
 from roc.config import ConfigError
+from roc.reactors import IServiceReactor
 from roc.tap import ConfigOptions
 from roc.tls import TLSConfigError
 from rpn.config import RpnConfig, load_config
@@ -30,7 +32,9 @@ class Options(
 
 def makeService(options: Options) -> IService:
     from prometheus_client import disable_created_metrics
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
+
+    reactor = cast(IServiceReactor, installed)  # the global reactor provides all of it
 
     # The *_created series double a national-scale scrape and nothing reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]

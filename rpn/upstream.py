@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from OpenSSL import SSL
 from service_identity import VerificationError
@@ -22,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 
 from roc.errors import RpnError, RpnFailure
+from roc.reactors import IServiceReactor
 from roc.reasons import Reason
 from roc.tls import TLSFiles
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
@@ -386,7 +386,7 @@ class AmcUpstream:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServiceReactor,
         amc_number: str,
         tls: IPolicyForHTTPS,
         settings: UpstreamSettings,
@@ -463,7 +463,7 @@ class UpstreamRegistry:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServiceReactor,
         tls_files: TLSFiles,
         settings: UpstreamSettings,
         on_breaker_transition: Callable[[str, BreakerState, BreakerState], None] | None = None,

@@ -22,9 +22,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.internet.protocol import ProcessProtocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from roc.reactors import IServiceReactor
 
 _TCP = re.compile(r"^tcp:(?:port=)?(\d+)(?::interface=([0-9A-Fa-f.:]+))?$")
 _ADMIN_PORT = re.compile(r"^(tcp:(?:port=)?)(\d+)(.*)$")
@@ -77,7 +79,9 @@ def open_listening_socket(endpoint: str, backlog: int = 4096) -> socket.socket:
 class AdoptedPortService(Service):
     """Serve *factory* on an already listening socket (ours or inherited)."""
 
-    def __init__(self, reactor: Any, fileno: int, family: int, factory: Factory) -> None:
+    def __init__(
+        self, reactor: IServiceReactor, fileno: int, family: int, factory: ServerFactory
+    ) -> None:
         self._reactor = reactor
         self._fileno = fileno
         self._family = family
@@ -86,7 +90,9 @@ class AdoptedPortService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.port = self._reactor.adoptStreamPort(self._fileno, self._family, self._factory)
+        self.port = self._reactor.adoptStreamPort(
+            self._fileno, socket.AddressFamily(self._family), self._factory
+        )
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
@@ -114,7 +120,7 @@ class WorkerSupervisor(Service):
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServiceReactor,
         count: int,
         fileno: int,
         argv: list[str] | None = None,

@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
+from roc.reactors import IServiceReactor
 from roc.tls import TLSFiles, WholeMessageTLSFactory, client_options
 from rpn.http.answer import AnswerParser, NotAnHttpAnswer
 from rpn.http.common import (
@@ -306,7 +307,7 @@ class ConnectionPool:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IServiceReactor,
         tls: IPolicyForHTTPS,
         connect_timeout: float,
         max_idle: int,

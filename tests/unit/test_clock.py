@@ -58,3 +58,20 @@ def test_no_test_or_fake_uses_twisteds_lenient_clocks() -> None:
         if path.name != "test_clock.py" and lenient.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_the_memory_reactor_provides_the_service_reactor_and_runs_threads_inline() -> None:
+    from twisted.internet.threads import deferToThreadPool
+
+    from roc.reactors import IServiceReactor
+
+    reactor = StrictMemoryReactorClock()
+    assert IServiceReactor.providedBy(reactor)
+    results: list[int] = []
+    done = deferToThreadPool(reactor, reactor.getThreadPool(), lambda: 6 * 7)
+    done.addCallback(results.append)
+    assert results == []  # handed back through callFromThread: on the reactor's next turn
+    reactor.advance(0)
+    assert results == [42]
+    with pytest.raises(NotImplementedError):
+        reactor.spawnProcess()
