@@ -42,14 +42,14 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from roc.errors import RpnError, RpnFailure
 from roc.identifiers import amc_number_error
 from roc.model import AmcKey
 from roc.reasons import Reason
 from rpn.annuaire_sources import MalformedAnswer
-from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource
+from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource, ISnapshotStore
 
 #: The keys of ``CachedAnnuaire.lookups_total``; each answered lookup counts once, under:
 #: hit (fresh entry, no source call), miss (answered by a source call it started), coalesced
@@ -59,16 +59,6 @@ from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource
 LOOKUP_OUTCOMES = ("hit", "miss", "coalesced", "stale", "negative", "error")
 
 _NEVER = float("-inf")
-
-
-class ISnapshotStore(Interface):
-    """Where the annuaire keeps its last-known-good entries across restarts."""
-
-    def load() -> dict[AmcKey, AmcEntry]:
-        """The saved entries; empty (never an error) when there are none or they are unreadable."""
-
-    def save(entries: dict[AmcKey, AmcEntry]) -> None:
-        """Replace the saved entries with *entries*; raises ``OSError`` when it cannot."""
 
 
 @dataclass(slots=True)

@@ -1,4 +1,7 @@
-"""The seams of the relay: each has an in-memory fake in ``rpn.testing``."""
+"""The seams of the relay, in one place: each has an in-memory fake in ``rpn.testing`` (or is
+small enough to be its own fake), verified against its interface by
+``tests/unit/test_interfaces.py``. The HTTP server's handler (``rpn.http.server.IRequestHandler``)
+is a typing protocol beside the server, whose types it names."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
 
     from roc.model import AmcKey
     from rpn.http.client import Answer
+    from rpn.stats import ExchangeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +65,20 @@ class IHttpClient(Interface):
     ) -> Deferred[Answer]:
         """The server's whole answer; fails with ``rpn.http.common``'s failures (or
         ``BodyTooLarge`` past *max_body*). Cancelling drops the connection."""
+
+
+class ISnapshotStore(Interface):
+    """Where the annuaire keeps its last-known-good entries across restarts."""
+
+    def load() -> dict[AmcKey, AmcEntry]:
+        """The saved entries; empty (never an error) when there are none or they are unreadable."""
+
+    def save(entries: dict[AmcKey, AmcEntry]) -> None:
+        """Replace the saved entries with *entries*; raises ``OSError`` when it cannot."""
+
+
+class IStatsSink(Interface):
+    """Where finished exchanges are accounted (Prometheus, the access log, both)."""
+
+    def record(exchange: ExchangeRecord) -> None:
+        """Account for one finished exchange."""

@@ -44,9 +44,9 @@ from rpn.http.server import (
     HttpServerProtocol,
     soap_version_of_header,
 )
-from rpn.interfaces import AmcEntry, IAnnuaire
+from rpn.interfaces import AmcEntry, IAnnuaire, IStatsSink
 from rpn.outcomes import classify_answer
-from rpn.stats import ExchangeRecord, IStatsSink
+from rpn.stats import ExchangeRecord
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry
 
 __all__ = ["Relay", "RelayPolicy", "relay_factory"]

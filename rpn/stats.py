@@ -10,8 +10,9 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
+from rpn.interfaces import IStatsSink
 from rpn.metric_tables import MetricTable
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -38,11 +39,6 @@ class ExchangeRecord:
     total_seconds: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
-
-
-class IStatsSink(Interface):
-    def record(exchange: ExchangeRecord) -> None:
-        """Account for one finished exchange."""
 
 
 @implementer(IStatsSink)

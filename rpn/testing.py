@@ -14,10 +14,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from roc.model import AmcKey
-from rpn.annuaire import ISnapshotStore
 from rpn.http.client import Answer
 from rpn.http.common import AnswerCut, BodyTooLarge
-from rpn.interfaces import AmcEntry, IAnnuaireSource, IHttpClient
+from rpn.interfaces import AmcEntry, IAnnuaireSource, IHttpClient, ISnapshotStore
 
 # -- Annuaire ----------------------------------------------------------------------------------
 

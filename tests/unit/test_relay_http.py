@@ -30,10 +30,10 @@ from roc.routing import SoapHeaderExtractor
 from roc.testing import StrictClock
 from rpn.annuaire import CachedAnnuaire
 from rpn.http.server import HttpServerFactory
-from rpn.interfaces import AmcEntry
+from rpn.interfaces import AmcEntry, IStatsSink
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
-from rpn.stats import AccessLog, ExchangeRecord, IStatsSink, StatsFanout
+from rpn.stats import AccessLog, ExchangeRecord, StatsFanout
 from rpn.testing import FakeAnnuaireSource
 from rpn.upstream import UpstreamAnswer
 from tools.devpki import issue, make_ca

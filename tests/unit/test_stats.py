@@ -15,12 +15,12 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from roc.testing import StrictClock
+from rpn.interfaces import IStatsSink
 from rpn.metric_tables import exposition
 from rpn.outcomes import OUTCOMES
 from rpn.stats import (
     AccessLog,
     ExchangeRecord,
-    IStatsSink,
     PrometheusStats,
     StatsFanout,
 )
