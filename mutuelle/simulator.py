@@ -107,6 +107,19 @@ class Reply:
     abort_after: int | None = None
 
 
+def _refusal_violation(fault: MutuelleFault) -> Violation:
+    """A refused request, as the one violation its sandbox journal records.
+
+    Every request the simulator refuses is non-conforming, whatever the stage that refused it
+    (method, size, XML, routing block, request fields): the rule is the fault's code, the field
+    the one its detail names (``Routage/AMC/Numero : ...``), else the message as a whole.
+    """
+    field, sep, reason = fault.detail.partition(" : ")
+    if not sep or " " in field:
+        field, reason = "message", fault.detail or fault.error.spec.message
+    return Violation(field, fault.error.code, reason)
+
+
 class Simulator:
     """Answers ROC exchanges from the fictitious data and the catalogue."""
 
@@ -184,6 +197,8 @@ class Simulator:
             record.http_status = fault.error.http_status
             record.outcome = fault.error.code
             record.detail = fault.detail
+            if not record.violations and fault.error.http_status < 500:
+                record.violations = (_refusal_violation(fault),)
             headers = (
                 (("Allow", "POST"),) if fault.error is MutuelleError.METHOD_NOT_ALLOWED else ()
             )

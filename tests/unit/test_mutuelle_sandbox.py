@@ -310,3 +310,62 @@ def test_a_lost_clc_answer_still_recorded_the_engagement() -> None:
         recorded.number,
     )
     assert len(sandbox.engagements) == len(CATALOGUE.sandbox_seed().engagements) + 1
+
+
+def _journal_of_raw(document: bytes, service: Service = Service.IDB) -> dict[str, object]:
+    simulator = fresh()
+    reply = simulator.handle(
+        service.value,
+        "POST",
+        request_headers(service, SoapVersion.SOAP11)["Content-Type"],
+        None,
+        document,
+        HOSPITAL_A,
+    )
+    assert reply.status == 400, reply.body
+    sandbox = simulator.sandboxes.find(HOSPITAL_A)
+    assert sandbox is not None
+    (entry,) = [e.as_dict() for e in sandbox.journal]
+    summary = sandbox.conformance_summary()
+    assert summary["conforming"] == 0 and summary["non_conforming"] == 1, summary
+    return entry
+
+
+def test_every_refused_request_is_journaled_non_conforming_with_its_rule() -> None:
+    played = case("IDB_OK_MCO_DROITS_OUVERTS")
+    assert played.beneficiary is not None
+    nir = played.beneficiary.nir.encode()
+    document = case_request(played, "t-1")
+    wrong_key = nir[:13] + (b"01" if nir[13:] != b"01" else b"02")
+    entry = _journal_of_raw(document.replace(nir, wrong_key))
+    assert entry["outcome"] == "MUT-400-DEMANDE"
+    assert entry["conformance"] == {
+        "conforming": False,
+        "violations": [
+            {
+                "champ": "DemandeIDB/Beneficiaire/NIR",
+                "regle": "MUT-400-DEMANDE",
+                "raison": "la clé du NIR est fausse",
+            }
+        ],
+    }
+    assert nir.decode() not in json.dumps(entry) and wrong_key.decode() not in json.dumps(entry)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule", "field"),
+    [
+        (b"<rt:VersionROC>V1<", b"<rt:VersionROC>V9<", "MUT-400-ROUTAGE", "Routage/VersionROC"),
+        (b"<soap:Body>", b"<soap:Body><x/>", "MUT-400-SOAP", "message"),
+    ],
+)
+def test_refusals_at_every_stage_are_journaled_non_conforming(
+    old: bytes, new: bytes, rule: str, field: str
+) -> None:
+    document = case_request(case("IDB_OK_MCO_DROITS_OUVERTS"), "t-1")
+    assert old in document
+    entry = _journal_of_raw(document.replace(old, new))
+    conformance = entry["conformance"]
+    assert isinstance(conformance, dict) and conformance["conforming"] is False
+    (violation,) = conformance["violations"]
+    assert violation["regle"] == rule and violation["champ"] == field
