@@ -42,7 +42,7 @@ demo: dev-pki
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy roc rpn mutuelle indicators tools twisted/plugins
+	$(BIN)/mypy piano roc rpn mutuelle indicators tools twisted/plugins
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -2,7 +2,7 @@
 
 ``bench/run.py`` starts this next to the relay (peer ``floor``) to tell what the relay's own
 work costs from what the platform costs. It terminates mutual TLS with the relay's own TLS
-settings (``roc.tls``: same certificates, ciphers, TLS versions, TLS transport without write
+settings (``piano.tls``: same certificates, ciphers, TLS versions, TLS transport without write
 aggregation), takes an idle upstream connection from a pool (or opens one, mutual TLS towards
 the back-end, as the relay does), and copies bytes both ways. No HTTP parsing, no routing, no
 admission, no breaker, no metrics, no log; only a client's ``Connection: close`` is dropped so
@@ -38,7 +38,7 @@ from zope.interface import implementer  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from roc.tls import (  # noqa: E402
+from piano.tls import (  # noqa: E402
     SwappableServerContext,
     TLSFiles,
     WholeMessageTLSFactory,

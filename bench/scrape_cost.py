@@ -38,7 +38,7 @@ from twisted.internet import reactor as global_reactor  # noqa: E402
 from twisted.internet import task, threads  # noqa: E402
 from twisted.internet.testing import MemoryReactorClock  # noqa: E402
 
-from roc.tls import TLSFiles  # noqa: E402
+from piano.tls import TLSFiles  # noqa: E402
 from rpn.admin import (  # noqa: E402
     UpstreamCollector,
     render_metrics,
@@ -56,7 +56,7 @@ CODES = ("00", "01", "02", "03", "05", "RPN-503-AMC-INDISPONIBLE", "RPN-504-AMC-
 def build(
     pki: Path, establishments: int, amcs: int, outcomes: tuple[str, ...]
 ) -> tuple[CollectorRegistry, PrometheusStats, list[ExchangeRecord]]:
-    from roc.config import load
+    from piano.config import load
     from rpn.config import RpnConfig
     from rpn.service import upstream_settings  # the relay's own defaults
 

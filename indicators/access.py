@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from roc.tls import TLSConfigError, finess_from_certificate, load_pem_certificates
+from piano.tls import TLSConfigError, finess_from_certificate, load_pem_certificates
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roc.config import ConfigError, load_file, positive, setting
-from roc.tls import ServerTLSConfig
+from piano.config import ConfigError, load_file, positive, setting
+from piano.tls import ServerTLSConfig
 
 
 def _http_url(value: Any) -> str | None:

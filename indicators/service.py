@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from prometheus_client import CollectorRegistry
-from twisted.application import strports
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -18,10 +16,10 @@ from indicators.access import agency_fingerprints, identify
 from indicators.config import Config
 from indicators.prometheus import IPrometheus, PrometheusHttpApi
 from indicators.refresh import Refresher
-from indicators.web import PagesResource, QuietSite, admin_resource
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.tls import SwappableServerContext, TLSFiles, server_options
+from indicators.web import PagesResource, admin_resource
+from piano.reactors import IServiceReactor
+from piano.tls import SwappableServerContext, TLSFiles, server_options
+from piano.web import QuietSite, listen
 
 
 class IndicatorsService(MultiService):
@@ -53,16 +51,6 @@ def prometheus_api(
     agent = Agent(reactor, connectTimeout=config.prometheus.timeout, pool=pool)
     api = PrometheusHttpApi(agent, config.prometheus.url, config.prometheus.timeout, reactor)
     return api, pool
-
-
-def _listen(
-    description: str, factory: Any, reactor: IServiceReactor, path: str, parent: MultiService
-) -> None:
-    try:
-        service = strports.service(description, factory, reactor=reactor)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"{path}: not a usable endpoint ({exc})") from None
-    service.setServiceParent(parent)
 
 
 def build_service(
@@ -99,9 +87,9 @@ def build_service(
     )
     site = QuietSite(pages)  # type: ignore[no-untyped-call]
     tls_factory = TLSMemoryBIOFactory(context, False, site, clock=reactor)
-    _listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
+    listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
     admin = QuietSite(  # type: ignore[no-untyped-call]
         admin_resource(registry, lambda: refresher.snapshot is not None)
     )
-    _listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
+    listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     return root

@@ -9,10 +9,10 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from indicators.config import Config, load_config
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.tap import ConfigOptions
-from roc.tls import TLSConfigError
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+from piano.tap import ConfigOptions
+from piano.tls import TLSConfigError
 
 
 class Options(

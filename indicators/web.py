@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from cryptography import x509
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from indicators import render
 from indicators.access import Identity
 from indicators.compute import Snapshot
+from piano.web import HealthResource
 
 _ESTABLISHMENT = re.compile(r"^(?P<finess>[0-9A-B]{9})(?P<ext>\.json|\.csv)?$")
 _TYPES = {
@@ -115,30 +115,6 @@ class PagesResource(Resource):
         )
 
 
-class QuietSite(Site):
-    """A Site that logs neither its start nor each request (pages log their refusals)."""
-
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        pass
-
-
-class _Probe(Resource):
-    isLeaf = True
-
-    def __init__(self, ready: Callable[[], bool]) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._ready = ready
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        if not self._ready():
-            request.setResponseCode(503)
-            return b"not ready\n"
-        return b"ok\n"
-
-
 class _Metrics(Resource):
     isLeaf = True
 
@@ -154,7 +130,7 @@ class _Metrics(Resource):
 def admin_resource(registry: CollectorRegistry, ready: Callable[[], bool]) -> Resource:
     """/healthz (the process answers), /readyz (a snapshot is there), /metrics."""
     root = Resource()
-    root.putChild(b"healthz", _Probe(lambda: True))
-    root.putChild(b"readyz", _Probe(ready))
+    root.putChild(b"healthz", HealthResource())
+    root.putChild(b"readyz", HealthResource(ready))
     root.putChild(b"metrics", _Metrics(registry))
     return root

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from roc.config import load_file, positive, setting
+from piano.config import load_file, positive, setting
 
 
 def _https_base_url(value: Any) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from roc.errors import SpecEnum
+from piano.specs import SpecEnum
 from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
 
 #: Namespace of the detail element of the simulator's faults.

@@ -1,6 +1,6 @@
 """Per-establishment sandboxes: each FINESS gets its own engagements, journal, clock and faults.
 
-Pure state, no I/O: the clock is injected (``IReactorTime``; ``roc.testing.StrictClock`` in
+Pure state, no I/O: the clock is injected (``IReactorTime``; ``piano.testing.StrictClock`` in
 tests). A sandbox starts from a *seed* (``SandboxSeed``, built from the catalogue) so that
 every case is reachable from ordinary data on a fresh sandbox; ``reset`` goes back to it. Two
 establishments never share anything.

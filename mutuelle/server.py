@@ -16,14 +16,14 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from mutuelle.admin import AdminApi
 from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator
+from piano.tls import finess_from_certificate
+from piano.web import HealthResource, QuietSite
 from roc.identifiers import finess_error
-from roc.tls import finess_from_certificate
 
 #: Header the relay adds upstream: the FINESS of the establishment that sent the exchange.
 SENDER_HEADER = b"x-roc-emetteur-finess"
@@ -154,25 +154,6 @@ def establishment_of(request: Request, path_prefix: str | None = None) -> str | 
 def _header(request: Request, name: bytes) -> str | None:
     value = request.getHeader(name)
     return None if value is None else value.decode("latin-1")
-
-
-class HealthResource(Resource):
-    """``/healthz``: 200 while the process serves (for load balancers and systemd checks)."""
-
-    isLeaf = True
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"ok\n"
-
-
-class QuietSite(Site):
-    """A Site without the combined access log: ``RocResource`` logs each exchange itself."""
-
-    noisy = False
-
-    def log(self, request: http.Request) -> None:
-        pass
 
 
 class BoundedRequest(Request):

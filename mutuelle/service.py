@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -18,9 +17,10 @@ from mutuelle.config import MutuelleConfig
 from mutuelle.datafiles import DataError, SimulatorData, load_data
 from mutuelle.server import admin_site, roc_site
 from mutuelle.simulator import Simulator
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+from piano.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
+from piano.web import listen
 
 
 class MutuelleService(MultiService):
@@ -56,16 +56,6 @@ def load_simulator_data(config: MutuelleConfig) -> tuple[SimulatorData, Catalogu
         raise ConfigError(f"data_dir: {exc}") from None
 
 
-def _listen(
-    description: str, factory: Any, reactor: IServiceReactor, path: str, parent: MultiService
-) -> None:
-    try:
-        service = strports.service(description, factory, reactor=reactor)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"{path}: not a usable endpoint ({exc})") from None
-    service.setServiceParent(parent)
-
-
 def build_service(
     config: MutuelleConfig, reactor: IServiceReactor, data: SimulatorData | None = None
 ) -> MutuelleService:
@@ -90,11 +80,9 @@ def build_service(
     root = MutuelleService(simulator, tls_context)
     site = roc_site(simulator, reactor)
     tls_factory = TLSMemoryBIOFactory(tls_context, False, site, clock=reactor)
-    _listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
+    listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
     if config.plain.endpoint:
-        _listen(
-            config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root
-        )
+        listen(config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root)
     admin = admin_site(reactor, AdminApi(simulator.sandboxes))
-    _listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
+    listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     return root

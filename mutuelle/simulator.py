@@ -53,8 +53,7 @@ from mutuelle.soap import (
     soap_version_of_content_type,
 )
 from mutuelle.technical import TechnicalFault
-from roc.model import SERVICE_NS, RocVersion, Service, SoapVersion, soap_action
-from roc.soap import content_type as soap_content_type
+from roc.model import SERVICE_NS, RocVersion, Service, SoapVersion, soap_action, soap_content_type
 
 #: Services published under /roc/<SERVICE>.
 PUBLISHED = frozenset({Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.ANN})

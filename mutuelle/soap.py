@@ -15,7 +15,6 @@ from lxml import etree
 
 from mutuelle.faults import MutuelleError, MutuelleFault
 from mutuelle.wording import xml_reason
-from roc.errors import RpnFailure
 from roc.model import (
     ROUTING_NS,
     SOAP11_NS,
@@ -25,7 +24,7 @@ from roc.model import (
     SoapVersion,
     soap_action,
 )
-from roc.routing import routing_block, routing_key_from_block
+from roc.routing import RoutingProblem, routing_block, routing_key_from_block
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
 
 _ENVELOPE_NS = {SOAP11_NS: SoapVersion.SOAP11, SOAP12_NS: SoapVersion.SOAP12}
@@ -137,8 +136,8 @@ def read_routing(request: SoapRequest) -> RoutingKey:
         )
     try:
         return routing_key_from_block(_block(element), request.version)
-    except RpnFailure as failure:
-        raise MutuelleFault(MutuelleError.ROUTING_INVALID, failure.detail_fr) from None
+    except RoutingProblem as problem:
+        raise MutuelleFault(MutuelleError.ROUTING_INVALID, problem.reason.fr) from None
 
 
 #: The ``Routage`` header block naming a routing key (for clients, examples and tests).

@@ -8,9 +8,9 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from mutuelle.config import MutuelleConfig, load_config
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.tap import ConfigOptions
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+from piano.tap import ConfigOptions
 
 
 class Options(

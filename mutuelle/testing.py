@@ -18,7 +18,7 @@ from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.datafiles import SimulatorData, load_data
 from mutuelle.server import roc_site
 from mutuelle.simulator import Simulator
-from roc.testing import StrictMemoryReactorClock
+from piano.testing import StrictMemoryReactorClock
 
 PUBLIC_URL = "https://mutuelle.test:8444"
 

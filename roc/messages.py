@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
 
-from roc.model import ROUTING_NS, SOAP11_NS, SOAP12_NS, SoapVersion
+from lxml import etree
+
+from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
+from roc.routing import routing_block_of_texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +29,20 @@ class Routing:
 
 
 def routing_header(r: Routing) -> str:
-    return (
-        f'<rt:Routage xmlns:rt="{ROUTING_NS}">'
-        f"<rt:Service>{escape(r.service)}</rt:Service>"
-        f"<rt:VersionROC>{escape(r.version)}</rt:VersionROC>"
-        f"<rt:AMC><rt:Numero>{escape(r.amc_number)}</rt:Numero>"
-        f"<rt:TypeConvention>{escape(r.convention_type)}</rt:TypeConvention>"
-        f"<rt:CritereSecondaire>{escape(r.secondary_criterion)}</rt:CritereSecondaire></rt:AMC>"
-        f"<rt:Emetteur><rt:FinessJuridique>{escape(r.sender_finess_legal)}</rt:FinessJuridique>"
-        f"<rt:FinessGeographique>{escape(r.sender_finess_site)}</rt:FinessGeographique>"
-        f"</rt:Emetteur>"
-        f"<rt:IdentifiantEchange>{escape(r.exchange_id)}</rt:IdentifiantEchange>"
-        f"</rt:Routage>"
+    """The routing block of *r*, as XML text (built by ``roc.routing``, the one builder)."""
+    block = routing_block_of_texts(
+        {
+            "service": r.service,
+            "roc_version": r.version,
+            "amc_number": r.amc_number,
+            "convention_type": r.convention_type,
+            "secondary_criterion": r.secondary_criterion,
+            "sender_finess_legal": r.sender_finess_legal,
+            "sender_finess_site": r.sender_finess_site,
+            "exchange_id": r.exchange_id,
+        }
     )
+    return etree.tostring(block, encoding="unicode")
 
 
 def envelope(routing: Routing, body: str, version: SoapVersion = SoapVersion.SOAP11) -> bytes:

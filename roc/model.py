@@ -51,6 +51,11 @@ class SoapVersion(StrEnum):
     SOAP12 = "1.2"
 
 
+def soap_content_type(version: SoapVersion) -> str:
+    """The Content-Type of a message in SOAP *version*."""
+    return SOAP12_CONTENT_TYPE if version is SoapVersion.SOAP12 else SOAP11_CONTENT_TYPE
+
+
 def soap_action(service: Service | str) -> str:
     """The SOAPAction header value (without quotes) naming *service*."""
     return SOAP_ACTION_PREFIX + (service.value if isinstance(service, Service) else service)

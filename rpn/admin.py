@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,37 +13,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.pages import forbidden
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 
+from piano.web import HealthResource
 from rpn.breaker import BreakerState
 from rpn.metric_tables import MetricTable, exposition
 from rpn.relay import Relay
 from rpn.upstream import UpstreamRegistry
-
-
-class QuietSite(Site):
-    """A Site that logs neither its start nor each probe and scrape."""
-
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        pass
-
-
-class _Health(Resource):
-    isLeaf = True
-
-    def __init__(self, ready: Callable[[], bool] | None = None) -> None:
-        super().__init__()
-        self._ready = ready
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        if self._ready is not None and not self._ready():
-            request.setResponseCode(503)
-            return b"not ready\n"
-        return b"ok\n"
 
 
 def render_metrics(registry: CollectorRegistry, tables: Sequence[MetricTable]) -> bytes:
@@ -121,8 +96,8 @@ def admin_resource(
     """/healthz (the process answers), /readyz (it accepts exchanges), /metrics; only for
     clients in *allowed_networks*. *reactor* renders /metrics in its thread pool."""
     root = Resource()
-    root.putChild(b"healthz", _Health())
-    root.putChild(b"readyz", _Health(ready))
+    root.putChild(b"healthz", HealthResource())
+    root.putChild(b"readyz", HealthResource(ready))
     root.putChild(b"metrics", _Metrics(registry, tables, reactor))
     return _Guard(root, allowed_networks)
 

@@ -44,11 +44,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from roc.errors import RpnError, RpnFailure
 from roc.identifiers import amc_number_error
 from roc.model import AmcKey
 from roc.reasons import Reason
 from rpn.annuaire_sources import MalformedAnswer
+from rpn.errors import RpnError, RpnFailure
 from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource, ISnapshotStore
 
 #: The keys of ``CachedAnnuaire.lookups_total``; each answered lookup counts once, under:

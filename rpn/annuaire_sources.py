@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from roc.config import ConfigError, read_toml
+from piano.config import ConfigError, read_toml
 from roc.identifiers import amc_number_error, convention_type_error, secondary_criterion_error
 from roc.model import (
     RELAYED_SERVICES,

@@ -1,7 +1,7 @@
 """A per-AMC circuit breaker: stop sending to an AMC that keeps failing, then try it gently.
 
 Pure logic with no timers and no I/O: time comes from an injected clock and randomness from an
-injectable ``random.Random``, so tests drive it with ``roc.testing.StrictClock`` and a seed.
+injectable ``random.Random``, so tests drive it with ``piano.testing.StrictClock`` and a seed.
 
 CLOSED
     Every request goes (except during the recovery ramp, below). ``failure_threshold``
@@ -37,7 +37,7 @@ from enum import Enum
 
 from twisted.internet.interfaces import IReactorTime
 
-from roc.config import ConfigError, non_negative, positive, setting
+from piano.config import ConfigError, non_negative, positive, setting
 
 __all__ = ["RAMP_START_FRACTION", "BreakerPolicy", "BreakerState", "CircuitBreaker"]
 

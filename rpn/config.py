@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roc.config import ConfigError, load, non_negative, positive, read_toml, setting
+from piano.config import ConfigError, load, non_negative, positive, read_toml, setting
+from piano.tls import ServerTLSConfig
 from roc.identifiers import finess_error
-from roc.tls import ServerTLSConfig
 from rpn.breaker import BreakerPolicy
 from rpn.workers import check_worker_endpoint
 

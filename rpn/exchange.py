@@ -19,13 +19,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from roc.errors import RpnError, RpnFailure
 from roc.model import RELAYED_SERVICES, RoutingKey, Service, SoapVersion, soap_action
+from roc.model import soap_content_type as content_type
 from roc.reasons import Reason
-from roc.routing import IRoutingExtractor, RequestView
-from roc.soap import content_type, fault_document
+from rpn.errors import RpnError, RpnFailure
+from rpn.faults import fault_document
+from rpn.interfaces import IRoutingExtractor
 from rpn.outcomes import AnswerVerdict, Outcome, outcome_of_error
 from rpn.registration import Registration
+from rpn.routing import RequestView
 from rpn.stats import ExchangeRecord
 
 __all__ = [

@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from twisted.internet.defer import Deferred
 
-    from roc.model import AmcKey
+    from roc.model import AmcKey, RoutingKey
     from rpn.http.client import Answer
+    from rpn.routing import RequestView
     from rpn.stats import ExchangeRecord
 
 
@@ -52,7 +53,7 @@ class IAnnuaire(Interface):
     def resolve(key: AmcKey) -> Deferred[AmcEntry]:
         """The entry for *key*.
 
-        Fails with ``roc.errors.RpnFailure`` carrying ``AMC_UNKNOWN`` or
+        Fails with ``rpn.errors.RpnFailure`` carrying ``AMC_UNKNOWN`` or
         ``ANNUAIRE_UNAVAILABLE``.
         """
 
@@ -82,3 +83,23 @@ class IStatsSink(Interface):
 
     def record(exchange: ExchangeRecord) -> None:
         """Account for one finished exchange."""
+
+
+class IRoutingExtractor(Interface):
+    """Reads the routing key of a request."""
+
+    def extract(request: RequestView) -> RoutingKey:
+        """The request's routing key.
+
+        Raises ``RpnFailure`` whose detail names the field and the rule broken, never a value.
+        """
+
+
+class IRoutingPolicy(Interface):
+    """A named way of building an extractor from configuration (a Twisted plugin)."""
+
+    name = Attribute("The name configuration selects this policy by, e.g. 'soap-header'.")
+    description = Attribute("One line saying where this policy reads the routing key.")
+
+    def build(options: Mapping[str, object]) -> IRoutingExtractor:
+        """An extractor configured by *options*; ValueError naming a bad or unknown option."""

@@ -3,7 +3,7 @@
 The relay must not open more connections to an AMC than it can bear, nor let an unbounded
 queue build up in front of a slow one: a request that finds the queue full is shed at once (the
 relay answers 503), and one that waits too long fails with ``QueueTimeout``. Pure logic: the
-only time source is the injected clock, so tests drive it with ``roc.testing.StrictClock``.
+only time source is the injected clock, so tests drive it with ``piano.testing.StrictClock``.
 """
 
 from __future__ import annotations

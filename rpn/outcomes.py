@@ -15,9 +15,9 @@ from enum import Enum
 
 from lxml import etree
 
-from roc.errors import RpnError
 from roc.model import SOAP11_NS, SOAP12_NS
 from roc.xmlsafe import has_dtd, safe_parser
+from rpn.errors import RpnError
 
 __all__ = [
     "OUTCOMES",

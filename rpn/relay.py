@@ -19,10 +19,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from roc.errors import RpnError, RpnFailure
+from piano.tls import finess_from_certificate
 from roc.model import RoutingKey, SoapVersion
-from roc.routing import IRoutingExtractor
-from roc.tls import finess_from_certificate
+from rpn.errors import RpnError, RpnFailure
 from rpn.exchange import (
     Identity,
     RelayPolicy,
@@ -44,7 +43,7 @@ from rpn.http.server import (
     HttpServerProtocol,
     soap_version_of_header,
 )
-from rpn.interfaces import AmcEntry, IAnnuaire, IStatsSink
+from rpn.interfaces import AmcEntry, IAnnuaire, IRoutingExtractor, IStatsSink
 from rpn.outcomes import classify_answer
 from rpn.stats import ExchangeRecord
 from rpn.upstream import UpstreamAnswer, UpstreamRegistry

@@ -20,17 +20,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.systemd import ListenFDs
 
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.routing import build_extractor
-from roc.tls import (
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+from piano.tls import (
     SwappableServerContext,
     TLSConfigError,
     TLSFiles,
     WholeMessageTLSFactory,
     server_options,
 )
-from rpn.admin import QuietSite, RelayCollector, UpstreamCollector, admin_resource
+from piano.web import QuietSite, listen
+from rpn.admin import RelayCollector, UpstreamCollector, admin_resource
 from rpn.annuaire import CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import OverrideSource, SoapAnnuaireSource, StaticAnnuaireSource
 from rpn.config import RpnConfig, load_config
@@ -39,6 +39,7 @@ from rpn.http.server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
+from rpn.routing import build_extractor
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
 from rpn.upstream import UpstreamRegistry, UpstreamSettings, delay_until
 from rpn.workers import (
@@ -369,7 +370,7 @@ def _listen(
         AdoptedPortService(reactor, role.inherited_fd, family, factory).setServiceParent(service)
         return
     if config.listen.workers == 1:
-        strports.service(endpoint, factory, reactor=reactor).setServiceParent(service)
+        listen(endpoint, factory, reactor, "listen.endpoint", service)
         return
     if endpoint.startswith("systemd:"):
         fds = ListenFDs.fromEnvironment()

@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 from twisted.application.service import IService
 from twisted.python import usage
 
-from roc.config import ConfigError
-from roc.reactors import IServiceReactor
-from roc.tap import ConfigOptions
-from roc.tls import TLSConfigError
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+from piano.tap import ConfigOptions
+from piano.tls import TLSConfigError
 from rpn.config import RpnConfig, load_config
 from rpn.workers import WorkerRole
 

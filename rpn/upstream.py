@@ -20,11 +20,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 
-from roc.errors import RpnError, RpnFailure
-from roc.reactors import IServiceReactor
+from piano.reactors import IServiceReactor
+from piano.tls import TLSFiles
 from roc.reasons import Reason
-from roc.tls import TLSFiles
 from rpn.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from rpn.errors import RpnError, RpnFailure
 from rpn.http.client import Call, ClientTLSPolicy, ConnectionPool, HttpClient
 from rpn.http.common import (
     AnswerCut,

@@ -26,7 +26,7 @@ from twisted.internet.protocol import ProcessProtocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from roc.reactors import IServiceReactor
+from piano.reactors import IServiceReactor
 
 _TCP = re.compile(r"^tcp:(?:port=)?(\d+)(?::interface=([0-9A-Fa-f.:]+))?$")
 _ADMIN_PORT = re.compile(r"^(tcp:(?:port=)?)(\d+)(.*)$")

@@ -11,8 +11,8 @@ import importlib
 from pathlib import Path
 from typing import Any, cast
 
-from roc.config import describe
-from roc.errors import RpnError
+from piano.config import describe
+from rpn.errors import RpnError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def errors_markdown() -> str:
     lines = [
         "# Erreurs produites par le relais (RPN ROC)",
         "",
-        "<!-- Généré par `python -m tools.gendocs` depuis roc/errors.py : ne pas modifier. -->",
+        "<!-- Généré par `python -m tools.gendocs` depuis rpn/errors.py : ne pas modifier. -->",
         "",
         "Les réponses métier des AMC (droits ouverts ou fermés, refus...) sont relayées telles",
         "que l'AMC les a envoyées. Les erreurs ci-dessous sont celles du relais lui-même : une",

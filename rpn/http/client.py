@@ -34,8 +34,8 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from roc.reactors import IServiceReactor
-from roc.tls import TLSFiles, WholeMessageTLSFactory, client_options
+from piano.reactors import IServiceReactor
+from piano.tls import TLSFiles, WholeMessageTLSFactory, client_options
 from rpn.http.answer import AnswerParser, NotAnHttpAnswer
 from rpn.http.common import (
     TOKEN_CHARS,

@@ -40,10 +40,10 @@ from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
-from roc.errors import RpnError
 from roc.model import SoapVersion
 from roc.reasons import Reason
 from roc.routing import soap_version_of
+from rpn.errors import RpnError
 
 #: Largest request head (request line and header fields) accepted, in bytes.
 MAX_REQUEST_HEAD_BYTES = 16384

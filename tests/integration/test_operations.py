@@ -136,7 +136,7 @@ def test_json_logs_carry_the_exchange_id_and_no_personal_data(
         {AMC: f"https://127.0.0.1:{fake_amc.port}"},
         access_log=False,
         env={"PIANO_LOG_FILE": str(log_file)},
-        logger="roc.logs.json_file",
+        logger="piano.logs.json_file",
     )
     body = envelope(
         Routing("IDB", AMC, HOSPITAL_A["legal"], HOSPITAL_A["site"], exchange_id="json-1"),

@@ -13,7 +13,7 @@ CHECK = """
 import sys
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
-from roc.routing import routing_policies
+from rpn.routing import routing_policies
 import rpn
 names = sorted(p.tapname for p in getPlugins(IServiceMaker))
 assert rpn.__file__.startswith(sys.argv[1]), rpn.__file__

@@ -75,4 +75,4 @@ def test_services_are_hardened_and_run_twistd_in_the_foreground(unit: Path) -> N
     limit = next(x for x in lines if x.startswith("LimitNOFILE="))
     assert int(limit.split("=")[1]) >= 16384
     exec_start = next(x for x in lines if x.startswith("ExecStart="))
-    assert "--nodaemon" in exec_start and "--logger roc.logs.json_stdout" in exec_start
+    assert "--nodaemon" in exec_start and "--logger piano.logs.json_stdout" in exec_start

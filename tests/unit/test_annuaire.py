@@ -13,11 +13,11 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import LogLevel, capturedLogs
 from zope.interface.verify import verifyObject
 
-from roc.errors import RpnError, RpnFailure
+from piano.testing import StrictClock
 from roc.model import AmcKey
-from roc.testing import StrictClock
 from rpn.annuaire import LOOKUP_OUTCOMES, CachedAnnuaire, JsonFileSnapshot
 from rpn.annuaire_sources import MalformedAnswer
+from rpn.errors import RpnError, RpnFailure
 from rpn.interfaces import AmcEntry, IAnnuaire, IAnnuaireSource, ISnapshotStore
 from rpn.testing import FakeAnnuaireSource, MemorySnapshotStore
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of

@@ -11,8 +11,8 @@ import pytest
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
+from piano.testing import StrictClock
 from roc.model import SOAP11_NS, AmcKey
-from roc.testing import StrictClock
 from roc.xmlsafe import parse_document
 from rpn.annuaire_sources import (
     MAX_ANSWER_BYTES,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from roc.testing import StrictClock
+from piano.testing import StrictClock
 from rpn.breaker import RAMP_START_FRACTION, BreakerPolicy, BreakerState, CircuitBreaker
 
 NO_JITTER_NO_RAMP = BreakerPolicy(

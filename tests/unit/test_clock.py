@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roc.testing import StrictClock, StrictMemoryReactorClock
+from piano.testing import StrictClock, StrictMemoryReactorClock
 
 _TESTS = Path(__file__).resolve().parents[1]
 _PROJECT = _TESTS.parent
@@ -63,7 +63,7 @@ def test_no_test_or_fake_uses_twisteds_lenient_clocks() -> None:
 def test_the_memory_reactor_provides_the_service_reactor_and_runs_threads_inline() -> None:
     from twisted.internet.threads import deferToThreadPool
 
-    from roc.reactors import IServiceReactor
+    from piano.reactors import IServiceReactor
 
     reactor = StrictMemoryReactorClock()
     assert IServiceReactor.providedBy(reactor)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from roc.config import (
+from piano.config import (
     ConfigError,
     describe,
     load,
@@ -50,7 +50,7 @@ def refusal(data: dict[str, Any], cls: type[Any] = Sample) -> str:
     return str(caught.value)
 
 
-# roc.config: the generic loader
+# piano.config: the generic loader
 
 
 def test_a_minimal_table_gets_every_default() -> None:

@@ -1,7 +1,7 @@
 """The exchange path's HTTP/1.1 client: what it sends, what answers it accepts, what it reuses.
 
 The parser is fed bytes directly (every split of an answer must parse the same); connections
-and the pool run on ``StringTransport`` and the strict test clock (``roc.testing``).
+and the pool run on ``StringTransport`` and the strict test clock (``piano.testing``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from roc.testing import StrictClock
+from piano.testing import StrictClock
 from rpn.http.answer import MAX_ANSWER_HEAD_BYTES, AnswerParser, NotAnHttpAnswer, keep_alive_timeout
 from rpn.http.client import CLOSE_GRACE, ConnectionPool, H1Connection, HttpClient
 from rpn.http.common import AnswerCut, BadUrl, BodyTooLarge, NoAnswer

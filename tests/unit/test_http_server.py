@@ -16,9 +16,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from roc.errors import RpnError, RpnFailure
+from piano.testing import StrictClock
 from roc.model import RPN_FAULT_NS
-from roc.testing import StrictClock
+from rpn.errors import RpnError, RpnFailure
 from rpn.exchange import Response, fault_response
 from rpn.http.server import (
     MAX_HEADERS,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from indicators.access import Identity, agency_fingerprints, identify
-from roc.tls import TLSConfigError
+from piano.tls import TLSConfigError
 from tools import devpki
 
 A, B = devpki.HOSPITAL_A["site"], devpki.HOSPITAL_B["site"]

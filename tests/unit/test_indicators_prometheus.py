@@ -14,7 +14,7 @@ from indicators import queries
 from indicators.fetch import day_windows, observe
 from indicators.prometheus import IPrometheus, PrometheusError, PrometheusHttpApi, parse_vector
 from indicators.testing import FakePrometheus, sample
-from roc.testing import FakeAgent, StrictClock
+from piano.testing import FakeAgent, StrictClock
 
 # rpn.testing's fake body transport has no abortConnection; readBody warns about that only.
 pytestmark = pytest.mark.filterwarnings("ignore:Using readBody with a transport:DeprecationWarning")

@@ -21,9 +21,9 @@ from indicators import tap
 from indicators.config import load_config
 from indicators.service import IndicatorsService, build_service
 from indicators.testing import FakePrometheus, sample
-from roc.config import ConfigError
-from roc.testing import StrictMemoryReactorClock
-from roc.tls import TLSFiles, client_options
+from piano.config import ConfigError
+from piano.testing import StrictMemoryReactorClock
+from piano.tls import TLSFiles, client_options
 from tools import devpki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,7 +216,7 @@ def test_the_agency_reads_every_page_and_a_certificate_without_finess_nothing(
 
 def test_the_configuration_reference_in_the_docs_is_current() -> None:
     from indicators.config import Config
-    from roc.config import describe
+    from piano.config import describe
 
     docs = (REPO / "docs" / "indicators.md").read_text()
     for key, kind, default, help_text in describe(Config):

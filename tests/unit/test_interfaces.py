@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from zope.interface.interface import InterfaceClass
 from zope.interface.verify import verifyObject
 
-from roc.testing import StrictClock
-from rpn import interfaces, testing
+from piano.testing import StrictClock
+from rpn import interfaces, routing, testing
 from rpn.stats import AccessLog, PrometheusStats, StatsFanout
 
 #: Each interface of rpn.interfaces and an instance of each of its fakes and implementations
@@ -23,6 +23,12 @@ INSTANCES: dict[str, list[object]] = {
     "IAnnuaireSource": [testing.FakeAnnuaireSource()],
     "ISnapshotStore": [testing.MemorySnapshotStore()],
     "IHttpClient": [testing.FakeHttpClient()],
+    "IRoutingExtractor": [
+        routing.SoapHeaderExtractor(),
+        routing.HttpHeaderExtractor(),
+        routing.UrlPathExtractor(),
+    ],
+    "IRoutingPolicy": list(routing.routing_policies().values()),
     "IStatsSink": [
         PrometheusStats(CollectorRegistry(), StrictClock()),
         AccessLog(io.StringIO()),

@@ -3,8 +3,9 @@
 - No module imports itself back through others (imports inside ``if TYPE_CHECKING:`` and
   ``if __name__ == "__main__":`` blocks are not dependencies and are left out; imports inside
   functions are counted: a lazy import hides a cycle, it does not remove it).
-- The three services (``rpn``, ``mutuelle``, ``indicators``) never import each other, and
-  ``roc`` (what they share) imports none of them.
+- The three services (``rpn``, ``mutuelle``, ``indicators``) never import each other; the
+  wire model both ends share (``roc``) imports no other package of the project, and the
+  service kit (``piano``) none of the services.
 - The global reactor is reached only by the taps (``<service>/tap.py``); everything else is
   given its reactor, so that tests drive it with a strict clock.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("roc", "rpn", "mutuelle", "indicators", "tools")
+PACKAGES = ("roc", "piano", "rpn", "mutuelle", "indicators", "tools")
 SERVICES = ("rpn", "mutuelle", "indicators")
 
 
@@ -117,7 +118,8 @@ GRAPH = import_graph(MODULES)
 def test_the_graph_is_read_from_the_source() -> None:
     assert "rpn.relay" in GRAPH
     assert "rpn.exchange" in GRAPH["rpn.relay"]
-    assert "roc.routing" in GRAPH["rpn.exchange"] | GRAPH["rpn.relay"]
+    assert "rpn.routing" in GRAPH["rpn.exchange"]
+    assert "roc.routing" in GRAPH["rpn.routing"] and "roc.routing" in GRAPH["mutuelle.soap"]
 
 
 def test_the_cycle_finder_finds_a_cycle_and_names_it() -> None:
@@ -142,23 +144,45 @@ def test_no_module_imports_itself_back() -> None:
     assert find_cycle(GRAPH) is None, f"import cycle: {' -> '.join(find_cycle(GRAPH) or [])}"
 
 
-def test_the_services_never_import_each_other_and_roc_imports_none() -> None:
-    crossings = sorted(
+def _crossings(allowed: dict[str, set[str]]) -> list[str]:
+    """Imports from a package of *allowed* to a project package it may not import."""
+    project = set(PACKAGES)
+    return sorted(
         f"{module} -> {target}"
         for module, targets in GRAPH.items()
         for target in targets
-        if (top := module.split(".")[0]) in (*SERVICES, "roc")
-        and (other := target.split(".")[0]) in SERVICES
+        if (top := module.split(".")[0]) in allowed
+        and (other := target.split(".")[0]) in project
         and other != top
+        and other not in allowed[top]
     )
-    assert crossings == []
+
+
+def test_the_services_never_import_each_other_and_the_shared_packages_no_service() -> None:
+    assert (
+        _crossings(
+            {
+                "roc": set(),
+                "piano": {"roc"},
+                "rpn": {"roc", "piano"},
+                "mutuelle": {"roc", "piano"},
+                "indicators": {"roc", "piano"},
+            }
+        )
+        == []
+    )
+
+
+def test_a_forbidden_import_is_seen() -> None:
+    assert "rpn.exchange -> rpn.routing" not in _crossings({"rpn": set()})
+    assert "rpn.routing -> roc.routing" in _crossings({"rpn": set()})
 
 
 def test_only_the_taps_reach_the_global_reactor() -> None:
     reaching = sorted(
         module
         for module, path in MODULES.items()
-        if module.split(".")[0] in (*SERVICES, "roc")
+        if module.split(".")[0] in (*SERVICES, "roc", "piano")
         and not module.endswith(".tap")
         and any(
             n == "twisted.internet.reactor"

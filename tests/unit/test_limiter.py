@@ -17,7 +17,7 @@ from hypothesis.stateful import (
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
-from roc.testing import StrictClock
+from piano.testing import StrictClock
 from rpn.limiter import ConcurrencyLimiter, QueueFull, QueueTimeout, Slot
 from tests.deferreds import assert_no_result, failure_result_of, success_result_of
 

@@ -30,8 +30,8 @@ from mutuelle.soap import read_envelope, request_headers
 from mutuelle.specs_care import ALL_SPECS
 from mutuelle.tariffs import TariffCode
 from mutuelle.technical import TechnicalFault
+from piano.testing import StrictClock
 from roc.model import RocVersion, Service, SoapVersion
-from roc.testing import StrictClock
 
 REPO = Path(__file__).resolve().parents[2]
 DATA, CATALOGUE = testing.shipped()

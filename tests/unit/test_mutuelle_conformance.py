@@ -17,8 +17,8 @@ from mutuelle.faults import MUTUELLE_FAULT_NS
 from mutuelle.idb import IdbRequest
 from mutuelle.model import CareKind, Sector
 from mutuelle.soap import request_headers
+from piano.testing import StrictClock
 from roc.model import RocVersion, Service, SoapVersion
-from roc.testing import StrictClock
 
 DATA, CATALOGUE = testing.shipped()
 STAY = CATALOGUE.get("990000101", "SIM_OK_MCO_PRISE_EN_CHARGE_TOTALE")

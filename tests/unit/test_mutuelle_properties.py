@@ -49,9 +49,9 @@ from mutuelle.model import (
 from mutuelle.sandbox import Identification, Sandbox, SandboxSeed
 from mutuelle.schemas import validation_error
 from mutuelle.tariffs import TariffCode
+from piano.testing import StrictClock
 from roc.identifiers import make_nir
 from roc.model import RocVersion
-from roc.testing import StrictClock
 
 DATA, CATALOGUE = testing.shipped()
 TARIFFS = DATA.tariffs

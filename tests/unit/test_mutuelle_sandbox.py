@@ -22,8 +22,8 @@ from mutuelle.sandbox import CANCELLATION_WINDOW, Identification, Sandbox, Sandb
 from mutuelle.server import admin_site
 from mutuelle.simulator import Simulator
 from mutuelle.soap import request_headers
+from piano.testing import StrictClock, StrictMemoryReactorClock
 from roc.model import SERVICE_NS, Service, SoapVersion
-from roc.testing import StrictClock, StrictMemoryReactorClock
 
 DATA, CATALOGUE = testing.shipped()
 D = datetime.date

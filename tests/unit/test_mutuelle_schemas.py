@@ -11,9 +11,9 @@ from lxml import etree
 from mutuelle.faults import MUTUELLE_FAULT_NS, MutuelleError, fault_document
 from mutuelle.schemas import SCHEMA_FILES, WSDL_FILE, schema, schema_text, validation_error
 from mutuelle.soap import read_envelope, read_routing
-from roc.errors import RpnError
 from roc.model import RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, SoapVersion
-from roc.soap import fault_document as rpn_fault_document
+from rpn.errors import RpnError
+from rpn.faults import fault_document as rpn_fault_document
 
 REPO = Path(__file__).resolve().parents[2]
 NOTICE = "PiANO project model of ROC — not the official schema"

@@ -20,9 +20,9 @@ from mutuelle.catalogue import default_catalogue
 from mutuelle.config import MutuelleConfig, load_config
 from mutuelle.examples import case_request
 from mutuelle.service import MutuelleService, build_service
-from roc.config import ConfigError
-from roc.testing import StrictMemoryReactorClock
-from roc.tls import TLSFiles, client_options, load_pem_certificates
+from piano.config import ConfigError
+from piano.testing import StrictMemoryReactorClock
+from piano.tls import TLSFiles, client_options, load_pem_certificates
 from tools import devpki
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from mutuelle.catalogue import Case
 from mutuelle.examples import case_request
 from mutuelle.soap import request_headers
 from mutuelle.technical import TechnicalFault
+from piano.testing import StrictMemoryReactorClock
 from roc.model import Service, SoapVersion
-from roc.testing import StrictMemoryReactorClock
 
 DATA, CATALOGUE = testing.shipped()
 AMC = "990000101"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roc.errors import RpnError
+from rpn.errors import RpnError
 from rpn.outcomes import OUTCOMES, Outcome, classify_answer, outcome_of_error
 
 S11 = "http://schemas.xmlsoap.org/soap/envelope/"

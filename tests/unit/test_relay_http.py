@@ -23,16 +23,16 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
-from roc.errors import RpnError, RpnFailure
+from piano.testing import StrictClock
 from roc.identifiers import make_nir
 from roc.model import ROUTING_NS, RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, AmcKey
-from roc.routing import SoapHeaderExtractor
-from roc.testing import StrictClock
 from rpn.annuaire import CachedAnnuaire
+from rpn.errors import RpnError, RpnFailure
 from rpn.http.server import HttpServerFactory
 from rpn.interfaces import AmcEntry, IStatsSink
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
+from rpn.routing import SoapHeaderExtractor
 from rpn.stats import AccessLog, ExchangeRecord, StatsFanout
 from rpn.testing import FakeAnnuaireSource
 from rpn.upstream import UpstreamAnswer

@@ -15,9 +15,6 @@ from twisted.python.filepath import FilePath
 from zope.interface.verify import verifyObject
 
 import twisted.plugins
-from roc import _soapshape
-from roc._soapheader import _Walk
-from roc.errors import RpnError, RpnFailure
 from roc.identifiers import make_nir
 from roc.model import (
     ROUTING_NS,
@@ -29,11 +26,13 @@ from roc.model import (
     Service,
     SoapVersion,
 )
-from roc.routing import (
-    DEFAULT_SOAP_PATHS,
+from roc.routing import DEFAULT_SOAP_PATHS
+from rpn import _soapshape
+from rpn._soapheader import _Walk
+from rpn.errors import RpnError, RpnFailure
+from rpn.interfaces import IRoutingExtractor, IRoutingPolicy
+from rpn.routing import (
     HttpHeaderExtractor,
-    IRoutingExtractor,
-    IRoutingPolicy,
     RequestView,
     SoapHeaderExtractor,
     UrlPathExtractor,
@@ -960,7 +959,7 @@ def test_third_party_policy_is_found_without_forking(third_party_plugins: Path) 
     (third_party_plugins / "acme_routing.py").write_text(
         textwrap.dedent(
             """
-            from roc.routing import HttpHeaderExtractor, RoutingPolicy
+            from rpn.routing import HttpHeaderExtractor, RoutingPolicy
 
             acme = RoutingPolicy(
                 "acme-header", "ACME's own headers.", lambda options: HttpHeaderExtractor("x-acme-")
@@ -976,7 +975,7 @@ def test_third_party_policy_is_found_without_forking(third_party_plugins: Path) 
 
 def test_two_policies_with_one_name_fail_loudly(third_party_plugins: Path) -> None:
     (third_party_plugins / "acme_clash.py").write_text(
-        "from roc.routing import RoutingPolicy, HttpHeaderExtractor\n"
+        "from rpn.routing import RoutingPolicy, HttpHeaderExtractor\n"
         "clash = RoutingPolicy('soap-header', 'Not ours.', HttpHeaderExtractor.from_options)\n"
     )
     with pytest.raises(ValueError, match="two routing policies are named 'soap-header'"):

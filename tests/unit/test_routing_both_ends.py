@@ -13,9 +13,10 @@ from lxml import etree
 
 from mutuelle.faults import MutuelleFault
 from mutuelle.soap import envelope, read_envelope, read_routing
-from roc.errors import RpnFailure
 from roc.model import ROUTING_NS, AmcKey, RocVersion, RoutingKey, Service, SoapVersion
-from roc.routing import RequestView, SoapHeaderExtractor, routing_block
+from roc.routing import routing_block
+from rpn.errors import RpnFailure
+from rpn.routing import RequestView, SoapHeaderExtractor
 
 KEY = RoutingKey(
     service=Service.IDB,

@@ -8,9 +8,9 @@ from xml.sax.saxutils import escape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roc.errors import RpnError, RpnFailure
 from roc.model import RoutingKey
-from roc.routing import (
+from rpn.errors import RpnError, RpnFailure
+from rpn.routing import (
     HttpHeaderExtractor,
     RequestView,
     SoapHeaderExtractor,

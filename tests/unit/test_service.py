@@ -13,7 +13,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import capturedLogs, formatEvent
 
-from roc.testing import StrictMemoryReactorClock
+from piano.testing import StrictMemoryReactorClock
 from rpn.config import load_config
 from rpn.service import RelayService, build_service
 from tests.deferreds import assert_no_result, success_result_of

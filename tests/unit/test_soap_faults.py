@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from roc.errors import RpnError
 from roc.model import (
     RPN_FAULT_NS,
     SOAP11_CONTENT_TYPE,
@@ -14,7 +13,9 @@ from roc.model import (
     SOAP12_NS,
     SoapVersion,
 )
-from roc.soap import content_type, fault_document
+from roc.model import soap_content_type as content_type
+from rpn.errors import RpnError
+from rpn.faults import fault_document
 
 S11 = f"{{{SOAP11_NS}}}"
 S12 = f"{{{SOAP12_NS}}}"

@@ -14,7 +14,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from roc.testing import StrictClock
+from piano.testing import StrictClock
 from rpn.interfaces import IStatsSink
 from rpn.metric_tables import exposition
 from rpn.outcomes import OUTCOMES

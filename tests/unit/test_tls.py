@@ -27,9 +27,8 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 
-from roc.identifiers import make_finess
-from roc.testing import StrictClock
-from roc.tls import (
+from piano.testing import StrictClock
+from piano.tls import (
     SwappableServerContext,
     TLSConfigError,
     TLSFiles,
@@ -37,6 +36,7 @@ from roc.tls import (
     finess_from_certificate,
     server_options,
 )
+from roc.identifiers import make_finess
 from tools.devpki import Issued, issue, make_ca, write
 
 HOSPITAL_FINESS = "990000028"

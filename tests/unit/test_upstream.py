@@ -24,10 +24,10 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from roc.errors import RpnError, RpnFailure
-from roc.testing import StrictClock, StrictMemoryReactorClock
-from roc.tls import TLSFiles, server_options
+from piano.testing import StrictClock, StrictMemoryReactorClock
+from piano.tls import TLSFiles, server_options
 from rpn.breaker import BreakerPolicy, BreakerState
+from rpn.errors import RpnError, RpnFailure
 from rpn.http.client import ClientTLSPolicy
 from rpn.http.common import AnswerCut, BadUrl, BodyTooLarge, NoAnswer, RequestNotSent
 from rpn.upstream import (

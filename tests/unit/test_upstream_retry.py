@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roc.errors import RpnError
+from rpn.errors import RpnError
 from tests.deferreds import success_result_of
 from tests.unit.test_upstream import Harness, harness_factory, pki, policy, rpn_failure_of
 

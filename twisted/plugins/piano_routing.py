@@ -1,11 +1,11 @@
 """Routing policies of the RPN relay: where the routing key of a request is read.
 
 A third party adds a policy without forking by dropping a module like this one, declaring a
-``roc.routing.RoutingPolicy`` (or any ``IPlugin`` providing ``IRoutingPolicy``), into a
-``twisted/plugins/`` directory on the Python path.
+``rpn.routing.RoutingPolicy`` (or any ``IPlugin`` providing
+``rpn.interfaces.IRoutingPolicy``), into a ``twisted/plugins/`` directory on the Python path.
 """
 
-from roc.routing import HttpHeaderExtractor, RoutingPolicy, SoapHeaderExtractor, UrlPathExtractor
+from rpn.routing import HttpHeaderExtractor, RoutingPolicy, SoapHeaderExtractor, UrlPathExtractor
 
 soap_header = RoutingPolicy(
     "soap-header",

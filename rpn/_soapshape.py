@@ -1,4 +1,4 @@
-"""Known header shapes: reading a SOAP header by its markup (private to ``roc._soapheader``).
+"""Known header shapes: reading a SOAP header by its markup (private to ``rpn._soapheader``).
 
 A client's headers differ from request to request in their texts (exchange id, AMC number...)
 and keep their markup. Two headers whose bytes differ only in the texts between tags, those

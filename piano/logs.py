@@ -1,7 +1,7 @@
 """JSON-lines log observers for ``twistd --logger``: one JSON object per event.
 
-- ``twistd --logger roc.logs.json_stdout ...``: to standard output (journald under systemd).
-- ``twistd --logger roc.logs.json_file ...``: to the file named by ``PIANO_LOG_FILE``,
+- ``twistd --logger piano.logs.json_stdout ...``: to standard output (journald under systemd).
+- ``twistd --logger piano.logs.json_file ...``: to the file named by ``PIANO_LOG_FILE``,
   rotated at ``PIANO_LOG_ROTATE_BYTES`` (default 10 MB), keeping ``PIANO_LOG_KEEP`` old
   files (default 10).
 
@@ -26,7 +26,7 @@ def json_stdout() -> ILogObserver:
 def json_file() -> ILogObserver:
     path = os.environ.get("PIANO_LOG_FILE")
     if not path:
-        raise SystemExit("roc.logs.json_file needs PIANO_LOG_FILE (the log file's path)")
+        raise SystemExit("piano.logs.json_file needs PIANO_LOG_FILE (the log file's path)")
     rotate = int(os.environ.get("PIANO_LOG_ROTATE_BYTES", str(10 * 1024 * 1024)))
     keep = int(os.environ.get("PIANO_LOG_KEEP", "10"))
     logfile = LogFile.fromFullPath(path, rotateLength=rotate, maxRotatedFiles=keep)

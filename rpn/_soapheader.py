@@ -7,7 +7,7 @@ cheapest to the most general:
 
 - a **known shape**: a header with the markup of one already read as a tree, and plain texts,
   has that header's tree with other texts: each field's text is taken from its place, with no
-  parse (see ``roc._soapshape``);
+  parse (see ``rpn._soapshape``);
 - a **tree**: the screened bytes are parsed in one go by a reused parser, and the tree is
   checked for the one layout that yields a routing key (see ``RoutingBlockReader._read_tree``);
 - the **streaming read**, which follows the parse event by event and decides every refusal.
@@ -37,9 +37,9 @@ from typing import Literal, cast
 
 from lxml import etree
 
-from roc._soapshape import Found, KnownShapes, cut, markup
-from roc.errors import RpnError, RpnFailure
 from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
+from rpn._soapshape import Found, KnownShapes, cut, markup
+from rpn.errors import RpnError, RpnFailure
 
 #: Where a fed segment may end: a closing tag named ``Header`` (any prefix) or, before it, the
 #: start tag of a ``Body``. A false candidate (in a comment, another namespace) means feeding on.

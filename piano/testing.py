@@ -36,7 +36,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
-from roc.reactors import IServiceReactor
+from piano.reactors import IServiceReactor
 
 __all__ = [
     "FakeAgent",

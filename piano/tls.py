@@ -22,7 +22,7 @@ from twisted.internet.ssl import TLSVersion
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
-from roc.config import one_of, setting
+from piano.config import one_of, setting
 from roc.identifiers import finess_error
 
 _ATTRIBUTES = {

@@ -7,8 +7,8 @@ cannot (or must not) deliver an exchange. The table is rendered into docs/errors
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
+from piano.specs import SpecEnum
 from roc.reasons import french
 
 
@@ -24,20 +24,6 @@ class ErrorSpec:
     retryable: bool
     #: What the establishment should do, in French ("que faire", docs/errors.md).
     action: str = ""
-
-
-class SpecEnum(Enum):
-    """An enum of error specs (anything with ``code`` and ``http_status``), read through."""
-
-    @property
-    def code(self) -> str:
-        code: str = self.value.code
-        return code
-
-    @property
-    def http_status(self) -> int:
-        status: int = self.value.http_status
-        return status
 
 
 class RpnError(SpecEnum):

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from roc.errors import RpnError
 from roc.model import (
     RPN_FAULT_NS,
-    SOAP11_CONTENT_TYPE,
     SOAP11_NS,
-    SOAP12_CONTENT_TYPE,
     SOAP12_NS,
     SoapVersion,
 )
-
-
-def content_type(version: SoapVersion) -> str:
-    return SOAP12_CONTENT_TYPE if version is SoapVersion.SOAP12 else SOAP11_CONTENT_TYPE
+from rpn.errors import RpnError
 
 
 def fault_document(

@@ -2,7 +2,7 @@
 
 A service never imports the global reactor (only its tap does, ``tests/unit/test_layering.py``
 checks it): it is handed one. ``IServiceReactor`` names what the services use of it, so mypy
-checks every use; the global reactor provides all of it, and ``roc.testing``'s
+checks every use; the global reactor provides all of it, and ``piano.testing``'s
 ``StrictMemoryReactorClock`` declares it for unit tests (which never start processes or
 threads through it).
 """

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from twisted.python import usage
 
-from roc.config import ConfigError
-from roc.version import version_line
+from piano.config import ConfigError
+from piano.version import version_line
 
 ConfigT = TypeVar("ConfigT")
 

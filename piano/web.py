@@ -1,0 +1,57 @@
+"""The plain-HTTP pieces every service's sites use: a quiet site, health probes, listening.
+
+Written once for the relay's admin site, Mutuelle ANS's sites and the indicators' sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from piano.config import ConfigError
+from piano.reactors import IServiceReactor
+
+
+class QuietSite(Site):
+    """A Site that logs neither its start nor each request: services log what matters
+    themselves (exchanges, refusals), and probes and scrapes would drown it."""
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
+class HealthResource(Resource):
+    """``/healthz`` (no *ready*: 200 while the process serves) or ``/readyz`` (503 ``not
+    ready`` while *ready* says no): plain text, never cached, for load balancers and systemd."""
+
+    isLeaf = True
+
+    def __init__(self, ready: Callable[[], bool] | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._ready = ready
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        if self._ready is not None and not self._ready():
+            request.setResponseCode(503)
+            return b"not ready\n"
+        return b"ok\n"
+
+
+def listen(
+    description: str, factory: Any, reactor: IServiceReactor, path: str, parent: MultiService
+) -> None:
+    """Serve *factory* on the endpoint *description* (configuration key *path*) under *parent*."""
+    try:
+        service = strports.service(description, factory, reactor=reactor)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path}: not a usable endpoint ({exc})") from None
+    service.setServiceParent(parent)
