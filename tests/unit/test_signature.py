@@ -14,6 +14,7 @@ from roc.model import SoapVersion
 from roc.signature import (
     BODY_ID,
     WSSE_NS,
+    WSU_NS,
     Defect,
     SignatureInvalid,
     SigningError,
@@ -209,3 +210,12 @@ def test_the_command_signs_and_verifies_with_its_exit_codes(
     assert "SIGNATURE_ABSENTE" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "out.xml")]) == 2
     assert main(["verify", *ca, str(tmp_path / "nowhere.xml")]) == 2
+
+
+def test_the_signed_routing_block_still_validates_against_its_schema(pki: Pki) -> None:
+    from mutuelle.schemas import schema
+
+    root = parse_document(_signed(pki.hospital_a))
+    routing = root.find(".//{urn:piano:roc:routage:v1}Routage")
+    assert routing is not None and routing.get(f"{{{WSU_NS}}}Id") == "id-routage"
+    assert schema("ROUTAGE").validate(routing), schema("ROUTAGE").error_log
