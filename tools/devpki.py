@@ -220,17 +220,26 @@ def generate(directory: Path) -> None:
     write(directory, "rpn-client", issue(ca, "rpn-client", client=True))
 
 
+def ensure(directory: Path, force: bool = False) -> bool:
+    """Write the PKI under *directory* unless it is complete; whether it was written.
+
+    A PKI written before a certificate was added to it is written again, whole.
+    """
+    complete = all((directory / f"{stem}.pem").exists() for stem in STEMS)
+    if complete and not force:
+        return False
+    generate(directory)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", default=".dev/pki", type=Path)
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     args = parser.parse_args(argv)
-    # A PKI written before a certificate was added to it is written again, whole.
-    complete = all((args.directory / f"{stem}.pem").exists() for stem in STEMS)
-    if complete and not args.force:
+    if not ensure(args.directory, args.force):
         print(f"development PKI already in {args.directory} (use --force to regenerate)")
         return 0
-    generate(args.directory)
     print(f"development PKI written to {args.directory}")
     return 0
 

@@ -6,6 +6,7 @@ import datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from mutuelle import testing
 from mutuelle.admin import AdminApi
@@ -19,7 +20,7 @@ from mutuelle.simulator import Simulator
 from mutuelle.soap import read_envelope, request_headers
 from roc.config import ConfigError
 from roc.model import Service, SoapVersion
-from roc.signature import Defect, Trust
+from roc.signature import WSSE_NS, WSU_NS, Defect, Trust, verify
 from roc.testing import StrictClock, StrictMemoryReactorClock
 from tools.devpki import HOSPITAL_A, HOSPITAL_B, issue, make_ca
 from tools.signing import Signers, pem_of, signed_as
@@ -205,3 +206,78 @@ policy = "require"
     path.write_text(text.replace("CAS", "").replace('"require"', '"sometimes"'))
     with pytest.raises(ConfigError, match=r"signatures\.policy"):
         load_config(path)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _unsigned(data: bytes) -> bytes:
+    """*data* without its wsse:Security header and wsu:Id attributes, canonicalised."""
+    root = etree.fromstring(data)
+    for security in root.iter(f"{{{WSSE_NS}}}Security"):
+        parent = security.getparent()
+        assert parent is not None
+        parent.remove(security)
+    for element in root.iter():
+        element.attrib.pop(f"{{{WSU_NS}}}Id", None)
+    etree.cleanup_namespaces(root)
+    return etree.tostring(root, method="c14n")
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "signed").glob("*.xml")), ids=lambda p: p.name)
+def test_each_signed_example_verifies_and_is_its_example_signed(path: Path) -> None:
+    trust = Trust.from_files([EXAMPLES / "signed" / "ca.pem"])
+    signed = path.read_bytes()
+    verified = verify(etree.fromstring(signed), trust, NOW, (HOSPITAL_A["legal"], SITE_A))
+    assert verified.signer_finess == SITE_A
+    assert _unsigned(signed) == _unsigned((EXAMPLES / path.name).read_bytes()), (
+        f"stale: python -m tools.sign_examples rewrites examples/signed/{path.name}"
+    )
+
+
+def test_every_example_with_a_routing_block_has_a_signed_copy() -> None:
+    unsigned = {p.name for p in EXAMPLES.glob("*.xml")} - {"ann.xml"}
+    assert unsigned == {p.name for p in (EXAMPLES / "signed").glob("*.xml")}
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("idb-droits-ouverts.xml", "00"),
+        ("idb-droits-fermes.xml", "02"),
+        ("idb-beneficiaire-inconnu.xml", "01"),
+    ],
+)
+def test_signed_idb_examples_get_their_answer_when_signatures_are_required(
+    name: str, code: str
+) -> None:
+    clock = StrictClock()
+    clock.advance(NOW.timestamp())
+    sim = Simulator(
+        DATA,
+        CATALOGUE,
+        testing.PUBLIC_URL,
+        clock=clock,
+        signature_policy=SignaturePolicy.REQUIRE,
+        signature_trust=Trust.from_files([EXAMPLES / "signed" / "ca.pem"]),
+    )
+    headers = request_headers(Service.IDB, SoapVersion.SOAP11)
+    reply = sim.handle(
+        "IDB",
+        "POST",
+        headers["Content-Type"],
+        headers["SOAPAction"],
+        (EXAMPLES / "signed" / name).read_bytes(),
+        SITE_A,
+    )
+    assert reply.status == 200, reply.body
+    assert read_idb_answer(read_envelope(reply.body, 1 << 20).body).code == code
+    unsigned = sim.handle(
+        "IDB",
+        "POST",
+        headers["Content-Type"],
+        headers["SOAPAction"],
+        (EXAMPLES / name).read_bytes(),
+        SITE_A,
+    )
+    assert unsigned.status == 400 and b"SIGNATURE_ABSENTE" in unsigned.body
