@@ -58,6 +58,17 @@ def _sign(pki: Path, stem: str, message: Path) -> bytes:
     return done.stdout
 
 
+def xmlsec1_sign(pki: Path, stem: str, template: bytes, directory: Path) -> bytes:
+    """*template* signed by xmlsec1 with *stem*'s key."""
+    (directory / "template.xml").write_bytes(template)
+    done = _xmlsec1(
+        "--sign", "--privkey-pem", str(pki / f"{stem}.key"), *_ID_ATTRS,
+        "--output", str(directory / "xmlsec1-signed.xml"), str(directory / "template.xml"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return (directory / "xmlsec1-signed.xml").read_bytes()
+
+
 def _xmlsec1(*args: str) -> subprocess.CompletedProcess[bytes]:
     assert XMLSEC1 is not None, "xmlsec1 missing: run `make system-deps` (Debian package xmlsec1)"
     return subprocess.run([XMLSEC1, *args], capture_output=True, timeout=60)
@@ -83,15 +94,24 @@ def test_xmlsec1_verifies_a_message_the_project_signed(
     assert refused.returncode != 0
 
 
-def _template(message: bytes, certificate: x509.Certificate) -> bytes:
-    """*message* with the model's wsse:Security header left for xmlsec1 to fill in."""
+def xmlsec1_template(
+    message: bytes,
+    certificate: x509.Certificate,
+    prefixes: tuple[str, str, str] = ("wsse", "wsu", "ds"),
+) -> bytes:
+    """*message* with the model's wsse:Security header left for xmlsec1 to fill in, its
+    namespaces under *prefixes* (WS-Security, utility, XML-DSig)."""
     root = etree.fromstring(message)
     soap = etree.QName(root).namespace
-    header, body = root[0], root[1]
-    routing = header[0]
+    header = root.find(f"{{{soap}}}Header")
+    body = root.find(f"{{{soap}}}Body")
+    assert header is not None and body is not None
+    routing = header.find("{urn:piano:roc:routage:v1}Routage")
+    assert routing is not None
+    wsse, wsu, dsig = prefixes
     body.set(f"{{{WSU_NS}}}Id", "corps-xmlsec")
     routing.set(f"{{{WSU_NS}}}Id", "routage-xmlsec")
-    security = etree.Element(f"{{{WSSE_NS}}}Security", nsmap={"wsse": WSSE_NS, "wsu": WSU_NS})
+    security = etree.Element(f"{{{WSSE_NS}}}Security", nsmap={wsse: WSSE_NS, wsu: WSU_NS})
     security.set(f"{{{soap}}}mustUnderstand", "1")
     token = etree.SubElement(security, f"{{{WSSE_NS}}}BinarySecurityToken")
     token.set("EncodingType", BASE64_BINARY)
@@ -99,7 +119,7 @@ def _template(message: bytes, certificate: x509.Certificate) -> bytes:
     token.set(f"{{{WSU_NS}}}Id", "jeton")
     token.text = base64.b64encode(certificate.public_bytes(Encoding.DER)).decode()
     ds = f"{{{DS_NS}}}"
-    signature = etree.SubElement(security, f"{ds}Signature", nsmap={"ds": DS_NS})
+    signature = etree.SubElement(security, f"{ds}Signature", nsmap={dsig: DS_NS})
     info = etree.SubElement(signature, f"{ds}SignedInfo")
     exc_c14n = "http://www.w3.org/2001/10/xml-exc-c14n#"
     etree.SubElement(info, f"{ds}CanonicalizationMethod", Algorithm=exc_c14n)
@@ -130,7 +150,7 @@ def test_the_project_verifies_a_message_xmlsec1_signed(
 ) -> None:
     certificate = x509.load_pem_x509_certificate((pki / "hospital-a.pem").read_bytes())
     template = tmp_path / "template.xml"
-    template.write_bytes(_template(_message(version), certificate))
+    template.write_bytes(xmlsec1_template(_message(version), certificate))
     signed = tmp_path / "signed.xml"
     done = _xmlsec1(
         "--sign", "--privkey-pem", str(pki / "hospital-a.key"), *_ID_ATTRS,
