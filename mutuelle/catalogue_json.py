@@ -13,8 +13,8 @@ from mutuelle.care import Amounts, CareRequest, Statement, euros
 from mutuelle.catalogue import Case, Catalogue
 from mutuelle.decisions import DelRequest
 from mutuelle.faults import MutuelleError
-from mutuelle.signatures import REASONS
 from mutuelle.specs_signature import HOW_SENT
+from mutuelle.wording import SIGNATURE_REASONS
 
 
 def _amounts(amounts: Amounts) -> dict[str, str]:
@@ -85,7 +85,7 @@ def case_json(case: Case) -> dict[str, Any]:
             "rule": defect.value,
             "sent": HOW_SENT[defect],
             "fault_code": MutuelleError.SIGNATURE_INVALID.code,
-            "reason": REASONS[defect],
+            "reason": SIGNATURE_REASONS[defect],
         }
     seeded = case.seeded
     return {

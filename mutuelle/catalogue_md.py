@@ -16,12 +16,12 @@ from mutuelle.faults import MutuelleError
 from mutuelle.idb import IdbOutcome
 from mutuelle.model import Sector
 from mutuelle.sandbox import DelOutcome
-from mutuelle.signatures import REASONS
 from mutuelle.specs import UNKNOWN_BENEFICIARY, WRONG_MEMBER_NUMBER
 from mutuelle.specs_care import ALL_SPECS, specs_for
 from mutuelle.specs_signature import HOW_SENT
 from mutuelle.tariffs import UNITS, TariffCode, Unit
 from mutuelle.technical import TechnicalFault
+from mutuelle.wording import SIGNATURE_REASONS
 from roc.signature import Defect
 
 
@@ -311,7 +311,7 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
     w("| Rule | Case's request | Reason given (French) |")
     w("|---|---|---|")
     for defect in Defect:
-        w(f"| `{defect.value}` | {HOW_SENT[defect]} | {REASONS[defect]} |")
+        w(f"| `{defect.value}` | {HOW_SENT[defect]} | {SIGNATURE_REASONS[defect]} |")
     w("")
     w("## Cases\n")
     w(

@@ -21,6 +21,7 @@ from enum import StrEnum
 from lxml import etree
 
 from mutuelle.sandbox import Violation
+from mutuelle.wording import signature_reason
 from roc.model import RoutingKey
 from roc.signature import Defect, SignatureInvalid, Trust, verify
 
@@ -36,42 +37,9 @@ class SignaturePolicy(StrEnum):
     OFF = "off"
 
 
-#: The French reason of each defect (hospitals read them in faults and reports).
-REASONS: dict[Defect, str] = {
-    Defect.MISSING: (
-        "le message ne porte pas de signature : l'en-tête SOAP doit contenir un bloc "
-        "wsse:Security avec une ds:Signature"
-    ),
-    Defect.MALFORMED: (
-        "la signature n'a pas la forme attendue : un seul certificat "
-        "wsse:BinarySecurityToken, une ds:Signature en c14n exclusive, RSA-SHA256 et SHA-256, "
-        "dont les références (wsu:Id) couvrent le Body et le bloc de routage, identifiants "
-        "uniques"
-    ),
-    Defect.DIGEST: (
-        "l'empreinte (DigestValue) d'une partie signée ne correspond pas : le Body ou le bloc "
-        "de routage a été modifié après la signature"
-    ),
-    Defect.VALUE: (
-        "la valeur de la signature (SignatureValue) ne correspond pas à la clé du certificat "
-        "joint : SignedInfo a été modifié, ou signé avec une autre clé"
-    ),
-    Defect.UNTRUSTED: (
-        "le certificat du signataire n'est pas délivré par une autorité de confiance de "
-        "Mutuelle ANS (IGC-Santé en production, l'AC de développement ici)"
-    ),
-    Defect.EXPIRED: "le certificat du signataire est expiré ou pas encore valide",
-    Defect.FINESS: (
-        "le FINESS du certificat du signataire n'est pas celui de l'émetteur "
-        "(Routage/Emetteur/FinessGeographique ou FinessJuridique) : un établissement ne signe "
-        "pas pour un autre"
-    ),
-}
-
-
 def violation_of(defect: Defect) -> Violation:
     """The conformance violation *defect* is (rule = the defect's stable code)."""
-    return Violation(SIGNATURE_FIELD, defect.value, REASONS[defect])
+    return Violation(SIGNATURE_FIELD, defect.value, signature_reason(defect))
 
 
 def signature_violation(

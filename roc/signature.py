@@ -114,6 +114,7 @@ class Trust:
         self.authorities = tuple(authorities)
         if not self.authorities:
             raise ValueError("at least one certification authority is needed")
+        self._store_certificates = [crypto.X509.from_cryptography(a) for a in self.authorities]
 
     @classmethod
     def from_pem(cls, data: bytes) -> Trust:
@@ -127,9 +128,9 @@ class Trust:
 
     def check(self, certificate: x509.Certificate, now: datetime.datetime) -> None:
         """Raise ``SignatureInvalid`` unless *certificate* chains to an authority at *now*."""
-        store = crypto.X509Store()
-        for authority in self.authorities:
-            store.add_cert(crypto.X509.from_cryptography(authority))
+        store = crypto.X509Store()  # one per check: it carries the time checked at
+        for authority in self._store_certificates:
+            store.add_cert(authority)
         store.set_time(now)
         context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(certificate))
         try:

@@ -15,9 +15,10 @@ from mutuelle.codec import read_idb_answer
 from mutuelle.config import load_config
 from mutuelle.examples import case_request
 from mutuelle.service import build_service
-from mutuelle.signatures import REASONS, SIGNATURE_FIELD, SignaturePolicy
+from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy
 from mutuelle.simulator import Simulator
 from mutuelle.soap import read_envelope, request_headers
+from mutuelle.wording import SIGNATURE_REASONS
 from roc.config import ConfigError
 from roc.model import Service, SoapVersion
 from roc.signature import WSSE_NS, WSU_NS, Defect, Trust, verify
@@ -99,7 +100,7 @@ def test_under_require_each_case_gets_the_signature_fault_naming_its_rule(
     assert b"MUT-400-SIGNATURE" in body
     assert case.spec.signature is not None
     assert f"[{case.spec.signature.value}]".encode() in body
-    assert REASONS[case.spec.signature].encode() in body
+    assert SIGNATURE_REASONS[case.spec.signature].encode() in body
     entry = sim.sandboxes.get(SITE_A).journal[-1]
     assert entry.outcome == "MUT-400-SIGNATURE"
     assert [(v.field, v.rule) for v in entry.violations] == [
