@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from OpenSSL import crypto
@@ -66,6 +67,11 @@ _ROUTAGE = f"{{{ROUTING_NS}}}Routage"
 _SECURITY = f"{{{WSSE_NS}}}Security"
 _TOKEN = f"{{{WSSE_NS}}}BinarySecurityToken"
 _SIGNATURE = f"{{{DS_NS}}}Signature"
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (1.1.0 and later; pyOpenSSL does not name it): the
+#: chain is built without its dates, which ``Trust.check`` compares itself.
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+#: Chains remembered per ``Trust`` (establishments' certificates are few).
+_MAX_WINDOWS = 4096
 _EXPECTED = SignatureConfiguration(
     require_x509=True,
     expect_references=2,
@@ -115,6 +121,8 @@ class Trust:
         if not self.authorities:
             raise ValueError("at least one certification authority is needed")
         self._store_certificates = [crypto.X509.from_cryptography(a) for a in self.authorities]
+        #: Certificate fingerprint -> (start, end) of its chain's validity.
+        self._windows: dict[bytes, tuple[datetime.datetime, ...]] = {}
 
     @classmethod
     def from_pem(cls, data: bytes) -> Trust:
@@ -127,24 +135,41 @@ class Trust:
         )
 
     def check(self, certificate: x509.Certificate, now: datetime.datetime) -> None:
-        """Raise ``SignatureInvalid`` unless *certificate* chains to an authority at *now*."""
-        store = crypto.X509Store()  # one per check: it carries the time checked at
+        """Raise ``SignatureInvalid`` unless *certificate* chains to an authority at *now*.
+
+        The chain is built once per certificate (its validity window kept, a bounded number
+        of them); the time is compared with the window on every check.
+        """
+        key = certificate.fingerprint(hashes.SHA256())
+        window = self._windows.get(key)
+        if window is None:
+            window = self._chain_window(certificate)
+            if len(self._windows) >= _MAX_WINDOWS:
+                del self._windows[next(iter(self._windows))]
+            self._windows[key] = window
+        start, end = window
+        if not start <= now <= end:
+            raise SignatureInvalid(
+                Defect.EXPIRED, "the signer's certificate is expired or not yet valid"
+            )
+
+    def _chain_window(self, certificate: x509.Certificate) -> tuple[datetime.datetime, ...]:
+        """When the chain from *certificate* to an authority is valid (times not checked)."""
+        store = crypto.X509Store()
         for authority in self._store_certificates:
             store.add_cert(authority)
-        store.set_time(now)
+        store.set_flags(_X509_V_FLAG_NO_CHECK_TIME)
         context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(certificate))
         try:
-            context.verify_certificate()
-        except crypto.X509StoreContextError as exc:
-            code = exc.errors[0] if exc.errors else None
-            if code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
-                raise SignatureInvalid(
-                    Defect.EXPIRED, "the signer's certificate is expired or not yet valid"
-                ) from None
+            chain = [c.to_cryptography() for c in context.get_verified_chain()]
+        except crypto.X509StoreContextError:
             raise SignatureInvalid(
                 Defect.UNTRUSTED,
                 "the signer's certificate was not issued by a trusted certification authority",
             ) from None
+        start = max(c.not_valid_before_utc for c in chain)
+        end = min(c.not_valid_after_utc for c in chain)
+        return start, end
 
 
 # Where the parts sit.
@@ -272,6 +297,9 @@ def verify(
     covered = _covered_ids(security.find(_SIGNATURE))
     if parts.routing is None:
         raise SignatureInvalid(Defect.MALFORMED, "the SOAP header has no routing block")
+    if parts.header is not None and len(parts.header.findall(_ROUTAGE)) != 1:
+        # A second, unsigned block could be the one a reader takes.
+        raise SignatureInvalid(Defect.MALFORMED, "the SOAP header has more than one routing block")
     for name, element in (("the SOAP Body", parts.body), ("the routing block", parts.routing)):
         ident = element.get(_WSU_ID)
         if not ident or ident not in covered:

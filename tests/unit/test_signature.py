@@ -219,3 +219,33 @@ def test_the_signed_routing_block_still_validates_against_its_schema(pki: Pki) -
     routing = root.find(".//{urn:piano:roc:routage:v1}Routage")
     assert routing is not None and routing.get(f"{{{WSU_NS}}}Id") == "id-routage"
     assert schema("ROUTAGE").validate(routing), schema("ROUTAGE").error_log
+
+
+def test_a_second_routing_block_beside_the_signed_one_is_refused(pki: Pki) -> None:
+    signed = _signed(pki.hospital_a)
+    root = parse_document(signed)
+    routing = root.find(".//{urn:piano:roc:routage:v1}Routage")
+    assert routing is not None and routing.getparent() is not None
+    copy = etree.fromstring(etree.tostring(routing))
+    del copy.attrib[f"{{{WSU_NS}}}Id"]
+    routing.getparent().append(copy)
+    assert _check(etree.tostring(root), pki) is Defect.MALFORMED
+
+
+def test_a_certificate_checked_again_after_it_expired_is_refused(pki: Pki) -> None:
+    """The chain is remembered, its dates are compared on every check."""
+    certificate = pki.hospital_a.certificate
+    pki.trust.check(certificate, NOW)
+    later = certificate.not_valid_after_utc + datetime.timedelta(seconds=1)
+    with pytest.raises(SignatureInvalid) as raised:
+        pki.trust.check(certificate, later)
+    assert raised.value.defect is Defect.EXPIRED
+    pki.trust.check(certificate, NOW)
+
+
+def test_a_certificate_from_an_expired_ca_is_refused() -> None:
+    old_ca = make_ca("Old CA", NOW - datetime.timedelta(days=3651))
+    leaf = issue(old_ca, "A", client=True, finess=HOSPITAL_A["site"])
+    with pytest.raises(SignatureInvalid) as raised:
+        Trust([old_ca.certificate]).check(leaf.certificate, NOW)
+    assert raised.value.defect is Defect.EXPIRED
