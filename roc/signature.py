@@ -125,10 +125,6 @@ class Trust:
         self._windows: dict[bytes, tuple[datetime.datetime, ...]] = {}
 
     @classmethod
-    def from_pem(cls, data: bytes) -> Trust:
-        return cls(x509.load_pem_x509_certificates(data))
-
-    @classmethod
     def from_files(cls, paths: Iterable[Path]) -> Trust:
         return cls(
             cert for path in paths for cert in x509.load_pem_x509_certificates(path.read_bytes())
