@@ -412,27 +412,26 @@ def _verify_command(data: bytes, trust: Trust) -> int:
     except (UnsafeXml, MalformedXml) as exc:
         print(f"invalid: {Defect.MALFORMED.value}: {exc}", file=sys.stderr)
         return 1
+    senders, unreadable = _senders(data)
     try:
-        signed = verify(root, trust, datetime.datetime.now(datetime.UTC), _senders(data))
+        signed = verify(root, trust, datetime.datetime.now(datetime.UTC), senders)
     except SignatureInvalid as exc:
         print(f"invalid: {exc.defect.value}: {exc.reason}", file=sys.stderr)
+        return 1
+    if unreadable:
+        print(f"invalid: {Defect.MALFORMED.value}: {unreadable}", file=sys.stderr)
         return 1
     print(f"valid: signed by FINESS {signed.signer_finess or '(none in the certificate)'}")
     return 0
 
 
-def _senders(data: bytes) -> tuple[str, ...]:
-    """The routing block's sender pair as the relay reads it (``roc.routing``)."""
+def _senders(data: bytes) -> tuple[tuple[str, ...] | None, str]:
+    """The routing block's sender pair as the relay reads it (``roc.routing``), or why not."""
     try:
         key = SoapHeaderExtractor().extract(RequestView("/roc", {}, data))
     except RpnFailure as exc:
-        raise SystemExit(_unreadable(exc)) from None
-    return (key.sender_finess_legal, key.sender_finess_site)
-
-
-def _unreadable(exc: Exception) -> int:
-    print(f"invalid: {Defect.MALFORMED.value}: routing block unreadable ({exc})", file=sys.stderr)
-    return 1
+        return None, f"routing block unreadable ({exc})"
+    return (key.sender_finess_legal, key.sender_finess_site), ""
 
 
 if __name__ == "__main__":

@@ -282,3 +282,23 @@ def test_signed_idb_examples_get_their_answer_when_signatures_are_required(
         SITE_A,
     )
     assert unsigned.status == 400 and b"SIGNATURE_ABSENTE" in unsigned.body
+
+
+def test_the_json_catalogue_says_how_each_signature_case_is_signed_and_refused() -> None:
+    from mutuelle.catalogue_json import catalogue_json
+    from mutuelle.specs_signature import HOW_SENT
+
+    items = {(item["amc"], item["id"]): item for item in catalogue_json(CATALOGUE)}
+    for case in CATALOGUE.all_cases:
+        expected = items[(case.amc_number, case.name)]["expected"]
+        defect = case.spec.signature
+        if defect is None:
+            assert "signature" not in expected
+            continue
+        assert expected["code"] == "00"  # the answer under "report" (and "off")
+        assert expected["signature"] == {
+            "rule": defect.value,
+            "sent": HOW_SENT[defect],
+            "fault_code": "MUT-400-SIGNATURE",
+            "reason": SIGNATURE_REASONS[defect],
+        }
