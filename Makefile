@@ -8,9 +8,10 @@ PKI := .dev/pki
 .PHONY: install system-deps bench-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
-# systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
+# systemd-socket-activate, Prometheus (with promtool), headless Chromium, xmlsec1 (the independent
+# XML-signature implementation the signature tests check against). Installed only when
 # missing; needs root (or sudo).
-SYSTEM_PACKAGES := openssl curl systemd prometheus chromium
+SYSTEM_PACKAGES := openssl curl systemd prometheus chromium xmlsec1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.

@@ -9,7 +9,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from piano.tls import TLSConfigError, finess_from_certificate, load_pem_certificates
+from piano.tls import TLSConfigError, load_pem_certificates
+from roc.certificates import finess_from_certificate
 
 
 @dataclass(frozen=True, slots=True)

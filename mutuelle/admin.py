@@ -15,6 +15,8 @@ Routes (``<F>`` is a FINESS):
 - ``GET  /__admin/sandboxes/<F>/conformance``  conformance summary
 - ``POST /__admin/sandboxes/<F>/seed``         add identifications and engagements (JSON)
 - ``PUT  /__admin/sandboxes/<F>/fault``        ``{"fault": "HTTP_503"}``; ``DELETE`` switches off
+- ``PUT  /__admin/sandboxes/<F>/signature``    ``{"policy": "require"}`` (or ``report``, ``off``);
+                                               ``DELETE`` goes back to the configuration's
 - ``PUT  /__admin/sandboxes/<F>/clock``        ``{"offset_days": 31}`` or ``{"offset_seconds": 60}``
 - ``GET  /__admin/faults``                     the technical faults and what they do
 """
@@ -32,6 +34,8 @@ from mutuelle.technical import TechnicalFault, by_name
 from roc.identifiers import amc_number_error, finess_error, nir_error
 
 Answer = tuple[int, dict[str, Any]]
+#: Values of ``mutuelle.signatures.SignaturePolicy``.
+_POLICIES = ("require", "report", "off")
 
 
 class _BadRequest(ValueError):
@@ -45,8 +49,10 @@ def _error(status: int, message: str) -> Answer:
 class AdminApi:
     """Operations on the simulator's sandboxes."""
 
-    def __init__(self, sandboxes: Sandboxes) -> None:
+    def __init__(self, sandboxes: Sandboxes, signatures_checkable: bool = True) -> None:
         self.sandboxes = sandboxes
+        #: Whether trusted authorities are configured, so that a sandbox may check signatures.
+        self.signatures_checkable = signatures_checkable
 
     def handle(
         self,
@@ -104,6 +110,8 @@ class AdminApi:
             return self._seed(finess, body)
         if action == "fault":
             return self._fault(finess, method, body)
+        if action == "signature":
+            return self._signature(finess, method, body)
         if action == "clock" and method == "PUT":
             return self._clock(finess, body)
         return _error(404, "unknown admin path or method")
@@ -126,6 +134,21 @@ class AdminApi:
             names = ", ".join(f.value for f in TechnicalFault)
             raise _BadRequest(f"fault: must be one of {names}")
         sandbox.fault = fault
+        return 200, sandbox.summary()
+
+    def _signature(self, finess: str, method: str, body: Any) -> Answer:
+        sandbox = self.sandboxes.get(finess)
+        if method == "DELETE":
+            sandbox.signature_policy = None
+            return 200, sandbox.summary()
+        if method != "PUT":
+            return _error(405, "PUT or DELETE")
+        policy = _field(body, "policy", str, "body")
+        if policy not in _POLICIES:
+            raise _BadRequest(f"policy: must be one of {', '.join(_POLICIES)}")
+        if policy != "off" and not self.signatures_checkable:
+            return _error(409, "no trusted CA configured (signatures.ca_certificates)")
+        sandbox.signature_policy = policy
         return 200, sandbox.summary()
 
     def _clock(self, finess: str, body: Any) -> Answer:

@@ -51,6 +51,7 @@ from mutuelle.specs_care import ALL_SPECS, specs_for
 from mutuelle.tariffs import TariffTable
 from mutuelle.technical import TechnicalFault
 from roc.model import RocVersion, Service
+from roc.signature import Defect
 
 #: What a case sends: an IDB, SIM/CLC or DEL request.
 CaseRequest = IdbRequest | CareRequest | DelRequest
@@ -145,13 +146,16 @@ class Catalogue:
     """Every concrete case, by AMC and name.
 
     Iterating gives the *business* cases (those with a CodeRetour); ``technical`` holds the
-    technical-fault cases, ``all_cases`` both.
+    technical-fault cases, ``signature`` the signature cases, ``all_cases`` all of them.
     """
 
     def __init__(self, cases: Sequence[Case]) -> None:
         self.all_cases = tuple(cases)
-        self.cases = tuple(c for c in self.all_cases if c.technical_fault is None)
+        self.cases = tuple(
+            c for c in self.all_cases if c.technical_fault is None and c.spec.signature is None
+        )
         self.technical = tuple(c for c in self.all_cases if c.technical_fault is not None)
+        self.signature = tuple(c for c in self.all_cases if c.spec.signature is not None)
         self._by_name = {(case.amc_number, case.name): case for case in self.all_cases}
         if len(self._by_name) != len(self.all_cases):
             raise ValueError("two cases share an AMC and a name")
@@ -191,8 +195,10 @@ class Catalogue:
         request: CaseRequest,
         code: str,
         service: Service = Service.IDB,
+        signature: Defect | None = None,
     ) -> Case | None:
-        """The case an exchange played: same AMC, service, version, beneficiary, answer."""
+        """The case an exchange played: same AMC, service, version, beneficiary, answer and
+        signature defect (None: a valid or unchecked signature)."""
         sector = getattr(request, "sector", None)
         for case in self._by_key.get((amc_number, request.beneficiary), ()):
             if (
@@ -201,6 +207,7 @@ class Catalogue:
                 and (sector is None or case.sector is sector)
                 and case.expected_code == code
                 and case.technical_fault is None
+                and case.spec.signature is signature
             ):
                 return case
         return None

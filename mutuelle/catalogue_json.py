@@ -12,6 +12,9 @@ from typing import Any
 from mutuelle.care import Amounts, CareRequest, Statement, euros
 from mutuelle.catalogue import Case, Catalogue
 from mutuelle.decisions import DelRequest
+from mutuelle.faults import MutuelleError
+from mutuelle.specs_signature import HOW_SENT
+from mutuelle.wording import SIGNATURE_REASONS
 
 
 def _amounts(amounts: Amounts) -> dict[str, str]:
@@ -76,6 +79,14 @@ def case_json(case: Case) -> dict[str, Any]:
     number = case.expected_engagement_number
     if number is not None:
         expected["engagement_number"] = number
+    defect = spec.signature
+    if defect is not None:
+        expected["signature"] = {
+            "rule": defect.value,
+            "sent": HOW_SENT[defect],
+            "fault_code": MutuelleError.SIGNATURE_INVALID.code,
+            "reason": SIGNATURE_REASONS[defect],
+        }
     seeded = case.seeded
     return {
         "id": case.name,
@@ -108,5 +119,5 @@ def case_json(case: Case) -> dict[str, Any]:
 
 
 def catalogue_json(catalogue: Catalogue) -> list[dict[str, Any]]:
-    """Every case of *catalogue* (business and technical), AMC by AMC."""
+    """Every case of *catalogue* (business, technical and signature), AMC by AMC."""
     return [case_json(case) for case in catalogue.all_cases]

@@ -18,8 +18,11 @@ from mutuelle.model import Sector
 from mutuelle.sandbox import DelOutcome
 from mutuelle.specs import UNKNOWN_BENEFICIARY, WRONG_MEMBER_NUMBER
 from mutuelle.specs_care import ALL_SPECS, specs_for
+from mutuelle.specs_signature import HOW_SENT
 from mutuelle.tariffs import UNITS, TariffCode, Unit
 from mutuelle.technical import TechnicalFault
+from mutuelle.wording import SIGNATURE_REASONS
+from roc.signature import Defect
 
 
 def _period(start: datetime.date, end: datetime.date | None) -> str:
@@ -292,6 +295,24 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
         processed = "yes" if technical_fault.processed else "no"
         w(f"| `{technical_fault.value}` | {technical_fault.description} | {processed} |")
     w("")
+    w("## Signatures\n")
+    w(
+        "Requests carry an XML signature in a WS-Security header (the project's model: "
+        "[roc-model.md](roc-model.md#signature-ws-security-header)). Mutuelle ANS checks it "
+        "by its policy, `signatures.policy` in the configuration, overridden per sandbox "
+        'with `PUT /__admin/sandboxes/<FINESS>/signature` (`{"policy": "require"}`): '
+        "under `require` a request whose signature breaks a rule gets the fault "
+        f"`{MutuelleError.SIGNATURE_INVALID.code}` (HTTP 400) naming the rule and is not "
+        "processed; under `report` it is answered and the violation recorded in the "
+        "journal and the conformance report (field `Header/Security/Signature`); under `off` "
+        "(the default) signatures are not looked at. Each rule is a catalogue case "
+        "(`IDB_KO_MCO_SIGNATURE_*`): an IDB for the case's beneficiary, signed as said.\n"
+    )
+    w("| Rule | Case's request | Reason given (French) |")
+    w("|---|---|---|")
+    for defect in Defect:
+        w(f"| `{defect.value}` | {HOW_SENT[defect]} | {SIGNATURE_REASONS[defect]} |")
+    w("")
     w("## Cases\n")
     w(
         f"{len(ALL_SPECS)} named cases; each applies to every AMC with third-party payment "
@@ -348,6 +369,13 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
             w("- **Fresh sandbox**: holds a successful IDB for this person and period.")
         if spec.technical_fault is not None:
             w(f"- **Expected**: technical fault `{spec.technical_fault.value}`.")
+        elif spec.signature is not None:
+            expected = spec.expected.value
+            w(
+                f"- **Expected**: under `require` fault "
+                f"`{MutuelleError.SIGNATURE_INVALID.code}` [{spec.signature.value}]; under "
+                f"`report` `{expected.code}` {expected.label} with the violation recorded."
+            )
         else:
             expected = spec.expected.value
             w(f"- **Expected**: `{expected.code}` {expected.label}.")
@@ -409,6 +437,8 @@ def _case_row(case: Case) -> str:
         sent = _period(r.start, r.end)
     if case.technical_fault is not None:
         expected = f"fault `{case.technical_fault.value}`"
+    elif case.spec.signature is not None:
+        expected = f"fault `{MutuelleError.SIGNATURE_INVALID.code}` (require)"
     else:
         expected = f"`{case.expected_code}` {case.expected_label}"
         if case.expected_statement is not None:

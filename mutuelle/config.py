@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from piano.config import load_file, positive, setting
+from piano.config import load_file, one_of, positive, setting
 
 
 def _https_base_url(value: Any) -> str | None:
@@ -91,6 +91,23 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SignaturesConfig:
+    policy: str = setting(
+        "What to do with a request's XML signature (WS-Security, docs/roc-model.md): "
+        "'require' (a missing or invalid one gets the fault MUT-400-SIGNATURE), 'report' "
+        "(served, the violation recorded in the conformance report) or 'off'. A sandbox may "
+        "override it (admin API).",
+        "off",
+        one_of("require", "report", "off"),
+    )
+    ca_certificates: tuple[Path, ...] = setting(
+        "PEM files of the CAs whose establishment certificates may sign requests; empty: "
+        "those of tls.ca_certificates.",
+        (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MutuelleConfig:
     public_url: str = setting(
         "https URL at which clients reach the simulator (no trailing slash); the demo "
@@ -102,6 +119,7 @@ class MutuelleConfig:
     admin: AdminConfig = setting("Loopback administration endpoint (health, admin API).")
     plain: PlainListenConfig = setting("Optional plain-HTTP listener.")
     faults: FaultsConfig = setting("Technical faults' timings.")
+    signatures: SignaturesConfig = setting("Checking requests' XML signatures.")
     data_dir: Path | None = setting(
         "Directory holding amcs.toml and beneficiaries.toml to use instead of the shipped "
         "fictitious data (python -m mutuelle.generate writes them), and optionally "

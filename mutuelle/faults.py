@@ -73,6 +73,13 @@ class MutuelleError(SpecEnum):
         "La demande enfreint des règles ROC (docs/catalogue.md, règles de conformité) ; les "
         "premiers écarts sont nommés.",
     )
+    SIGNATURE_INVALID = FaultSpec(
+        "MUT-400-SIGNATURE",
+        400,
+        "Client",
+        "La signature XML du message (en-tête WS-Security) est absente ou invalide ; la règle "
+        "enfreinte est nommée (docs/catalogue.md, signatures).",
+    )
     AMC_NOT_SIMULATED = FaultSpec(
         "MUT-400-AMC-INCONNUE",
         400,

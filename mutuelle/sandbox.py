@@ -163,6 +163,9 @@ class Sandbox:
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
     clock_offset: float = 0.0
     fault: TechnicalFault | None = None
+    #: The signature policy of this sandbox ("require", "report", "off"); None: the
+    #: configuration's (``mutuelle.signatures.SignaturePolicy`` values).
+    signature_policy: str | None = None
     requests: int = 0
     conforming: int = 0
     violations_by_rule: dict[str, int] = field(default_factory=dict)
@@ -173,12 +176,13 @@ class Sandbox:
         self.reset()
 
     def reset(self) -> None:
-        """Back to the seed: no journal, no offset, no fault, seeded state only."""
+        """Back to the seed: no journal, offset, fault or signature policy; seeded state only."""
         self.identifications = dict.fromkeys(self.seed.identifications)
         self.engagements = {e.number: e for e in self.seed.engagements}
         self.journal.clear()
         self.clock_offset = 0.0
         self.fault = None
+        self.signature_policy = None
         self.requests = 0
         self.conforming = 0
         self.violations_by_rule = {}
@@ -292,6 +296,7 @@ class Sandbox:
             "clock_offset_seconds": self.clock_offset,
             "sandbox_date": self.today().isoformat(),
             "technical_fault": None if self.fault is None else self.fault.value,
+            "signature_policy": self.signature_policy,
             "identifications": len(self.identifications),
             "engagements": states,
             "conformance": self.conformance_summary(),

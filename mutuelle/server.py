@@ -21,8 +21,8 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from mutuelle.admin import AdminApi
 from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator
-from piano.tls import finess_from_certificate
 from piano.web import HealthResource, QuietSite
+from roc.certificates import finess_from_certificate
 from roc.identifiers import finess_error
 
 #: Header the relay adds upstream: the FINESS of the establishment that sent the exchange.

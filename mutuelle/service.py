@@ -16,11 +16,13 @@ from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.config import MutuelleConfig
 from mutuelle.datafiles import DataError, SimulatorData, load_data
 from mutuelle.server import admin_site, roc_site
+from mutuelle.signatures import SignaturePolicy
 from mutuelle.simulator import Simulator
 from piano.config import ConfigError
 from piano.reactors import IServiceReactor
 from piano.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
 from piano.web import listen
+from roc.signature import Trust
 
 
 class MutuelleService(MultiService):
@@ -45,6 +47,20 @@ def _tls_options(config: MutuelleConfig) -> Any:
         )
     except TLSConfigError as exc:
         raise ConfigError(f"tls: {exc}") from None
+
+
+def _signature_trust(config: MutuelleConfig) -> Trust | None:
+    """The CAs trusted to sign requests: ``signatures.ca_certificates``, else the TLS ones."""
+    paths = config.signatures.ca_certificates or config.tls.ca_certificates
+    where = "signatures.ca_certificates" if config.signatures.ca_certificates else "tls"
+    if not paths:
+        if config.signatures.policy != "off":
+            raise ConfigError("signatures.ca_certificates: required to check signatures")
+        return None
+    try:
+        return Trust.from_files(paths)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read the CAs trusted to sign ({exc})") from None
 
 
 def load_simulator_data(config: MutuelleConfig) -> tuple[SimulatorData, Catalogue]:
@@ -75,6 +91,8 @@ def build_service(
         clock=reactor,
         timeout_delay=config.faults.timeout_delay,
         late_delay=config.faults.late_delay,
+        signature_policy=SignaturePolicy(config.signatures.policy),
+        signature_trust=_signature_trust(config),
     )
     tls_context = SwappableServerContext(_tls_options(config))
     root = MutuelleService(simulator, tls_context)
@@ -83,6 +101,7 @@ def build_service(
     listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
     if config.plain.endpoint:
         listen(config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root)
-    admin = admin_site(reactor, AdminApi(simulator.sandboxes))
+    checkable = simulator.signature_trust is not None
+    admin = admin_site(reactor, AdminApi(simulator.sandboxes, signatures_checkable=checkable))
     listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     return root

@@ -8,6 +8,7 @@ data: the Twisted resource logs it as is.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from dataclasses import dataclass, field
 
@@ -45,7 +46,9 @@ from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
 from mutuelle.sandbox import DelOutcome, JournalEntry, Sandbox, Sandboxes, Violation
 from mutuelle.schemas import validation_errors
+from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy, signature_violation
 from mutuelle.soap import (
+    SoapRequest,
     action_of,
     envelope,
     read_envelope,
@@ -53,7 +56,16 @@ from mutuelle.soap import (
     soap_version_of_content_type,
 )
 from mutuelle.technical import TechnicalFault
-from roc.model import SERVICE_NS, RocVersion, Service, SoapVersion, soap_action, soap_content_type
+from roc.model import (
+    SERVICE_NS,
+    RocVersion,
+    RoutingKey,
+    Service,
+    SoapVersion,
+    soap_action,
+    soap_content_type,
+)
+from roc.signature import Defect, Trust
 
 #: Services published under /roc/<SERVICE>.
 PUBLISHED = frozenset({Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.ANN})
@@ -131,12 +143,20 @@ class Simulator:
         clock: IReactorTime | None = None,
         timeout_delay: float = 65.0,
         late_delay: float = 3.0,
+        signature_policy: SignaturePolicy = SignaturePolicy.OFF,
+        signature_trust: Trust | None = None,
     ) -> None:
+        if signature_trust is None and signature_policy is not SignaturePolicy.OFF:
+            raise ValueError("checking signatures needs trusted certification authorities")
         self.data = data
         self.catalogue = catalogue
         self.public_url = public_url
         self.max_body_bytes = max_body_bytes
-        self.sandboxes = Sandboxes(clock or Clock(), catalogue.sandbox_seed())
+        self.clock = clock or Clock()
+        self.sandboxes = Sandboxes(self.clock, catalogue.sandbox_seed())
+        #: The configuration's signature policy (a sandbox may override it).
+        self.signature_policy = signature_policy
+        self.signature_trust = signature_trust
         self.timeout_delay = timeout_delay
         self.late_delay = late_delay
 
@@ -269,10 +289,15 @@ class Simulator:
             raise fail(MutuelleError.CONTRADICTORY, f"Routage/Service n'est pas {service.value}")
         if self.data.dataset.amc(routing.amc.amc_number) is None:
             raise fail(MutuelleError.AMC_NOT_SIMULATED, "Routage/AMC/Numero")
+        signed = self._signature(sandbox, request, routing)
+        if signed is not None:
+            record.violations = (signed,)
+            if self.policy_of(sandbox) is SignaturePolicy.REQUIRE:
+                raise fail(MutuelleError.SIGNATURE_INVALID, _named((signed,)))
         schema_errors = validation_errors(request.body, service.value, limit=FAULT_VIOLATIONS)
         if schema_errors:
             violations = tuple(Violation(path, "XSD", reason) for path, reason in schema_errors)
-            record.violations = violations
+            record.violations = (*record.violations, *violations)
             raise fail(MutuelleError.REQUEST_INVALID, _named(violations))
         amc_number, roc_version = routing.amc.amc_number, routing.roc_version
         parsed: CaseRequest
@@ -291,7 +316,7 @@ class Simulator:
         except RequestInvalid as exc:
             raise fail(MutuelleError.REQUEST_INVALID, str(exc)) from None
         if found:
-            record.violations = tuple(found)
+            record.violations = (*record.violations, *found)
             raise fail(MutuelleError.NOT_CONFORMING, _named(found))
         played = sandbox.fault or self.catalogue.technical_fault(amc_number, parsed.beneficiary)
         # Faults on the way back (lost, late or garbled answers) come after the AMC processed
@@ -329,6 +354,22 @@ class Simulator:
             return self._technical(record, played, element, request.version, service)
         return self._answer(record, element, request.version)
 
+    def policy_of(self, sandbox: Sandbox) -> SignaturePolicy:
+        """The signature policy in force in *sandbox* (its own, else the configuration's)."""
+        if sandbox.signature_policy is None:
+            return self.signature_policy
+        return SignaturePolicy(sandbox.signature_policy)
+
+    def _signature(
+        self, sandbox: Sandbox, request: SoapRequest, routing: RoutingKey
+    ) -> Violation | None:
+        """The violation the request's signature commits, when the policy checks it."""
+        if self.policy_of(sandbox) is SignaturePolicy.OFF or self.signature_trust is None:
+            return None
+        now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
+        root = request.body.getroottree().getroot()
+        return signature_violation(root, routing, self.signature_trust, now)
+
     def _matched(
         self,
         record: ExchangeRecord,
@@ -339,7 +380,8 @@ class Simulator:
         service: Service,
     ) -> None:
         """Record the outcome and the catalogue case the exchange played, if any."""
-        case = self.catalogue.match(amc_number, version, parsed, code, service)
+        defect = _defect(record.violations)
+        case = self.catalogue.match(amc_number, version, parsed, code, service, defect)
         record.outcome = code
         record.case = "" if case is None else case.name
 
@@ -428,6 +470,14 @@ def _named(violations: tuple[Violation, ...] | list[Violation]) -> str:
     )
     more = len(violations) - FAULT_VIOLATIONS
     return named + (f" ; et {more} de plus" if more > 0 else "")
+
+
+def _defect(violations: tuple[Violation, ...]) -> Defect | None:
+    """The signature defect among *violations* (reported, not refused), if any."""
+    for violation in violations:
+        if violation.field == SIGNATURE_FIELD:
+            return Defect(violation.rule)
+    return None
 
 
 def _loggable(service: str) -> str:

@@ -24,7 +24,7 @@ from roc.model import (
     SoapVersion,
     soap_action,
 )
-from roc.routing import RoutingProblem, routing_block, routing_key_from_block
+from roc.routing import RoutingProblem, block_texts, routing_block, routing_key_from_block
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
 
 _ENVELOPE_NS = {SOAP11_NS: SoapVersion.SOAP11, SOAP12_NS: SoapVersion.SOAP12}
@@ -94,39 +94,6 @@ def _elements(parent: etree._Element) -> list[etree._Element]:
     return [child for child in parent if isinstance(child.tag, str)]
 
 
-_RT = "{" + ROUTING_NS + "}"
-#: Blocks of the routing block whose children are read (``AMC/Numero``...).
-_NESTED = frozenset({"AMC", "Emetteur"})
-
-
-def _leaf_text(node: etree._Element) -> str | None:
-    """The stripped text of *node*, None when it holds elements (not a leaf)."""
-    for child in node:
-        if isinstance(child.tag, str):
-            return None
-    return (node.text or "").strip()
-
-
-def _block(routage: etree._Element) -> dict[str, str | None]:
-    """Path (``Service``, ``AMC/Numero``) -> text of the first element at that path, read in
-    one pass over the block; None for an element that is not a leaf."""
-    out: dict[str, str | None] = {}
-    for child in routage:
-        tag = child.tag
-        if not isinstance(tag, str) or not tag.startswith(_RT):
-            continue
-        name = tag[len(_RT) :]
-        if name in out:
-            continue
-        out[name] = _leaf_text(child)
-        if name in _NESTED:
-            for grandchild in child:
-                inner = grandchild.tag
-                if isinstance(inner, str) and inner.startswith(_RT):
-                    out.setdefault(f"{name}/{inner[len(_RT) :]}", _leaf_text(grandchild))
-    return out
-
-
 def read_routing(request: SoapRequest) -> RoutingKey:
     """The routing block of *request*, checked field by field by the relay's own rules."""
     element = None if request.header is None else request.header.find(f"{{{ROUTING_NS}}}Routage")
@@ -135,7 +102,7 @@ def read_routing(request: SoapRequest) -> RoutingKey:
             MutuelleError.ROUTING_INVALID, "pas de bloc Routage dans le Header SOAP"
         )
     try:
-        return routing_key_from_block(_block(element), request.version)
+        return routing_key_from_block(block_texts(element), request.version)
     except RoutingProblem as problem:
         raise MutuelleFault(MutuelleError.ROUTING_INVALID, problem.reason.fr) from None
 

@@ -5,7 +5,8 @@ and what comes back; the generator (``mutuelle.generate``) creates the person (d
 the case's name alone, so adding a case never changes another) and ``mutuelle.catalogue``
 joins both into concrete cases, one per AMC. A new case is one ``CaseSpec`` in one of the
 lists: IDB and technical-fault cases here, SIM in ``mutuelle.specs_sim``, CLC and DEL in
-``mutuelle.specs_clc``; ``mutuelle.specs_care`` assembles them (``ALL_SPECS``).
+``mutuelle.specs_clc``, signatures in ``mutuelle.specs_signature``; ``mutuelle.specs_care``
+assembles them (``ALL_SPECS``).
 
 Amounts a case sends that are regulated (the forfait journalier, the AMO rate) are not
 written here: ``IN_FORCE`` and ``amo_rate=None`` stand for the amount in force on the day,
@@ -26,6 +27,7 @@ from mutuelle.model import BeneficiaryKey, CareKind, Sector
 from mutuelle.technical import TechnicalFault
 from roc.identifiers import make_nir
 from roc.model import RocVersion, Service
+from roc.signature import Defect
 
 _D = datetime.date
 
@@ -150,6 +152,8 @@ class CaseSpec:
     engagement: SeedEngagement | None = None
     #: A technical fault the simulator plays instead of answering (no CodeRetour then).
     technical_fault: TechnicalFault | None = None
+    #: The signature defect the request is sent with (``mutuelle.specs_signature``).
+    signature: Defect | None = None
 
     def held(self, default_level: str) -> tuple[ContractTemplate, ...]:
         """The contracts the beneficiary holds (*default_level* when the case leaves it)."""
@@ -159,7 +163,11 @@ class CaseSpec:
 
     @property
     def name(self) -> str:
-        ok = self.technical_fault is None and self.expected.value.code == "00"
+        ok = (
+            self.technical_fault is None
+            and self.signature is None
+            and self.expected.value.code == "00"
+        )
         verdict = "OK" if ok else "KO"
         return f"{self.service.value}_{verdict}_{self.sector.value}_{self.suffix}"
 

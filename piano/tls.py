@@ -10,7 +10,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.error import VerifyError
@@ -23,15 +22,6 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from piano.config import one_of, setting
-from roc.identifiers import finess_error
-
-_ATTRIBUTES = {
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "CN": NameOID.COMMON_NAME,
-    "serialNumber": NameOID.SERIAL_NUMBER,
-    "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
-}
 
 
 class TLSConfigError(ValueError):
@@ -177,21 +167,3 @@ class WholeMessageTLSFactory(TLSMemoryBIOFactory):
     """
 
     protocol = TLSMemoryBIOProtocol
-
-
-def finess_from_certificate(cert: x509.Certificate, attribute: str = "OU") -> str | None:
-    """The establishment FINESS named in *cert*'s subject, or None.
-
-    A 10-character value starting with "3" is a health-PKI structure identifier of type
-    FINESS; the FINESS is what follows.
-    """
-    oid = _ATTRIBUTES.get(attribute)
-    if oid is None:
-        raise TLSConfigError(f"unknown subject attribute {attribute!r}")
-    for attr in cert.subject.get_attributes_for_oid(oid):
-        value = attr.value if isinstance(attr.value, str) else attr.value.decode()
-        if len(value) == 10 and value.startswith("3"):
-            value = value[1:]
-        if finess_error(value) is None:
-            return value
-    return None

@@ -236,6 +236,39 @@ def routing_key_from_fields(
     return RoutingKey(service, version, amc, legal, site, readable_id, soap_version)
 
 
+_RT = "{" + ROUTING_NS + "}"
+#: Blocks of the routing block whose children are read (``AMC/Numero``...).
+_NESTED = frozenset({"AMC", "Emetteur"})
+
+
+def _leaf_text(node: etree._Element) -> str | None:
+    """The stripped text of *node*, None when it holds elements (not a leaf)."""
+    for child in node:
+        if isinstance(child.tag, str):
+            return None
+    return (node.text or "").strip()
+
+
+def block_texts(routage: etree._Element) -> dict[str, str | None]:
+    """Path (``Service``, ``AMC/Numero``) -> text of the first element at that path, read in
+    one pass over the block; None for an element that is not a leaf."""
+    out: dict[str, str | None] = {}
+    for child in routage:
+        tag = child.tag
+        if not isinstance(tag, str) or not tag.startswith(_RT):
+            continue
+        name = tag[len(_RT) :]
+        if name in out:
+            continue
+        out[name] = _leaf_text(child)
+        if name in _NESTED:
+            for grandchild in child:
+                inner = grandchild.tag
+                if isinstance(inner, str) and inner.startswith(_RT):
+                    out.setdefault(f"{name}/{inner[len(_RT) :]}", _leaf_text(grandchild))
+    return out
+
+
 #: How each field is named in failures about a routing block read whole (``Routage/AMC/Numero``).
 BLOCK_FIELD_NAMES: Mapping[str, str] = {
     key: f"{ROUTING_BLOCK}/{path}" for key, path in DEFAULT_SOAP_PATHS.items()

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from piano.tls import finess_from_certificate
+from roc.certificates import finess_from_certificate
 from roc.model import RoutingKey, SoapVersion
 from rpn.errors import RpnError, RpnFailure
 from rpn.exchange import (

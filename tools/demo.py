@@ -1,9 +1,12 @@
 """``make demo``: Mutuelle ANS and the relay on loopback, one exchange per case through the relay.
 
 Starts both twistd plugins with the development configuration (etc/dev/) and the development
-PKI (.dev/pki/, generated if missing), sends every IDB case of the catalogue through the relay
-with hospital A's certificate, prints one line per exchange, then keeps both services running
-until Ctrl-C (or exits at once with --once, as the integration test does).
+PKI (.dev/pki/, generated if missing), sends every business case of the catalogue through the
+relay with hospital A's certificate, each request signed (WS-Security) with hospital A's
+certificate, then the signature cases (each signature broken one way, refused by Mutuelle ANS,
+which requires signatures in the development configuration), prints one line per exchange,
+then keeps both services running until Ctrl-C (or exits at once with --once, as the
+integration test does).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from lxml import etree
 
 from mutuelle.catalogue import default_catalogue
 from mutuelle.examples import case_request
+from mutuelle.faults import MutuelleError
 from roc.messages import Routing, envelope
 from tools import devpki
+from tools.signing import Signers, signed_as
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / ".dev"
@@ -125,8 +130,11 @@ def exchanges(relay_port: int) -> int:
     print(f"\nExchanges through the relay (https://127.0.0.1:{relay_port}/roc, hospital A):\n")
     shown = "990000101"  # every case of one AMC on its own line; the others summed up
     summary: dict[str, list[int]] = {}
-    for case in default_catalogue():
-        status, body = _send(relay_port, context, case_request(case, str(uuid.uuid4())))
+    signers = Signers.from_directory(PKI)
+    catalogue = default_catalogue()
+    for case in catalogue:
+        request = signed_as(case_request(case, str(uuid.uuid4())), None, signers)
+        status, body = _send(relay_port, context, request)
         code, label = _text(body, "CodeRetour"), _text(body, "LibelleRetour")
         ok = status == 200 and code == case.expected_code
         wrong += not ok
@@ -144,6 +152,20 @@ def exchanges(relay_port: int) -> int:
             f"  {'ok ' if played == as_documented else 'BAD'} {amc} {played} more cases, "
             f"{as_documented} with their documented answer"
         )
+    print("\nSignatures Mutuelle ANS refuses (signatures.policy = require):\n")
+    for case in catalogue.signature:
+        if case.amc_number != shown or case.spec.signature is None:
+            continue
+        defect = case.spec.signature
+        request = signed_as(case_request(case, str(uuid.uuid4())), defect, signers)
+        status, body = _send(relay_port, context, request)
+        code, message = _text(body, "Code"), _text(body, "Message")
+        ok = code == MutuelleError.SIGNATURE_INVALID.code and f"[{defect.value}]" in message
+        wrong += not ok
+        print(f"  {'ok ' if ok else 'BAD'} {case.amc_number} {case.name:<44} HTTP {status} {code}")
+        if defect.value == "SIGNATURE_EMPREINTE":
+            print(f"      « {message} »")
+    print("\nRefused by the relay:\n")
     refusals = [
         ("AMC unreachable", UNREACHABLE_AMC, devpki.HOSPITAL_A, "RPN-503-AMC-INDISPONIBLE"),
         ("A speaking for B's site", "990000101", devpki.HOSPITAL_B, "RPN-403-EMETTEUR"),
@@ -176,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         print(f"ports already in use: {busy}; stop the other demo or use --port-offset")
         return 2
-    if not (PKI / "ca.pem").exists():
-        devpki.generate(PKI)
+    devpki.ensure(PKI)
     mutuelle_config, rpn_config = _configs(args.port_offset)
     processes = []
     try:
@@ -203,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  curl --cacert .dev/pki/ca.pem --cert .dev/pki/hospital-a.pem "
             f"--key .dev/pki/hospital-a.key \\\n"
             f"       -H 'Content-Type: text/xml; charset=utf-8' "
-            f"--data-binary @examples/idb-droits-ouverts.xml https://127.0.0.1:{relay_port}/roc\n"
+            f"--data-binary @examples/signed/idb-droits-ouverts.xml "
+            f"https://127.0.0.1:{relay_port}/roc\n"
             f"  curl http://127.0.0.1:{admin_port}/metrics\n\nCtrl-C stops both services."
         )
 

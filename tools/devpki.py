@@ -6,6 +6,7 @@
 - ``rpn-server``: the relay's server certificate (localhost, 127.0.0.1);
 - ``hospital-a``, ``hospital-b``: establishment client certificates with distinct FINESS numbers;
 - ``untrusted-ca.pem`` and ``untrusted-hospital``: a client certificate from a CA nobody trusts;
+- ``hospital-a-expired``: hospital A's site certificate, expired (signature checks refuse it);
 - ``mutuelle-server``: the simulator's server certificate;
 - ``rpn-client``: the relay's client certificate toward AMCs.
 
@@ -32,6 +33,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 HOSPITAL_A = {"legal": "990000010", "site": "990000028"}
 HOSPITAL_B = {"legal": "990000036", "site": "990000044"}
 UNTRUSTED_FINESS = "990000051"
+
+
+#: Every certificate ``generate`` writes (``<stem>.pem``).
+STEMS = (
+    "ca",
+    "rpn-server",
+    "hospital-a",
+    "hospital-b",
+    "hospital-a-expired",
+    "untrusted-ca",
+    "untrusted-hospital",
+    "mutuelle-server",
+    "rpn-client",
+)
 
 
 def registration(*hospitals: Mapping[str, str]) -> list[dict[str, object]]:
@@ -180,6 +195,20 @@ def generate(directory: Path) -> None:
             organisation="Centre hospitalier fictif B",
         ),
     )
+    expired_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    write(
+        directory,
+        "hospital-a-expired",
+        issue(
+            ca,
+            "CH Fictif A - ROC (expiré)",
+            client=True,
+            finess=HOSPITAL_A["site"],
+            organisation="Centre hospitalier fictif A",
+            not_before=expired_at - datetime.timedelta(days=365),
+            not_after=expired_at,
+        ),
+    )
     rogue = make_ca("Untrusted Dev CA")
     write(directory, "untrusted-ca", rogue, with_key=False)
     write(
@@ -191,15 +220,26 @@ def generate(directory: Path) -> None:
     write(directory, "rpn-client", issue(ca, "rpn-client", client=True))
 
 
+def ensure(directory: Path, force: bool = False) -> bool:
+    """Write the PKI under *directory* unless it is complete; whether it was written.
+
+    A PKI written before a certificate was added to it is written again, whole.
+    """
+    complete = all((directory / f"{stem}.pem").exists() for stem in STEMS)
+    if complete and not force:
+        return False
+    generate(directory)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", default=".dev/pki", type=Path)
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     args = parser.parse_args(argv)
-    if (args.directory / "ca.pem").exists() and not args.force:
+    if not ensure(args.directory, args.force):
         print(f"development PKI already in {args.directory} (use --force to regenerate)")
         return 0
-    generate(args.directory)
     print(f"development PKI written to {args.directory}")
     return 0
 

@@ -12,8 +12,14 @@ told it has one processor) and ``wrk`` to CPU 1; both serve plain HTTP on loopba
   stub matching the path, the SOAPAction header and the beneficiary's NIR by XPath; request
   journal off (its fastest setting).
 
-Rounds alternate between the two servers; the medians and their ratio are printed. Results are
-also written to ``bench/mutuelle/results/latest.json``. Never run as a timed unit test.
+- **Mutuelle ANS, signatures checked**: a second simulator with ``[signatures] policy =
+  "require"`` answering the same request signed (WS-Security, ``roc.signature``) with the
+  bench PKI's hospital A certificate: everything above plus the XML-signature check
+  (canonicalisation, two digests, RSA-SHA256, chain of trust, FINESS).
+
+Rounds alternate between the servers; the medians and their ratios are printed, among them
+the cost of checking signatures (signed / unsigned). Results are also written to
+``bench/mutuelle/results/latest.json``. Never run as a timed unit test.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from mutuelle.catalogue import default_catalogue  # noqa: E402
 from mutuelle.examples import case_request  # noqa: E402
 from mutuelle.soap import request_headers  # noqa: E402
 from roc.model import Service, SoapVersion  # noqa: E402
+from roc.signature import sign  # noqa: E402
 
 CASE = ("990000101", "IDB_OK_MCO_DROITS_OUVERTS")
 JAR_GLOB = "node_modules/wiremock/build/wiremock-standalone-*.jar"
@@ -96,7 +103,7 @@ def run_wrk(port: int, script: Path, duration: float, connections: int) -> tuple
     done = subprocess.run(
         [
             "taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
-            "-s", str(script), f"http://127.0.0.1:{port}/roc/IDB",
+            "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/roc/IDB",
         ],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -112,13 +119,15 @@ def run_wrk(port: int, script: Path, duration: float, connections: int) -> tuple
     return float(rate.group(1)), int(total.group(1)), bad
 
 
-def start_mutuelle(directory: Path, plain: int) -> subprocess.Popen[bytes]:
+def start_mutuelle(
+    directory: Path, plain: int, policy: str = "off", name: str = "mutuelle"
+) -> subprocess.Popen[bytes]:
     pki = directory / "pki"
     from tools import devpki
 
-    devpki.generate(pki)
+    devpki.ensure(pki)
     tls, admin = free_port(), free_port()
-    config = directory / "mutuelle.toml"
+    config = directory / f"{name}.toml"
     config.write_text(
         f'public_url = "https://127.0.0.1:{tls}"\n'
         f'[listen]\nendpoint = "tcp:{tls}:interface=127.0.0.1"\n'
@@ -126,11 +135,12 @@ def start_mutuelle(directory: Path, plain: int) -> subprocess.Popen[bytes]:
         f'[admin]\nendpoint = "tcp:{admin}:interface=127.0.0.1"\n'
         f'[tls]\ncertificate = "{pki}/mutuelle-server.pem"\n'
         f'private_key = "{pki}/mutuelle-server.key"\nca_certificates = ["{pki}/ca.pem"]\n'
+        f'[signatures]\npolicy = "{policy}"\n'
     )
     twistd = Path(sys.executable).parent / "twistd"
     process = subprocess.Popen(
         ["taskset", "-c", "0", str(twistd), "-n", "--pidfile=", "--logfile",
-         str(directory / "mutuelle.log"), "mutuelle", "--config", str(config)],
+         str(directory / f"{name}.log"), "mutuelle", "--config", str(config)],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -203,22 +213,37 @@ def main(argv: list[str] | None = None) -> int:
     headers = request_headers(Service.IDB, SoapVersion.SOAP11)
     expected = testing.post(testing.site(), "/roc/IDB", body, headers).body
 
-    results: dict[str, list[float]] = {"mutuelle": [], "wiremock": []}
-    per_cpu: dict[str, list[float]] = {"mutuelle": [], "wiremock": []}
+    names = ("mutuelle", "signed", "wiremock")
+    results: dict[str, list[float]] = {name: [] for name in names}
+    per_cpu: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench-mutuelle-") as tmp:
         directory = Path(tmp)
-        script = lua_script(directory, body, headers)
-        mutuelle_port, wiremock_port = free_port(), free_port()
-        servers = {
-            "mutuelle": start_mutuelle(directory, mutuelle_port),
-            "wiremock": start_wiremock(
-                directory, wiremock_port, jars[-1], case.request.beneficiary.nir, expected
-            ),
-        }
-        ports = {"mutuelle": mutuelle_port, "wiremock": wiremock_port}
+        mutuelle_port, signed_port, wiremock_port = free_port(), free_port(), free_port()
+        ports = {"mutuelle": mutuelle_port, "signed": signed_port, "wiremock": wiremock_port}
+        servers: dict[str, Any] = {}
         try:
+            # Started inside the try: a failure stops whatever had started.
+            servers["mutuelle"] = start_mutuelle(directory, mutuelle_port)
+            servers["signed"] = start_mutuelle(directory, signed_port, "require", "mutuelle-signed")
+            servers["wiremock"] = start_wiremock(
+                directory, wiremock_port, jars[-1], case.request.beneficiary.nir, expected
+            )
+            pki = directory / "pki"
+            signed_body = sign(
+                body, (pki / "hospital-a.pem").read_bytes(), (pki / "hospital-a.key").read_bytes()
+            )
+            bodies = {"mutuelle": body, "signed": signed_body, "wiremock": body}
+            scripts = {}
+            for name, sent in bodies.items():
+                (directory / f"script-{name}").mkdir()
+                scripts[name] = lua_script(directory / f"script-{name}", sent, headers)
             for name, port in ports.items():
-                status, answer = post(port, body, headers)
+                if name == "signed":
+                    status, _ = post(port, body, headers)  # unsigned: refused, so checked
+                    if status != 400:
+                        raise SystemExit(f"signatures are not checked: unsigned got {status}")
+                script = scripts[name]
+                status, answer = post(port, bodies[name], headers)
                 if status != 200 or b"<idb:CodeRetour>00</idb:CodeRetour>" not in answer:
                     raise SystemExit(f"{name} does not answer the IDB case: {status}")
                 run_wrk(port, script, args.warmup, args.connections)  # JIT, caches, pools
@@ -226,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, port in ports.items():
                     pid = servers[name].pid
                     before = cpu_seconds(pid)
-                    rate, done, bad = run_wrk(port, script, args.duration, args.connections)
+                    rate, done, bad = run_wrk(port, scripts[name], args.duration, args.connections)
                     used = cpu_seconds(pid) - before
                     if bad:
                         raise SystemExit(f"{name}: {bad} failed requests in round {round_number}")
@@ -244,8 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_medians = {name: statistics.median(rates) for name, rates in per_cpu.items()}
     ratio = medians["mutuelle"] / medians["wiremock"]
     cpu_ratio = cpu_medians["mutuelle"] / cpu_medians["wiremock"]
+    signed_ratio = medians["signed"] / medians["mutuelle"]
+    signed_cpu_ratio = cpu_medians["signed"] / cpu_medians["mutuelle"]
     labels = {
-        "mutuelle": "Mutuelle ANS (computed answers)",
+        "mutuelle": "Mutuelle ANS, signatures off",
+        "signed": "Mutuelle ANS, signatures checked",
         "wiremock": "WireMock (one canned answer)",
     }
     print()
@@ -255,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<34}{medians[name]:>14.0f}{cpu_medians[name]:>15.0f}   {rounds}")
     print(f"\nratio Mutuelle ANS / WireMock, IDB/s on one core: {ratio:.2f} (goal: >= 1.00)")
     print(f"ratio Mutuelle ANS / WireMock, IDB per CPU-second: {cpu_ratio:.2f}")
+    cost = 1e6 / cpu_medians["signed"] - 1e6 / cpu_medians["mutuelle"]
+    print(
+        f"signatures checked / off: {signed_ratio:.2f} of the IDB/s, {signed_cpu_ratio:.2f} "
+        f"of the IDB per CPU-second (about {cost:.0f} us of CPU per signature check)"
+    )
     print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
@@ -264,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": results,
                 "medians": medians,
                 "ratio": ratio,
+                "signed_over_unsigned": signed_ratio,
+                "signed_over_unsigned_per_cpu_second": signed_cpu_ratio,
                 "per_cpu_second": per_cpu,
                 "per_cpu_second_medians": cpu_medians,
                 "per_cpu_second_ratio": cpu_ratio,

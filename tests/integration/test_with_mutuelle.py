@@ -25,7 +25,7 @@ from tools.devpki import HOSPITAL_A
 
 
 def test_demo_plays_every_catalogue_case_through_the_relay() -> None:
-    """`make demo`'s own script, once: every IDB case answers its documented code."""
+    """`make demo`'s own script, once: every case answers its documented code, signed."""
     offset = random.randrange(1000, 5000, 10)
     done = subprocess.run(
         [sys.executable, "-m", "tools.demo", "--once", "--port-offset", str(offset)],
@@ -39,6 +39,11 @@ def test_demo_plays_every_catalogue_case_through_the_relay() -> None:
     assert len(lines) >= 30 + 2
     assert "BAD" not in done.stdout
     assert "All exchanges gave their documented answer." in done.stdout
+    # Every request is signed; each broken signature is refused by Mutuelle ANS, its rule named.
+    refused = [line for line in lines if "MUT-400-SIGNATURE" in line]
+    assert len(refused) == 7, done.stdout
+    assert any("IDB_KO_MCO_SIGNATURE_EMPREINTE" in line for line in refused)
+    assert "[SIGNATURE_EMPREINTE] l'empreinte (DigestValue)" in done.stdout
 
 
 def start_mutuelle(pki: Path, directory: Path, public_url: str | None = None) -> tuple[Twistd, int]:

@@ -49,6 +49,7 @@ def test_case_names_follow_the_convention_and_are_unique_per_amc() -> None:
         assert pattern.fullmatch(case.name), case.name
         assert case.name.split("_")[2] == case.sector.value
         ok = case.expected_code == "00" and case.technical_fault is None
+        ok = ok and case.spec.signature is None
         assert (case.name.split("_")[1] == "OK") == ok
     everything = CATALOGUE.all_cases
     assert len({(c.amc_number, c.name) for c in everything}) == len(everything)
