@@ -16,6 +16,7 @@ from mutuelle.admin import AdminApi
 from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.config import MutuelleConfig
 from mutuelle.datafiles import DataError, SimulatorData, load_data
+from mutuelle.sandbox import MemoryStore
 from mutuelle.server import admin_site, roc_site
 from mutuelle.simulator import Simulator
 from roc.config import ConfigError
@@ -92,6 +93,6 @@ def build_service(
         _listen(
             config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root
         )
-    admin = admin_site(reactor, AdminApi(simulator.sandboxes))
+    admin = admin_site(reactor, AdminApi(MemoryStore(simulator.sandboxes)))
     _listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     return root
