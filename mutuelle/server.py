@@ -301,10 +301,45 @@ class AdminResource(Resource):
         return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
-def admin_site(reactor: IReactorTime | None = None, api: AdminApi | None = None) -> Site:
-    """The admin site (loopback): ``/healthz`` and, given *api*, ``/__admin/...``."""
+class ReadyResource(Resource):
+    """``/readyz``: 200 while the sandboxes' storage answers, 503 otherwise (load balancers)."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, store: ISandboxStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def render_GET(self, request: Request) -> int:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+
+        def answer(ready: bool) -> None:
+            request.setResponseCode(200 if ready else 503)
+            body = b"ok\n" if ready else b"storage unavailable\n"
+            request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+            request.write(body)
+            request.finish()
+
+        def unready(failure: Failure) -> bool:
+            self.log.warn("Not ready: {reason}", reason=failure.getErrorMessage())
+            return False
+
+        self.store.ping().addCallbacks(lambda _: True, unready).addCallback(answer)
+        return NOT_DONE_YET
+
+
+def admin_site(
+    reactor: IReactorTime | None = None,
+    api: AdminApi | None = None,
+    store: ISandboxStore | None = None,
+) -> Site:
+    """The admin site (loopback): ``/healthz``, and given them ``/readyz`` (*store*) and
+    ``/__admin/...`` (*api*)."""
     root = Resource()
     root.putChild(b"healthz", HealthResource())
+    if store is not None:
+        root.putChild(b"readyz", ReadyResource(store))
     if api is not None:
         root.putChild(b"__admin", AdminResource(api))
     site = QuietSite(root, reactor=reactor)

@@ -52,6 +52,8 @@ def valid_config(pki: Path, **overrides: str) -> str:
         "admin": '"tcp:9181:interface=127.0.0.1"',
         "certificate": f'"{pki / "server.pem"}"',
         "extra": "",
+        # Unit tests run no thread: the sandboxes stay in memory (integration tests use files).
+        "storage": '"memory:"',
         **overrides,
     }
     return (
@@ -61,6 +63,7 @@ def valid_config(pki: Path, **overrides: str) -> str:
         f"[tls]\ncertificate = {values['certificate']}\n"
         f'private_key = "{pki / "server.key"}"\n'
         f'ca_certificates = ["{pki / "ca.pem"}"]\n'
+        f"[storage]\nurl = {values['storage']}\n"
     )
 
 
@@ -83,6 +86,16 @@ def test_production_example_config_loads() -> None:
     config = load_config(REPO / "etc" / "mutuelle.toml")
     assert config.public_url.startswith("https://")
     assert config.tls.require_client_certificate is True
+    assert config.storage.url == "sqlite:////var/lib/piano/mutuelle-sandboxes.sqlite3"
+
+
+def test_a_relative_sqlite_file_is_next_to_the_configuration(pki: Path, tmp_path: Path) -> None:
+    path = write_config(tmp_path, valid_config(pki, storage='"sqlite:///state/s.sqlite3"'))
+    assert load_config(path).storage.url == f"sqlite:///{tmp_path}/state/s.sqlite3"
+    default = valid_config(pki).replace('[storage]\nurl = "memory:"\n', "")
+    assert load_config(write_config(tmp_path, default)).storage.url == (
+        f"sqlite:///{tmp_path}/mutuelle-sandboxes.sqlite3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,6 +176,8 @@ def test_service_listens_with_tls_on_the_roc_port_and_plain_http_on_admin(pki: P
         ({"listen": '"nonsense:1"'}, "listen.endpoint: not a usable endpoint"),
         ({"admin": '"tcp:port"'}, "admin.endpoint: not a usable endpoint"),
         ({"extra": 'data_dir = "nowhere"'}, "data_dir: "),
+        ({"storage": '"mysql://db"'}, "storage.url: must be memory:, sqlite:///FILE or"),
+        ({"storage": '"sqlite://host/x"'}, "storage.url: sqlite URLs are sqlite:///relative"),
     ],
 )
 def test_unusable_settings_fail_before_listening_with_their_path(
