@@ -10,7 +10,7 @@ PKI := .dev/pki
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
 # systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
 # missing; needs root (or sudo).
-SYSTEM_PACKAGES := openssl curl systemd prometheus chromium
+SYSTEM_PACKAGES := openssl curl systemd prometheus chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.
