@@ -8,8 +8,9 @@ PKI := .dev/pki
 .PHONY: install system-deps bench-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
-# systemd-socket-activate, Prometheus (with promtool), headless Chromium. Installed only when
-# missing; needs root (or sudo).
+# systemd-socket-activate, Prometheus (with promtool), headless Chromium, PostgreSQL (the
+# tests start their own server with initdb/pg_ctl). Installed only when missing; needs root
+# (or sudo).
 SYSTEM_PACKAGES := openssl curl systemd prometheus chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

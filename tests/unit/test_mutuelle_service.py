@@ -23,6 +23,7 @@ from mutuelle.service import MutuelleService, build_service
 from roc.config import ConfigError
 from roc.testing import StrictMemoryReactorClock
 from roc.tls import TLSFiles, client_options, load_pem_certificates
+from tests.deferreds import success_result_of
 from tools import devpki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,3 +262,19 @@ def test_a_client_without_a_certificate_is_refused_during_the_handshake(pki: Pat
     assert client.received == b""
     assert client.lost is not None
     assert client.lost.check(SSL.Error)
+
+
+def test_idle_sandboxes_are_purged_by_the_periodic_job(pki: Path) -> None:
+    service, reactor = built(pki, storage='"memory:"\nidle_days = 1.0\npurge_interval = 60.0')
+    service.startService()
+    try:
+        store = service.store
+        assert store is not None
+        success_result_of(store.transact("990000028", lambda sandbox: None))
+        reactor.advance(86400)
+        success_result_of(store.transact("990000036", lambda sandbox: None))
+        reactor.advance(61)
+        listed = success_result_of(store.summaries())
+        assert [s["finess"] for s in listed] == ["990000036"]
+    finally:
+        service.stopService()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mutuelle import migrate
+from mutuelle import migrate, testing
 from mutuelle.care import CareRequest, compute
 from mutuelle.databases import SQLITE, connect_sqlite, open_store, storage_url_error
 from mutuelle.dbpool import InlineConnections
@@ -17,6 +17,7 @@ from mutuelle.decisions import engagement_record
 from mutuelle.migrate import SchemaError, upgrade
 from mutuelle.rows import decode_engagement, decode_entry, encode_engagement, encode_entry
 from mutuelle.sandbox import MemoryStore, Sandboxes, Violation
+from mutuelle.server import admin_site
 from mutuelle.sqlstore import SqlStore
 from mutuelle.storage import StorageUnavailable
 from roc.testing import StrictClock, StrictMemoryReactorClock
@@ -127,3 +128,15 @@ def test_records_read_back_as_they_were_written() -> None:
     violation = Violation("Demande/Beneficiaire", "R-NIR", "clé invalide")
     for written in (entry(), entry("07", (violation,))):
         assert decode_entry(encode_entry(written)) == written
+
+
+def test_readiness_follows_the_storage(tmp_path: Path) -> None:
+    gone = InlineConnections(lambda: connect_sqlite(tmp_path / "no" / "s.sqlite3"), ())
+    broken = SqlStore(gone, SQLITE, StrictClock(), SEED)
+    for store, status, text in [
+        (MemoryStore(Sandboxes(StrictClock(), SEED)), 200, b"ok\n"),
+        (broken, 503, b"storage unavailable\n"),
+    ]:
+        site = admin_site(StrictMemoryReactorClock(), None, store)
+        reply = testing.request(site, "/readyz", method="GET")
+        assert (reply.status, reply.body) == (status, text)
