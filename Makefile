@@ -78,6 +78,7 @@ bench: bench-deps $(STAMP)
 
 bench-mutuelle: $(STAMP)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	test -x /usr/lib/postgresql/15/bin/initdb || $(MAKE) system-deps
 	npm ci --prefix bench/mutuelle --no-audit --no-fund
 	$(BIN)/python bench/mutuelle/run.py
 

@@ -103,6 +103,7 @@ class SqlSandbox:
         self._fault = None if fault is None else by_name(fault)
         self._violations: dict[str, int] = json.loads(violations)
         self._dirty = False
+        self._read: dict[tuple[str, BeneficiaryKey], list[Engagement]] = {}
         if not seeded:
             self._plant_seed()
 
@@ -154,6 +155,7 @@ class SqlSandbox:
         self._dirty = True
 
     def _put_engagement(self, engagement: Engagement) -> None:
+        self._read.clear()
         nir, birth, rank = beneficiary_columns(engagement.beneficiary)
         self._execute(
             "DELETE FROM engagements WHERE finess = ? AND number = ?",
@@ -178,6 +180,14 @@ class SqlSandbox:
         )
 
     def _engagements_of(self, amc_number: str, beneficiary: BeneficiaryKey) -> list[Engagement]:
+        """The beneficiary's engagements, read once per unit of work until one is written."""
+        key = (amc_number, beneficiary)
+        cached = self._read.get(key)
+        if cached is None:
+            cached = self._read[key] = self._read_engagements(amc_number, beneficiary)
+        return cached
+
+    def _read_engagements(self, amc_number: str, beneficiary: BeneficiaryKey) -> list[Engagement]:
         rows = self._execute(
             "SELECT record FROM engagements WHERE finess = ? AND amc = ? AND nir = ? "
             "AND birth_date = ? AND birth_rank = ? ORDER BY seq",
@@ -310,6 +320,7 @@ class SqlSandbox:
         if self.now() - created > CANCELLATION_WINDOW.total_seconds():
             return DelOutcome.EXPIRED
         cancelled = dataclasses.replace(engagement, state=EngagementState.CANCELLED)
+        self._read.clear()
         self._execute(
             "UPDATE engagements SET state = ?, record = ? WHERE finess = ? AND number = ?",
             (cancelled.state.value, encode_engagement(cancelled), self.finess, number),
@@ -342,6 +353,7 @@ class SqlSandbox:
         return [decode_entry(text) for (text,) in reversed(rows)]
 
     def reset(self) -> None:
+        self._read.clear()
         for table in ("identifications", "engagements", "journal"):
             self._execute(f"DELETE FROM {table} WHERE finess = ?", (self.finess,))  # noqa: S608
         self._created = self._clock.seconds()

@@ -36,6 +36,10 @@ class PostgresServer:
 
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="piano-pg-")))
     port: int = field(default_factory=free_port)
+    #: Pin the server's processes to these CPUs (taskset), e.g. "0" for a benchmark.
+    cpu: str | None = None
+    #: Server settings (-c name=value); the tests' defaults trade durability for speed.
+    settings: dict[str, str] = field(default_factory=lambda: {"fsync": "off"})
     pid: int | None = None
 
     @property
@@ -57,12 +61,13 @@ class PostgresServer:
         return self
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
-            "-c fsync=off -c max_connections=50"
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
+        options += " ".join(
+            f"-c {k}={v}" for k, v in {"max_connections": "50", **self.settings}.items()
         )
+        pin = [] if self.cpu is None else ["taskset", "-c", self.cpu]
         subprocess.run(
-            [*_as_server_user(), str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
+            [*pin, *_as_server_user(), str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
              "-l", str(self.directory / "server.log"), "-w", "-t", str(int(timeout)), "start"],
             check=True, capture_output=True, timeout=timeout + 10,
         )  # fmt: skip
