@@ -101,7 +101,7 @@ def _storage_url(value: Any) -> str | None:
 class StorageConfig:
     url: str = setting(
         "Where the sandboxes are kept: 'sqlite:///file.sqlite3' (relative to this file) or "
-        "'sqlite:////var/lib/piano/mutuelle.sqlite3' (absolute), one host; "
+        "'sqlite:////var/lib/piano/mutuelle/sandboxes.sqlite3' (absolute), one host; "
         "'postgresql://user@host:5432/dbname' (a libpq URL), shared by several instances; "
         "'memory:', lost at restart. The schema is migrated at start-up.",
         "sqlite:///mutuelle-sandboxes.sqlite3",

@@ -3,7 +3,8 @@
 Pure state, no I/O: the clock is injected (``IReactorTime``; ``roc.testing.StrictClock`` in
 tests). A sandbox starts from a *seed* (``SandboxSeed``, built from the catalogue) so that
 every case is reachable from ordinary data on a fresh sandbox; ``reset`` goes back to it. Two
-establishments never share anything.
+establishments never share anything. ``MemoryStore`` keeps them in process memory behind the
+storage seam (``mutuelle.storage``); ``mutuelle.sqlstore`` keeps the same state in a database.
 
 Coherence rules across calls live here, as state transitions:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_production_example_config_loads() -> None:
     config = load_config(REPO / "etc" / "mutuelle.toml")
     assert config.public_url.startswith("https://")
     assert config.tls.require_client_certificate is True
-    assert config.storage.url == "sqlite:////var/lib/piano/mutuelle-sandboxes.sqlite3"
+    assert config.storage.url == "sqlite:////var/lib/piano/mutuelle/sandboxes.sqlite3"
 
 
 def test_a_relative_sqlite_file_is_next_to_the_configuration(pki: Path, tmp_path: Path) -> None:
@@ -278,3 +279,17 @@ def test_idle_sandboxes_are_purged_by_the_periodic_job(pki: Path) -> None:
         assert [s["finess"] for s in listed] == ["990000036"]
     finally:
         service.stopService()
+
+
+def test_a_database_written_by_a_newer_release_stops_the_start(pki: Path, tmp_path: Path) -> None:
+    database = tmp_path / "newer.sqlite3"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version (version) VALUES (99)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(ConfigError) as caught:
+        built(pki, storage=f'"sqlite:///{database}"')
+    assert str(caught.value).startswith(
+        "storage.url: the sandboxes database is at schema version 99, newer than this Mutuelle"
+    )
