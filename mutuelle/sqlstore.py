@@ -139,13 +139,24 @@ class SqlSandbox:
         number: int = self._next_record
         self._next_record += 1
         self._dirty = True
-        if number % _TRIM_EVERY == 0 and number > MAX_RECORDS:
-            for table in ("identifications", "engagements"):
-                self._execute(
-                    f"DELETE FROM {table} WHERE finess = ? AND seq <= ?",  # noqa: S608 - fixed names
-                    (self.finess, number - MAX_RECORDS),
-                )
+        if number % _TRIM_EVERY == 0:
+            self._trim("identifications")
+            self._trim("engagements")
         return number
+
+    def _trim(self, table: str) -> None:
+        """Keep the ``MAX_RECORDS`` most recent rows of *table* in this sandbox."""
+        (count,) = self._execute(
+            f"SELECT COUNT(*) FROM {table} WHERE finess = ?",  # noqa: S608 - fixed names
+            (self.finess,),
+        ).fetchone()
+        if count > MAX_RECORDS:
+            self._execute(
+                f"DELETE FROM {table} WHERE finess = ? AND seq <= (SELECT seq FROM {table} "  # noqa: S608
+                "WHERE finess = ? ORDER BY seq LIMIT 1 OFFSET ?)",
+                (self.finess, self.finess, count - MAX_RECORDS - 1),
+            )
+            self._read.clear()
 
     def _plant_seed(self) -> None:
         for identification in self._seed.identifications:

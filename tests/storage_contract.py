@@ -291,3 +291,33 @@ class StoreContract:
         summary = in_sandbox(restarted, lambda s: s.summary())
         assert summary["clock_offset_seconds"] == 60.0
         assert [e.outcome for e in in_sandbox(restarted, lambda s: s.journal_tail(5))] == ["01"]
+
+    def test_records_are_bounded_and_a_repeated_idb_drops_no_other(
+        self, store: ISandboxStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from mutuelle import sandbox as memory
+        from mutuelle import sqlstore
+
+        monkeypatch.setattr(memory, "MAX_RECORDS", 150)
+        monkeypatch.setattr(sqlstore, "MAX_RECORDS", 150)
+        kept = Identification(AMC, PERSON, D(2026, 1, 1), D(2026, 1, 31), Sector.MCO)
+        repeated = dataclasses.replace(kept, sector=Sector.PSY)
+
+        def again_and_again(sandbox: ISandbox) -> None:
+            sandbox.identify(kept)
+            for _ in range(450):
+                sandbox.identify(repeated)
+
+        in_sandbox(store, again_and_again)
+        assert in_sandbox(
+            store, lambda s: s.identified(AMC, PERSON, D(2026, 1, 2), D(2026, 1, 3), Sector.MCO)
+        )
+
+        def many(sandbox: ISandbox) -> None:
+            for day in range(1, 451):
+                start = D(2020, 1, 1) + datetime.timedelta(days=day)
+                sandbox.identify(dataclasses.replace(kept, start=start, end=start))
+
+        in_sandbox(store, many)
+        count = in_sandbox(store, lambda s: s.summary())["identifications"]
+        assert 150 <= count <= 150 + 100

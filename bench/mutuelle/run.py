@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                     ports[name], bodies[service], headers[service], f"/roc/{service}"
                 )
                 if status != 200 or b"CodeRetour>00</" not in answer:
-                    raise SystemExit(f"{name} does not answer the {service} case: {status}")
+                    code = re.findall(rb"CodeRetour>([^<]*)<|<Code>([^<]*)<", answer)
+                    raise SystemExit(f"{name} does not answer the {service} case: {status} {code}")
                 run_wrk(
                     ports[name], scripts[service], args.warmup, args.connections, f"/roc/{service}"
                 )
