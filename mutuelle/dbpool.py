@@ -6,6 +6,11 @@ waits on the database), commits it, or rolls it back if it raised. A connection 
 (server gone, file unreadable) is closed and forgotten: the next unit of work connects again,
 so the service recovers by itself when the database comes back. ``InlineConnections`` runs
 the same code at once on the caller's thread, for unit tests (no thread, no reactor).
+
+The model is ``twisted.enterprise.adbapi``'s (a thread pool, a connection per thread, commit or
+roll back around each interaction); written here, typed, because adbapi's reconnection runs a
+probe query after every rollback and logs each failure with a traceback, where a database
+outage here is an expected event answered with a fault and one warning per exchange.
 """
 
 from __future__ import annotations
