@@ -62,7 +62,8 @@ _SELECT = (
     "SELECT created, seeded, clock_offset, fault, requests, conforming, violations_by_rule, "
     "next_engagement, next_record FROM sandboxes WHERE finess = ?"
 )
-#: Old identifications and engagements are trimmed once every this many records.
+#: Old identifications and engagements are trimmed once every this many records, old journal
+#: entries once every this many exchanges.
 _TRIM_EVERY = 100
 
 
@@ -350,7 +351,9 @@ class SqlSandbox:
             "INSERT INTO journal (finess, sequence, entry) VALUES (?, ?, ?)",
             (self.finess, kept.sequence, encode_entry(kept)),
         )
-        if self._requests > JOURNAL_SIZE:
+        if self._requests > JOURNAL_SIZE and self._requests % _TRIM_EVERY == 0:
+            # Older entries go in batches (one statement saved per exchange); the tail never
+            # shows more than JOURNAL_SIZE.
             self._execute(
                 "DELETE FROM journal WHERE finess = ? AND sequence <= ?",
                 (self.finess, self._requests - JOURNAL_SIZE),
@@ -358,8 +361,9 @@ class SqlSandbox:
 
     def journal_tail(self, limit: int) -> list[JournalEntry]:
         rows = self._execute(
-            "SELECT entry FROM journal WHERE finess = ? ORDER BY sequence DESC LIMIT ?",
-            (self.finess, limit),
+            "SELECT entry FROM journal WHERE finess = ? AND sequence > ? "
+            "ORDER BY sequence DESC LIMIT ?",
+            (self.finess, self._requests - JOURNAL_SIZE, limit),
         ).fetchall()
         return [decode_entry(text) for (text,) in reversed(rows)]
 

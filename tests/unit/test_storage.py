@@ -16,12 +16,12 @@ from mutuelle.dbpool import InlineConnections
 from mutuelle.decisions import engagement_record
 from mutuelle.migrate import SchemaError, upgrade
 from mutuelle.rows import decode_engagement, decode_entry, encode_engagement, encode_entry
-from mutuelle.sandbox import MemoryStore, Sandboxes, Violation
+from mutuelle.sandbox import JOURNAL_SIZE, MemoryStore, Sandboxes, Violation
 from mutuelle.server import admin_site
 from mutuelle.sqlstore import SqlStore
-from mutuelle.storage import StorageUnavailable
+from mutuelle.storage import ISandbox, StorageUnavailable
 from roc.testing import StrictClock, StrictMemoryReactorClock
-from tests.deferreds import failure_result_of
+from tests.deferreds import failure_result_of, success_result_of
 from tests.storage_contract import CATALOGUE, DATA, SEED, MakeStore, StoreContract, entry
 
 PREFIX = "/work"
@@ -140,3 +140,19 @@ def test_readiness_follows_the_storage(tmp_path: Path) -> None:
         site = admin_site(StrictMemoryReactorClock(), None, store)
         reply = testing.request(site, "/readyz", method="GET")
         assert (reply.status, reply.body) == (status, text)
+
+
+def test_the_database_keeps_at_most_a_batch_more_than_the_journal_shows(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    store, connections = sqlite_store(path, StrictClock())
+
+    def many(sandbox: ISandbox) -> None:
+        for _ in range(1234):
+            sandbox.record(entry())
+
+    success_result_of(store.transact("990000028", many))
+    connections.close()
+    db = connect_sqlite(path)
+    (rows,) = db.execute("SELECT COUNT(*) FROM journal").fetchone()
+    db.close()
+    assert JOURNAL_SIZE <= rows <= JOURNAL_SIZE + 100
