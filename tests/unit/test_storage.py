@@ -156,3 +156,24 @@ def test_the_database_keeps_at_most_a_batch_more_than_the_journal_shows(tmp_path
     (rows,) = db.execute("SELECT COUNT(*) FROM journal").fetchone()
     db.close()
     assert JOURNAL_SIZE <= rows <= JOURNAL_SIZE + 100
+
+
+def test_a_unit_of_work_meeting_a_constraint_is_played_again_once(tmp_path: Path) -> None:
+    store, connections = sqlite_store(tmp_path / "c.sqlite3", StrictClock())
+    attempts: list[int] = []
+
+    def racing(sandbox: ISandbox) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: engagements.nir 1999999")
+        return "played"
+
+    assert success_result_of(store.transact("990000028", racing)) == "played"
+    assert len(attempts) == 2
+
+    def always(sandbox: ISandbox) -> None:
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: engagements.nir 1999999")
+
+    failure = failure_result_of(store.transact("990000028", always), StorageUnavailable)
+    assert failure.getErrorMessage() == "sqlite: IntegrityError twice"  # never the row's values
+    connections.close()
