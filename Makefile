@@ -9,9 +9,9 @@ PKI := .dev/pki
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
 # systemd-socket-activate, Prometheus (with promtool), headless Chromium, xmlsec1 (the independent
-# XML-signature implementation the signature tests check against). Installed only when
-# missing; needs root (or sudo).
-SYSTEM_PACKAGES := openssl curl systemd prometheus chromium xmlsec1
+# XML-signature implementation the signature tests check against), PostgreSQL (the tests start
+# their own server with initdb/pg_ctl). Installed only when missing; needs root (or sudo).
+SYSTEM_PACKAGES := openssl curl systemd prometheus chromium xmlsec1 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.
@@ -78,6 +78,7 @@ bench: bench-deps $(STAMP)
 
 bench-mutuelle: $(STAMP)
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	test -x /usr/lib/postgresql/15/bin/initdb || $(MAKE) system-deps
 	npm ci --prefix bench/mutuelle --no-audit --no-fund
 	$(BIN)/python bench/mutuelle/run.py
 

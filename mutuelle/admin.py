@@ -1,9 +1,10 @@
 """The admin API, in the spirit of WireMock's ``/__admin``: list, read, reset, seed sandboxes.
 
-Pure: ``AdminApi.handle`` takes a method, the path segments after ``/__admin``, the query and
-the JSON body, and returns a status and a JSON-able document. ``mutuelle.server`` serves it on
-the loopback admin endpoint only. Answers carry codes and counts, never personal data; seeding
-takes beneficiaries' identifiers (fictitious ones) but never echoes them.
+``AdminApi.handle`` takes a method, the path segments after ``/__admin``, the query and the
+JSON body, checks them, and answers (a Deferred) a status and a JSON-able document, each
+change one unit of work of the sandbox store (``mutuelle.storage``). ``mutuelle.server``
+serves it on the loopback admin endpoint only. Answers carry codes and counts, never personal
+data; seeding takes beneficiaries' identifiers (fictitious ones) but never echoes them.
 
 Routes (``<F>`` is a FINESS):
 
@@ -24,12 +25,17 @@ Routes (``<F>`` is a FINESS):
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mutuelle.engagements import Engagement, EngagementState
 from mutuelle.model import BeneficiaryKey, Sector
-from mutuelle.sandbox import Identification, Sandboxes
+from mutuelle.sandbox import Identification
+from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
 from mutuelle.technical import TechnicalFault, by_name
 from roc.identifiers import amc_number_error, finess_error, nir_error
 
@@ -46,11 +52,19 @@ def _error(status: int, message: str) -> Answer:
     return status, {"error": message}
 
 
-class AdminApi:
-    """Operations on the simulator's sandboxes."""
+def _summary_or_404(sandbox: ISandbox | None) -> Answer:
+    if sandbox is None:
+        return _error(404, "no sandbox for this FINESS yet")
+    return 200, sandbox.summary()
 
-    def __init__(self, sandboxes: Sandboxes, signatures_checkable: bool = True) -> None:
-        self.sandboxes = sandboxes
+
+class AdminApi:
+    """Operations on the simulator's sandboxes, each one unit of work of the store."""
+
+    log = Logger()
+
+    def __init__(self, store: ISandboxStore, signatures_checkable: bool = True) -> None:
+        self.store = store
         #: Whether trusted authorities are configured, so that a sandbox may check signatures.
         self.signatures_checkable = signatures_checkable
 
@@ -60,15 +74,24 @@ class AdminApi:
         segments: Sequence[str],
         query: Mapping[str, str],
         body: Any,
-    ) -> Answer:
+    ) -> Deferred[Answer]:
+        """The answer; 400 for a bad request, 503 when the storage is unavailable."""
         try:
-            return self._route(method, list(segments), query, body)
+            answer = self._route(method, list(segments), query, body)
         except _BadRequest as exc:
-            return _error(400, str(exc))
+            return succeed(_error(400, str(exc)))
+        if not isinstance(answer, Deferred):
+            return succeed(answer)
+        return answer.addErrback(self._unavailable)
+
+    def _unavailable(self, failure: Failure) -> Answer:
+        failure.trap(StorageUnavailable)
+        self.log.warn("Sandbox storage unavailable: {reason}", reason=failure.getErrorMessage())
+        return _error(503, "sandbox storage unavailable; retry later")
 
     def _route(
         self, method: str, segments: list[str], query: Mapping[str, str], body: Any
-    ) -> Answer:
+    ) -> Answer | Deferred[Answer]:
         if segments == ["faults"] and method == "GET":
             return 200, {
                 "faults": [{"name": f.value, "description": f.description} for f in TechnicalFault]
@@ -78,7 +101,7 @@ class AdminApi:
         if len(segments) == 1:
             if method != "GET":
                 return _error(405, "GET only")
-            return 200, {"sandboxes": [s.summary() for s in self.sandboxes]}
+            return self.store.summaries().addCallback(lambda all: (200, {"sandboxes": all}))
         finess = segments[1]
         if finess != "anonyme" and finess_error(finess) is not None:
             return _error(400, "sandbox: not a FINESS")
@@ -90,22 +113,25 @@ class AdminApi:
                 return self._reset(finess)
             if method != "GET":
                 return _error(405, "GET or DELETE")
-            sandbox = self.sandboxes.find(finess)
-            if sandbox is None:
-                return _error(404, "no sandbox for this FINESS yet")
-            return 200, sandbox.summary()
+            return self.store.inspect(finess, _summary_or_404)
         if action == "reset" and method == "POST":
             return self._reset(finess)
         if action == "journal" and method == "GET":
-            sandbox = self.sandboxes.find(finess)
             limit = _int(query.get("limit", "100"), "limit", 1, 10_000)
-            entries = [] if sandbox is None else list(sandbox.journal)[-limit:]
-            return 200, {"finess": finess, "entries": [e.as_dict() for e in entries]}
+
+            def journal(sandbox: ISandbox | None) -> Answer:
+                entries = [] if sandbox is None else sandbox.journal_tail(limit)
+                return 200, {"finess": finess, "entries": [e.as_dict() for e in entries]}
+
+            return self.store.inspect(finess, journal)
         if action == "conformance" and method == "GET":
-            sandbox = self.sandboxes.find(finess)
-            if sandbox is None:
-                return _error(404, "no sandbox for this FINESS yet")
-            return 200, {"finess": finess, **sandbox.conformance_summary()}
+
+            def conformance(sandbox: ISandbox | None) -> Answer:
+                if sandbox is None:
+                    return _error(404, "no sandbox for this FINESS yet")
+                return 200, {"finess": finess, **sandbox.conformance_summary()}
+
+            return self.store.inspect(finess, conformance)
         if action == "seed" and method == "POST":
             return self._seed(finess, body)
         if action == "fault":
@@ -116,42 +142,53 @@ class AdminApi:
             return self._clock(finess, body)
         return _error(404, "unknown admin path or method")
 
-    def _reset(self, finess: str) -> Answer:
-        sandbox = self.sandboxes.get(finess)
-        sandbox.reset()
-        return 200, sandbox.summary()
+    def _change(self, finess: str, change: Callable[[ISandbox], None]) -> Deferred[Answer]:
+        """Apply *change* to *finess*'s sandbox (created if new); answer its summary."""
 
-    def _fault(self, finess: str, method: str, body: Any) -> Answer:
-        sandbox = self.sandboxes.get(finess)
-        if method == "DELETE":
-            sandbox.fault = None
+        def work(sandbox: ISandbox) -> Answer:
+            change(sandbox)
             return 200, sandbox.summary()
-        if method != "PUT":
-            return _error(405, "PUT or DELETE")
-        name = _field(body, "fault", str, "body")
-        fault = by_name(name)
-        if fault is None:
-            names = ", ".join(f.value for f in TechnicalFault)
-            raise _BadRequest(f"fault: must be one of {names}")
-        sandbox.fault = fault
-        return 200, sandbox.summary()
 
-    def _signature(self, finess: str, method: str, body: Any) -> Answer:
-        sandbox = self.sandboxes.get(finess)
+        return self.store.transact(finess, work)
+
+    def _reset(self, finess: str) -> Deferred[Answer]:
+        return self._change(finess, lambda sandbox: sandbox.reset())
+
+    def _fault(self, finess: str, method: str, body: Any) -> Answer | Deferred[Answer]:
         if method == "DELETE":
-            sandbox.signature_policy = None
-            return 200, sandbox.summary()
-        if method != "PUT":
+            fault = None
+        elif method != "PUT":
             return _error(405, "PUT or DELETE")
-        policy = _field(body, "policy", str, "body")
-        if policy not in _POLICIES:
-            raise _BadRequest(f"policy: must be one of {', '.join(_POLICIES)}")
-        if policy != "off" and not self.signatures_checkable:
-            return _error(409, "no trusted CA configured (signatures.ca_certificates)")
-        sandbox.signature_policy = policy
-        return 200, sandbox.summary()
+        else:
+            name = _field(body, "fault", str, "body")
+            fault = by_name(name)
+            if fault is None:
+                names = ", ".join(f.value for f in TechnicalFault)
+                raise _BadRequest(f"fault: must be one of {names}")
 
-    def _clock(self, finess: str, body: Any) -> Answer:
+        def switch(sandbox: ISandbox) -> None:
+            sandbox.fault = fault
+
+        return self._change(finess, switch)
+
+    def _signature(self, finess: str, method: str, body: Any) -> Answer | Deferred[Answer]:
+        if method == "DELETE":
+            policy: str | None = None
+        elif method != "PUT":
+            return _error(405, "PUT or DELETE")
+        else:
+            policy = _field(body, "policy", str, "body")
+            if policy not in _POLICIES:
+                raise _BadRequest(f"policy: must be one of {', '.join(_POLICIES)}")
+            if policy != "off" and not self.signatures_checkable:
+                return _error(409, "no trusted CA configured (signatures.ca_certificates)")
+
+        def choose(sandbox: ISandbox) -> None:
+            sandbox.signature_policy = policy
+
+        return self._change(finess, choose)
+
+    def _clock(self, finess: str, body: Any) -> Deferred[Answer]:
         if not isinstance(body, dict):
             raise _BadRequest("body: must be a JSON object")
         if "offset_days" in body:
@@ -161,11 +198,13 @@ class AdminApi:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _BadRequest("body: offset_days (integer) or offset_seconds (number)")
             offset = float(value)
-        sandbox = self.sandboxes.get(finess)
-        sandbox.clock_offset = offset
-        return 200, sandbox.summary()
 
-    def _seed(self, finess: str, body: Any) -> Answer:
+        def move(sandbox: ISandbox) -> None:
+            sandbox.clock_offset = offset
+
+        return self._change(finess, move)
+
+    def _seed(self, finess: str, body: Any) -> Deferred[Answer]:
         if not isinstance(body, dict):
             raise _BadRequest("body: must be a JSON object")
         unknown = sorted(set(body) - {"identifications", "engagements"})
@@ -179,8 +218,14 @@ class AdminApi:
             _engagement(item, f"engagements[{i}]")
             for i, item in enumerate(_list(body, "engagements"))
         ]
-        sandbox = self.sandboxes.seeded(finess, identifications, engagements)
-        return 200, sandbox.summary()
+
+        def seed(sandbox: ISandbox) -> None:
+            for identification in identifications:
+                sandbox.identify(identification)
+            for engagement in engagements:
+                sandbox.add_engagement(engagement)
+
+        return self._change(finess, seed)
 
 
 def _list(body: Mapping[str, Any], key: str) -> list[Any]:

@@ -7,7 +7,8 @@ See ``etc/mutuelle.toml`` for a commented example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,6 +91,40 @@ class AdminConfig:
     )
 
 
+def _storage_url(value: Any) -> str | None:
+    from mutuelle.databases import storage_url_error
+
+    return storage_url_error(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    url: str = setting(
+        "Where the sandboxes are kept: 'sqlite:///file.sqlite3' (relative to this file) or "
+        "'sqlite:////var/lib/piano/mutuelle/sandboxes.sqlite3' (absolute), one host; "
+        "'postgresql://user@host:5432/dbname' (a libpq URL), shared by several instances; "
+        "'memory:', lost at restart. The schema is migrated at start-up.",
+        "sqlite:///mutuelle-sandboxes.sqlite3",
+        _storage_url,
+    )
+    threads: int = setting(
+        "Threads (each with its own connection) running the PostgreSQL transactions; SQLite "
+        "always uses one.",
+        4,
+        positive,
+    )
+    idle_days: float = setting(
+        "A sandbox unused (no exchange, no admin call) for this many days is deleted.",
+        90.0,
+        positive,
+    )
+    purge_interval: float = setting(
+        "Seconds between two runs of the purge of idle sandboxes (off the reactor thread).",
+        3600.0,
+        positive,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SignaturesConfig:
     policy: str = setting(
@@ -120,6 +155,7 @@ class MutuelleConfig:
     plain: PlainListenConfig = setting("Optional plain-HTTP listener.")
     faults: FaultsConfig = setting("Technical faults' timings.")
     signatures: SignaturesConfig = setting("Checking requests' XML signatures.")
+    storage: StorageConfig = setting("Where the sandboxes' state is kept, and for how long.")
     data_dir: Path | None = setting(
         "Directory holding amcs.toml and beneficiaries.toml to use instead of the shipped "
         "fictitious data (python -m mutuelle.generate writes them), and optionally "
@@ -130,5 +166,14 @@ class MutuelleConfig:
 
 
 def load_config(path: Path) -> MutuelleConfig:
-    """Read and validate the TOML configuration at *path*."""
-    return load_file(MutuelleConfig, path)
+    """Read and validate the TOML configuration at *path*.
+
+    A relative ``sqlite:///`` storage URL is made absolute against the file's directory.
+    """
+    config = load_file(MutuelleConfig, path)
+    url = config.storage.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        absolute = os.path.normpath(path.resolve().parent / url[len("sqlite:///") :])
+        storage = replace(config.storage, url=f"sqlite:///{absolute}")
+        config = replace(config, storage=storage)
+    return config

@@ -31,7 +31,8 @@ from mutuelle.care import (
 from mutuelle.engagements import Engagement
 from mutuelle.idb import CodedAnswer, IdbAnswer, IdbOutcome, IdbRequest, decide
 from mutuelle.model import BeneficiaryKey, Dataset
-from mutuelle.sandbox import DelOutcome, Identification, Sandbox
+from mutuelle.sandbox import DelOutcome, Identification
+from mutuelle.storage import ISandbox
 from mutuelle.tariffs import TariffTable
 from roc.model import RocVersion
 
@@ -68,7 +69,7 @@ class DelAnswer(CodedAnswer):
 
 
 def record_identification(
-    sandbox: Sandbox, amc_number: str, request: IdbRequest, answer: IdbAnswer
+    sandbox: ISandbox, amc_number: str, request: IdbRequest, answer: IdbAnswer
 ) -> None:
     """After an IDB: remember a successful one (00) for later CLCs of this establishment."""
     if answer.outcome is IdbOutcome.RIGHTS_OPEN:
@@ -105,7 +106,7 @@ def simulate_in(
     version: RocVersion,
     dataset: Dataset,
     tariffs: TariffTable,
-    sandbox: Sandbox,
+    sandbox: ISandbox,
 ) -> CareAnswer:
     """SIM in a sandbox: the same estimate CLC would make there (same history), unrecorded."""
     history = sandbox.history(amc_number, request.beneficiary, request.reference)
@@ -118,7 +119,7 @@ def calculate(
     version: RocVersion,
     dataset: Dataset,
     tariffs: TariffTable,
-    sandbox: Sandbox,
+    sandbox: ISandbox,
 ) -> CareAnswer:
     """CLC: SIM's rules plus the coherence with earlier calls; 00 records an engagement."""
     rights = decide(request.rights_question, amc_number, version, dataset)
@@ -166,7 +167,7 @@ def engagement_record(
     )
 
 
-def cancel(request: DelRequest, amc_number: str, dataset: Dataset, sandbox: Sandbox) -> DelAnswer:
+def cancel(request: DelRequest, amc_number: str, dataset: Dataset, sandbox: ISandbox) -> DelAnswer:
     """DEL: cancel the engagement if it is this beneficiary's and still cancellable."""
     person = dataset.beneficiary(amc_number, request.beneficiary)
     if person is None:

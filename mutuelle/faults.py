@@ -107,6 +107,13 @@ class MutuelleError(SpecEnum):
         "Server",
         "Le simulateur n'a pas pu traiter la demande : c'est un défaut de Mutuelle ANS.",
     )
+    STORAGE_UNAVAILABLE = FaultSpec(
+        "MUT-503-STOCKAGE",
+        503,
+        "Server",
+        "L'état des bacs à sable est momentanément inaccessible : rien n'a été enregistré, "
+        "renvoyez la même demande dans quelques secondes (en-tête Retry-After).",
+    )
     SIMULATED_FAULT = FaultSpec(
         "MUT-500-SIMULE",
         500,

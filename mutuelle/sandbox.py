@@ -3,7 +3,8 @@
 Pure state, no I/O: the clock is injected (``IReactorTime``; ``piano.testing.StrictClock`` in
 tests). A sandbox starts from a *seed* (``SandboxSeed``, built from the catalogue) so that
 every case is reachable from ordinary data on a fresh sandbox; ``reset`` goes back to it. Two
-establishments never share anything.
+establishments never share anything. ``MemoryStore`` keeps them in process memory behind the
+storage seam (``mutuelle.storage``); ``mutuelle.sqlstore`` keeps the same state in a database.
 
 Coherence rules across calls live here, as state transitions:
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import datetime
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
 
 from mutuelle import engagements as records
 from mutuelle.care import CareHistory
@@ -31,7 +34,10 @@ from mutuelle.engagements import Engagement as Engagement
 from mutuelle.engagements import EngagementState as EngagementState
 from mutuelle.idb import CodedOutcome, ReturnCode
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
+from mutuelle.storage import ISandbox, ISandboxStore
 from mutuelle.technical import TechnicalFault
+
+T = TypeVar("T")
 
 #: An engagement can be cancelled for this long after the CLC that made it.
 CANCELLATION_WINDOW = datetime.timedelta(days=30)
@@ -150,9 +156,10 @@ class JournalEntry:
         }
 
 
+@implementer(ISandbox)
 @dataclass
 class Sandbox:
-    """One establishment's world."""
+    """One establishment's world, in memory (the reference ``ISandbox``)."""
 
     finess: str
     clock: IReactorTime
@@ -171,6 +178,8 @@ class Sandbox:
     violations_by_rule: dict[str, int] = field(default_factory=dict)
     _next_engagement: int = 1
     _created: float = 0.0
+    #: Reactor time of the last exchange or admin call (retention).
+    last_used: float = 0.0
 
     def __post_init__(self) -> None:
         self.reset()
@@ -188,6 +197,7 @@ class Sandbox:
         self.violations_by_rule = {}
         self._next_engagement = 1
         self._created = self.clock.seconds()
+        self.last_used = self._created
 
     def now(self) -> float:
         """Sandbox time: the reactor's, moved by the offset set through the admin API."""
@@ -252,6 +262,10 @@ class Sandbox:
             del self.engagements[next(iter(self.engagements))]
         return recorded
 
+    def add_engagement(self, engagement: Engagement) -> None:
+        """Record *engagement* under its own number (admin seed)."""
+        self.engagements[engagement.number] = engagement
+
     def cancel(self, amc_number: str, beneficiary: BeneficiaryKey, number: str) -> DelOutcome:
         """DEL: cancel engagement *number* if it is this beneficiary's at this AMC."""
         engagement = self.engagements.get(number)
@@ -285,6 +299,9 @@ class Sandbox:
                 self.violations_by_rule.get(violation.rule, 0) + 1
             )
         self.journal.append(replace(entry, sequence=self.requests, time=self.now()))
+
+    def journal_tail(self, limit: int) -> list[JournalEntry]:
+        return list(self.journal)[-limit:] if limit > 0 else []
 
     def summary(self) -> dict[str, Any]:
         """The sandbox at a glance (admin API): counts and codes, no personal data."""
@@ -330,7 +347,16 @@ class Sandboxes:
             while len(self._sandboxes) >= self.max_sandboxes:
                 del self._sandboxes[next(iter(self._sandboxes))]
         self._sandboxes[finess] = sandbox
+        sandbox.last_used = self.clock.seconds()
         return sandbox
+
+    def purge_idle(self, idle_seconds: float) -> int:
+        """Drop the sandboxes unused for more than *idle_seconds*; how many were dropped."""
+        limit = self.clock.seconds() - idle_seconds
+        idle = [f for f, s in self._sandboxes.items() if s.last_used < limit]
+        for finess in idle:
+            del self._sandboxes[finess]
+        return len(idle)
 
     def find(self, finess: str) -> Sandbox | None:
         return self._sandboxes.get(finess)
@@ -352,8 +378,43 @@ class Sandboxes:
         for identification in identifications:
             sandbox.identify(identification)
         for engagement in engagements:
-            sandbox.engagements[engagement.number] = engagement
+            sandbox.add_engagement(engagement)
         return sandbox
+
+
+def _run(work: Callable[[], T]) -> Deferred[T]:
+    try:
+        return succeed(work())
+    except Exception:  # noqa: BLE001 - handed to the caller's errback, as a store would
+        return fail()
+
+
+@implementer(ISandboxStore)
+class MemoryStore:
+    """The sandboxes in process memory (``storage.url = "memory:"``): lost at restart.
+
+    The verified fake of ``ISandboxStore``: work runs at once on the caller's thread, and the
+    Deferreds it returns have already fired. A failed unit of work keeps what it changed
+    before failing (the rules decide before they change anything).
+    """
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.sandboxes = sandboxes
+
+    def transact(self, finess: str, work: Callable[[ISandbox], T]) -> Deferred[T]:
+        return _run(lambda: work(self.sandboxes.get(finess)))
+
+    def inspect(self, finess: str, work: Callable[[ISandbox | None], T]) -> Deferred[T]:
+        return _run(lambda: work(self.sandboxes.find(finess)))
+
+    def summaries(self) -> Deferred[list[dict[str, Any]]]:
+        return _run(lambda: [s.summary() for s in self.sandboxes])
+
+    def purge_idle(self, idle_seconds: float) -> Deferred[int]:
+        return _run(lambda: self.sandboxes.purge_idle(idle_seconds))
+
+    def ping(self) -> Deferred[None]:
+        return succeed(None)
 
 
 def engagements_by_state(engagements: Mapping[str, Engagement]) -> dict[str, list[str]]:

@@ -8,8 +8,8 @@ fault or a log. Reasons are in French (hospitals read them), element names as th
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 from importlib import resources
 from typing import Any
 
@@ -52,12 +52,24 @@ def schema_text(name: str) -> bytes:
     return resources.files("roc.schemas").joinpath(name).read_bytes()
 
 
-@functools.cache
+_compiled = threading.local()
+
+
 def schema(key: str) -> etree.XMLSchema:
-    """The compiled schema for *key* (a service code or a key of ``SCHEMA_FILES``)."""
-    name = SCHEMA_FILES[key]
-    document = etree.fromstring(schema_text(name), parser=safe_parser(), base_url=name)
-    return etree.XMLSchema(document)
+    """The compiled schema for *key* (a service code or a key of ``SCHEMA_FILES``).
+
+    One per thread: a schema keeps the error log of its last validation, and exchanges are
+    validated in the storage's threads (``mutuelle.dbpool``), several at once on PostgreSQL.
+    """
+    cache: dict[str, etree.XMLSchema] | None = getattr(_compiled, "schemas", None)
+    if cache is None:
+        cache = _compiled.schemas = {}
+    found = cache.get(key)
+    if found is None:
+        name = SCHEMA_FILES[key]
+        document = etree.fromstring(schema_text(name), parser=safe_parser(), base_url=name)
+        found = cache[key] = etree.XMLSchema(document)
+    return found
 
 
 def _path(entry: Any) -> str:

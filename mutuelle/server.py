@@ -20,7 +20,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from mutuelle.admin import AdminApi
-from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator
+from mutuelle.sandbox import MemoryStore
+from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator, sandbox_name
+from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
 from piano.web import HealthResource, QuietSite
 from roc.certificates import finess_from_certificate
 from roc.identifiers import finess_error
@@ -37,10 +39,13 @@ class RocResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, simulator: Simulator, clock: IReactorTime) -> None:
+    def __init__(
+        self, simulator: Simulator, clock: IReactorTime, store: ISandboxStore | None = None
+    ) -> None:
         super().__init__()
         self.simulator = simulator
         self.clock = clock
+        self.store: ISandboxStore = store if store is not None else MemoryStore(simulator.sandboxes)
 
     def render(self, request: Request) -> bytes | int:
         segments = request.postpath or []
@@ -56,29 +61,46 @@ class RocResource(Resource):
         soap_action = _header(request, b"soapaction")
         body = request.content.read() if request.content is not None else b""
         establishment = establishment_of(request, prefix)
-        try:
-            reply = self.simulator.handle(
-                service, method, content_type, soap_action, body, establishment
+
+        def play(sandbox: ISandbox) -> Reply:
+            return self.simulator.handle_in(
+                sandbox, service, method, content_type, soap_action, body
             )
-        except Exception as exc:  # noqa: BLE001 - a defect: answer a fault, log where it was
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            self.log.error(
-                "Simulator defect on {service}: {error_type} at {location}",
+
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        answered = self.store.transact(sandbox_name(establishment), play)
+        answered.addErrback(self._failed, service, content_type)
+        answered.addCallback(lambda reply: None if gone else self._respond(request, reply))
+        answered.addErrback(lambda failure: self.log.failure("Writing a reply failed", failure))
+        return NOT_DONE_YET
+
+    def _failed(self, failure: Failure, service: str, content_type: str | None) -> Reply:
+        """The fault answering an exchange the storage or the simulator failed on."""
+        if failure.check(StorageUnavailable):
+            self.log.warn(
+                "Sandbox storage unavailable on {service}: {reason}",
                 service=service or "-",
-                error_type=type(exc).__name__,
-                location=f"{frame.filename}:{frame.lineno}",
+                reason=failure.getErrorMessage(),
             )
-            reply = self.simulator.internal_error(service, content_type)
+            return self.simulator.storage_unavailable(service, content_type)
+        tb = failure.getTracebackObject()
+        frame = traceback.extract_tb(tb)[-1] if tb is not None else None
+        self.log.error(
+            "Simulator defect on {service}: {error_type} at {location}",
+            service=service or "-",
+            error_type=failure.type.__name__ if failure.type else "-",
+            location="-" if frame is None else f"{frame.filename}:{frame.lineno}",
+        )
+        return self.simulator.internal_error(service, content_type)
+
+    def _respond(self, request: Request, reply: Reply) -> None:
         self._log(reply)
         if reply.delay > 0:
             call = self.clock.callLater(reply.delay, self._deliver, request, reply)
             request.notifyFinish().addErrback(_cancel, call)
-            return NOT_DONE_YET
-        if reply.abort_after is not None:
-            self._deliver(request, reply)
-            return NOT_DONE_YET
-        self._start(request, reply)
-        return reply.body
+            return
+        self._deliver(request, reply)
 
     def _start(self, request: Request, reply: Reply) -> None:
         request.setResponseCode(reply.status)
@@ -87,7 +109,7 @@ class RocResource(Resource):
             request.setHeader(name.encode("ascii"), value.encode("ascii"))
 
     def _deliver(self, request: Request, reply: Reply) -> None:
-        """Write a delayed or broken reply (technical faults)."""
+        """Write *reply*: as is, or dropped, or cut short (technical faults)."""
         transport: Any = request.channel.transport if request.channel else None
         if reply.drop:
             if transport is not None:
@@ -180,30 +202,41 @@ class RocSite(QuietSite):
 
     requestFactory = BoundedRequest
 
-    def __init__(self, simulator: Simulator, reactor: IReactorTime) -> None:
+    def __init__(
+        self,
+        simulator: Simulator,
+        reactor: IReactorTime,
+        store: ISandboxStore | None = None,
+    ) -> None:
         # SOAP bodies are never HTML form posts: skip the costly form parsing of POSTs.
         super().__init__(
-            RocResource(simulator, reactor), reactor=reactor, parsePOSTFormSubmission=False
+            RocResource(simulator, reactor, store), reactor=reactor, parsePOSTFormSubmission=False
         )
         self.max_body_bytes = simulator.max_body_bytes
         self.displayTracebacks = False
 
 
-def roc_site(simulator: Simulator, reactor: IReactorTime) -> Site:
-    """The public site: ``/roc/<SERVICE>``; *reactor* runs its connection timeouts."""
-    return RocSite(simulator, reactor)
+def roc_site(
+    simulator: Simulator, reactor: IReactorTime, store: ISandboxStore | None = None
+) -> Site:
+    """The public site: ``/roc/<SERVICE>``; *reactor* runs its connection timeouts.
+
+    Exchanges play in *store*'s sandboxes (default: the simulator's own, in memory).
+    """
+    return RocSite(simulator, reactor, store)
 
 
 class AdminResource(Resource):
     """``/__admin/...``: the JSON admin API (``mutuelle.admin``)."""
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, api: AdminApi) -> None:
         super().__init__()
         self.api = api
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         method = (request.method or b"").decode("ascii", "replace")
         segments = [s.decode("utf-8", "replace") for s in request.postpath or [] if s]
         query = {
@@ -218,8 +251,24 @@ class AdminResource(Resource):
                 body = json.loads(raw)
             except ValueError:
                 return self._json(request, 400, {"error": "body: not JSON"})
-        status, document = self.api.handle(method, segments, query, body)
-        return self._json(request, status, document)
+        answered = self.api.handle(method, segments, query, body)
+
+        def write(answer: tuple[int, Any]) -> None:
+            self._finish(request, self._json(request, *answer))
+
+        answered.addCallback(write)
+        answered.addErrback(self._defect, request)
+        return NOT_DONE_YET
+
+    def _defect(self, failure: Failure, request: Request) -> None:
+        self.log.failure("Admin API defect", failure)
+        self._finish(request, self._json(request, 500, {"error": "internal error"}))
+
+    @staticmethod
+    def _finish(request: Request, body: bytes) -> None:
+        request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+        request.write(body)
+        request.finish()
 
     @staticmethod
     def _json(request: Request, status: int, document: Any) -> bytes:
@@ -228,10 +277,45 @@ class AdminResource(Resource):
         return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
-def admin_site(reactor: IReactorTime | None = None, api: AdminApi | None = None) -> Site:
-    """The admin site (loopback): ``/healthz`` and, given *api*, ``/__admin/...``."""
+class ReadyResource(Resource):
+    """``/readyz``: 200 while the sandboxes' storage answers, 503 otherwise (load balancers)."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, store: ISandboxStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def render_GET(self, request: Request) -> int:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+
+        def answer(ready: bool) -> None:
+            request.setResponseCode(200 if ready else 503)
+            body = b"ok\n" if ready else b"storage unavailable\n"
+            request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+            request.write(body)
+            request.finish()
+
+        def unready(failure: Failure) -> bool:
+            self.log.warn("Not ready: {reason}", reason=failure.getErrorMessage())
+            return False
+
+        self.store.ping().addCallbacks(lambda _: True, unready).addCallback(answer)
+        return NOT_DONE_YET
+
+
+def admin_site(
+    reactor: IReactorTime | None = None,
+    api: AdminApi | None = None,
+    store: ISandboxStore | None = None,
+) -> Site:
+    """The admin site (loopback): ``/healthz``, and given them ``/readyz`` (*store*) and
+    ``/__admin/...`` (*api*)."""
     root = Resource()
     root.putChild(b"healthz", HealthResource())
+    if store is not None:
+        root.putChild(b"readyz", ReadyResource(store))
     if api is not None:
         root.putChild(b"__admin", AdminResource(api))
     site = QuietSite(root, reactor=reactor)

@@ -6,23 +6,33 @@ call with a memory reactor; nothing listens until the returned service starts.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from mutuelle.admin import AdminApi
 from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.config import MutuelleConfig
 from mutuelle.datafiles import DataError, SimulatorData, load_data
+from mutuelle.migrate import SchemaError
 from mutuelle.server import admin_site, roc_site
 from mutuelle.signatures import SignaturePolicy
 from mutuelle.simulator import Simulator
+from mutuelle.storage import ISandboxStore
+from mutuelle.stores import OpenedStore, open_store
 from piano.config import ConfigError
 from piano.reactors import IServiceReactor
 from piano.tls import SwappableServerContext, TLSConfigError, TLSFiles, server_options
 from piano.web import listen
 from roc.signature import Trust
+
+_log = Logger(namespace="mutuelle.service")
 
 
 class MutuelleService(MultiService):
@@ -32,6 +42,7 @@ class MutuelleService(MultiService):
         super().__init__()
         self.simulator = simulator
         self.tls_context = tls_context
+        self.store: ISandboxStore | None = None
 
     def reload_tls(self, config: MutuelleConfig) -> None:
         """Serve new connections with the certificates *config* names (for a later SIGHUP)."""
@@ -96,12 +107,53 @@ def build_service(
     )
     tls_context = SwappableServerContext(_tls_options(config))
     root = MutuelleService(simulator, tls_context)
-    site = roc_site(simulator, reactor)
+    opened = _open_storage(config, reactor, simulator)
+    if opened.service is not None:
+        opened.service.setServiceParent(root)  # started before the listeners below
+    store = opened.store
+    root.store = store
+    _purge_job(config, store, reactor).setServiceParent(root)
+    site = roc_site(simulator, reactor, store)
     tls_factory = TLSMemoryBIOFactory(tls_context, False, site, clock=reactor)
     listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
     if config.plain.endpoint:
-        listen(config.plain.endpoint, roc_site(simulator, reactor), reactor, "plain.endpoint", root)
+        plain = roc_site(simulator, reactor, store)
+        listen(config.plain.endpoint, plain, reactor, "plain.endpoint", root)
     checkable = simulator.signature_trust is not None
-    admin = admin_site(reactor, AdminApi(simulator.sandboxes, signatures_checkable=checkable))
+    admin = admin_site(reactor, AdminApi(store, signatures_checkable=checkable), store)
     listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
+    _log.info("Sandboxes kept in {storage}", storage=opened.description)
     return root
+
+
+def _open_storage(
+    config: MutuelleConfig, reactor: IServiceReactor, simulator: Simulator
+) -> OpenedStore:
+    storage = config.storage
+    try:
+        return open_store(
+            storage.url, Path.cwd(), reactor, simulator.sandboxes, threads=storage.threads
+        )
+    except (SchemaError, OSError) as exc:
+        raise ConfigError(f"storage.url: {exc}") from None
+
+
+def _purge_job(
+    config: MutuelleConfig, store: ISandboxStore, reactor: IServiceReactor
+) -> TimerService:
+    """The periodic purge of idle sandboxes (in the store's threads, never the reactor's)."""
+    idle = config.storage.idle_days * 86400
+
+    def purge() -> Deferred[None]:
+        def done(count: int) -> None:
+            if count:
+                _log.info("Purged {count} idle sandboxes", count=count)
+
+        def failed(failure: Failure) -> None:
+            _log.warn("Purging idle sandboxes failed: {reason}", reason=failure.getErrorMessage())
+
+        return store.purge_idle(idle).addCallbacks(done, failed)
+
+    job = TimerService(config.storage.purge_interval, purge)
+    job.clock = reactor
+    return job

@@ -44,7 +44,7 @@ from mutuelle.decisions import (
 )
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
-from mutuelle.sandbox import DelOutcome, JournalEntry, Sandbox, Sandboxes, Violation
+from mutuelle.sandbox import DelOutcome, JournalEntry, Sandboxes, Violation
 from mutuelle.schemas import validation_errors
 from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy, signature_violation
 from mutuelle.soap import (
@@ -55,6 +55,7 @@ from mutuelle.soap import (
     read_routing,
     soap_version_of_content_type,
 )
+from mutuelle.storage import ISandbox
 from mutuelle.technical import TechnicalFault
 from roc.model import (
     SERVICE_NS,
@@ -172,8 +173,21 @@ class Simulator:
         """The reply to *body* POSTed at ``/roc/<service>`` by *establishment* (a FINESS).
 
         The exchange goes to the establishment's sandbox journal, with its conformance report.
+        This one uses the simulator's own sandboxes in memory; ``handle_in`` any sandbox.
         """
-        sandbox = self.sandboxes.get(establishment or ANONYMOUS_SANDBOX)
+        sandbox = self.sandboxes.get(sandbox_name(establishment))
+        return self.handle_in(sandbox, service, method, content_type, soap_action_header, body)
+
+    def handle_in(
+        self,
+        sandbox: ISandbox,
+        service: str,
+        method: str,
+        content_type: str | None,
+        soap_action_header: str | None,
+        body: bytes,
+    ) -> Reply:
+        """The reply to *body* POSTed at ``/roc/<service>``, played in *sandbox*."""
         reply = self._reply(sandbox, service, method, content_type, soap_action_header, body)
         r = reply.record
         if r.service != "ANN":
@@ -196,7 +210,7 @@ class Simulator:
 
     def _reply(
         self,
-        sandbox: Sandbox,
+        sandbox: ISandbox,
         service: str,
         method: str,
         content_type: str | None,
@@ -229,7 +243,7 @@ class Simulator:
 
     def _handle(
         self,
-        sandbox: Sandbox,
+        sandbox: ISandbox,
         record: ExchangeRecord,
         path_service: str,
         method: str,
@@ -354,14 +368,14 @@ class Simulator:
             return self._technical(record, played, element, request.version, service)
         return self._answer(record, element, request.version)
 
-    def policy_of(self, sandbox: Sandbox) -> SignaturePolicy:
+    def policy_of(self, sandbox: ISandbox) -> SignaturePolicy:
         """The signature policy in force in *sandbox* (its own, else the configuration's)."""
         if sandbox.signature_policy is None:
             return self.signature_policy
         return SignaturePolicy(sandbox.signature_policy)
 
     def _signature(
-        self, sandbox: Sandbox, request: SoapRequest, routing: RoutingKey
+        self, sandbox: ISandbox, request: SoapRequest, routing: RoutingKey
     ) -> Violation | None:
         """The violation the request's signature commits, when the policy checks it."""
         if self.policy_of(sandbox) is SignaturePolicy.OFF or self.signature_trust is None:
@@ -440,20 +454,36 @@ class Simulator:
 
     def internal_error(self, service: str, content_type: str | None) -> Reply:
         """The fault answering an exchange the simulator failed on (a defect)."""
-        version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
-        error = MutuelleError.INTERNAL
-        record = ExchangeRecord(
-            service=_loggable(service),
-            http_status=error.http_status,
-            outcome=error.code,
-            soap_version=version.value,
-        )
-        return Reply(
-            error.http_status,
-            soap_content_type(version),
-            fault_document(error, version=version),
-            record,
-        )
+        return _server_fault(MutuelleError.INTERNAL, service, content_type)
+
+    def storage_unavailable(self, service: str, content_type: str | None) -> Reply:
+        """The fault answering an exchange whose sandbox could not be read or written.
+
+        Nothing of the exchange was kept, so a retry is safe: ``Retry-After`` says when.
+        """
+        retry = (("Retry-After", str(STORAGE_RETRY_AFTER)),)
+        return _server_fault(MutuelleError.STORAGE_UNAVAILABLE, service, content_type, retry)
+
+
+#: Seconds a client is told to wait before retrying when the storage is unavailable.
+STORAGE_RETRY_AFTER = 5
+
+
+def _server_fault(
+    error: MutuelleError,
+    service: str,
+    content_type: str | None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
+    version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
+    record = ExchangeRecord(
+        service=_loggable(service),
+        http_status=error.http_status,
+        outcome=error.code,
+        soap_version=version.value,
+    )
+    document = fault_document(error, version=version)
+    return Reply(error.http_status, soap_content_type(version), document, record, headers)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -487,6 +517,11 @@ def _loggable(service: str) -> str:
 
 _SERVICE_CODES = frozenset(s.value for s in Service)
 _PUBLISHED_CODES = frozenset(s.value for s in PUBLISHED)
+
+
+def sandbox_name(establishment: str | None) -> str:
+    """The sandbox an exchange from *establishment* (a FINESS, or None) plays in."""
+    return establishment or ANONYMOUS_SANDBOX
 
 
 class _Failed(Exception):

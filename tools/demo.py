@@ -122,6 +122,21 @@ def _send(relay_port: int, context: ssl.SSLContext, body: bytes) -> tuple[int, b
         conn.close()
 
 
+def reset_sandboxes(mutuelle_admin: int) -> None:
+    """Hospital A's sandboxes back to their seed: the simulator keeps them across runs (SQLite),
+    and the demo plays every case as on a fresh sandbox (a DEL case cancels an engagement)."""
+    for finess in sorted({devpki.HOSPITAL_A["site"], devpki.HOSPITAL_A["legal"]}):
+        conn = http.client.HTTPConnection("127.0.0.1", mutuelle_admin, timeout=30)
+        try:
+            conn.request("POST", f"/__admin/sandboxes/{finess}/reset")
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise SystemExit(f"cannot reset sandbox {finess}: HTTP {response.status}")
+
+
 def exchanges(relay_port: int) -> int:
     """Send one exchange per catalogue case (and two refusals); return how many went wrong."""
     context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
@@ -205,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         mutuelle = _start("mutuelle", mutuelle_config)
         processes.append(mutuelle)
         _wait_ready(mutuelle, mutuelle_admin, "/healthz", "mutuelle")
+        reset_sandboxes(mutuelle_admin)
         relay = _start("rpn", rpn_config)
         processes.append(relay)
         _wait_ready(relay, admin_port, "/readyz", "rpn")

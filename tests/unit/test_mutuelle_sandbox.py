@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -18,12 +19,19 @@ from mutuelle.decisions import DelRequest
 from mutuelle.engagements import Engagement
 from mutuelle.examples import case_request
 from mutuelle.idb import IdbRequest
-from mutuelle.sandbox import CANCELLATION_WINDOW, Identification, Sandbox, Sandboxes
+from mutuelle.sandbox import (
+    CANCELLATION_WINDOW,
+    Identification,
+    MemoryStore,
+    Sandbox,
+    Sandboxes,
+)
 from mutuelle.server import admin_site
 from mutuelle.simulator import Simulator
 from mutuelle.soap import request_headers
 from piano.testing import StrictClock, StrictMemoryReactorClock
 from roc.model import SERVICE_NS, Service, SoapVersion
+from tests.deferreds import success_result_of
 
 DATA, CATALOGUE = testing.shipped()
 D = datetime.date
@@ -181,8 +189,18 @@ def test_sandboxes_are_bounded() -> None:
 # -- Admin API ---------------------------------------------------------------------------------
 
 
-def admin(simulator: Simulator) -> AdminApi:
-    return AdminApi(simulator.sandboxes)
+class _Admin:
+    """The admin API over the simulator's sandboxes in memory, its answers read at once."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.api = AdminApi(MemoryStore(simulator.sandboxes))
+
+    def handle(self, method: str, segments: list[str], query: dict[str, str], body: Any) -> Any:
+        return success_result_of(self.api.handle(method, segments, query, body))
+
+
+def admin(simulator: Simulator) -> _Admin:
+    return _Admin(simulator)
 
 
 def test_admin_lists_reads_and_resets_a_sandbox() -> None:
@@ -265,7 +283,7 @@ def test_a_technical_fault_case_changes_no_state(service: Service) -> None:
 def test_admin_api_is_served_as_json_on_the_admin_site() -> None:
     simulator = fresh()
     send(simulator, case("DEL_OK_MCO_ANNULATION"))
-    site = admin_site(StrictMemoryReactorClock(), admin(simulator))
+    site = admin_site(StrictMemoryReactorClock(), admin(simulator).api)
     reply = testing.request(site, f"/__admin/sandboxes/{HOSPITAL_A}/journal?limit=1", method="GET")
     assert reply.status == 200 and reply.content_type == "application/json"
     assert json.loads(reply.body)["entries"][0]["outcome"] == "00"

@@ -9,7 +9,14 @@ import pytest
 from lxml import etree
 
 from mutuelle.faults import MUTUELLE_FAULT_NS, MutuelleError, fault_document
-from mutuelle.schemas import SCHEMA_FILES, WSDL_FILE, schema, schema_text, validation_error
+from mutuelle.schemas import (
+    SCHEMA_FILES,
+    WSDL_FILE,
+    schema,
+    schema_text,
+    validation_error,
+    validation_errors,
+)
 from mutuelle.soap import read_envelope, read_routing
 from roc.model import RPN_FAULT_NS, SOAP11_NS, SOAP12_NS, SoapVersion
 from rpn.errors import RpnError
@@ -165,3 +172,43 @@ def test_relay_faults_match_rpn_erreurs_xsd(error: RpnError, version: SoapVersio
     detail = root.find(f".//{{{RPN_FAULT_NS}}}ErreurRPN")
     assert detail is not None
     assert validation_error(detail, "RPN_ERREURS") is None
+
+
+def test_requests_validated_in_several_threads_at_once_each_get_their_own_errors() -> None:
+    """Exchanges are validated in the storage's threads: one's errors never leak to another."""
+    import copy
+    import threading
+
+    from mutuelle.catalogue import default_catalogue
+    from mutuelle.examples import case_request
+    from mutuelle.soap import read_envelope
+
+    idb = default_catalogue().get("990000101", "IDB_OK_MCO_DROITS_OUVERTS")
+    assert idb is not None
+    body = read_envelope(case_request(idb, "t-threads"), 1 << 20).body
+
+    def without(local_name: str) -> etree._Element:
+        broken = copy.deepcopy(body)
+        element = next(e for e in broken.iter() if etree.QName(e).localname == local_name)
+        parent = element.getparent()
+        assert parent is not None
+        parent.remove(element)
+        return broken
+
+    cases = [(document, validation_errors(document, "IDB")) for document in
+             (without("NIR"), without("DateNaissance"))]  # fmt: skip
+    assert cases[0][1] != cases[1][1] and all(errors for _, errors in cases)
+    wrong: list[object] = []
+
+    def validate(document: etree._Element, expected: object) -> None:
+        for _ in range(1500):
+            found = validation_errors(document, "IDB")
+            if found != expected:
+                wrong.append(found)
+
+    threads = [threading.Thread(target=validate, args=case) for case in cases * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from mutuelle.service import MutuelleService, build_service
 from piano.config import ConfigError
 from piano.testing import StrictMemoryReactorClock
 from piano.tls import TLSFiles, client_options, load_pem_certificates
+from tests.deferreds import success_result_of
 from tools import devpki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +54,8 @@ def valid_config(pki: Path, **overrides: str) -> str:
         "admin": '"tcp:9181:interface=127.0.0.1"',
         "certificate": f'"{pki / "server.pem"}"',
         "extra": "",
+        # Unit tests run no thread: the sandboxes stay in memory (integration tests use files).
+        "storage": '"memory:"',
         **overrides,
     }
     return (
@@ -61,6 +65,7 @@ def valid_config(pki: Path, **overrides: str) -> str:
         f"[tls]\ncertificate = {values['certificate']}\n"
         f'private_key = "{pki / "server.key"}"\n'
         f'ca_certificates = ["{pki / "ca.pem"}"]\n'
+        f"[storage]\nurl = {values['storage']}\n"
     )
 
 
@@ -83,6 +88,16 @@ def test_production_example_config_loads() -> None:
     config = load_config(REPO / "etc" / "mutuelle.toml")
     assert config.public_url.startswith("https://")
     assert config.tls.require_client_certificate is True
+    assert config.storage.url == "sqlite:////var/lib/piano/mutuelle/sandboxes.sqlite3"
+
+
+def test_a_relative_sqlite_file_is_next_to_the_configuration(pki: Path, tmp_path: Path) -> None:
+    path = write_config(tmp_path, valid_config(pki, storage='"sqlite:///state/s.sqlite3"'))
+    assert load_config(path).storage.url == f"sqlite:///{tmp_path}/state/s.sqlite3"
+    default = valid_config(pki).replace('[storage]\nurl = "memory:"\n', "")
+    assert load_config(write_config(tmp_path, default)).storage.url == (
+        f"sqlite:///{tmp_path}/mutuelle-sandboxes.sqlite3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,6 +178,8 @@ def test_service_listens_with_tls_on_the_roc_port_and_plain_http_on_admin(pki: P
         ({"listen": '"nonsense:1"'}, "listen.endpoint: not a usable endpoint"),
         ({"admin": '"tcp:port"'}, "admin.endpoint: not a usable endpoint"),
         ({"extra": 'data_dir = "nowhere"'}, "data_dir: "),
+        ({"storage": '"mysql://db"'}, "storage.url: must be memory:, sqlite:///FILE or"),
+        ({"storage": '"sqlite://host/x"'}, "storage.url: sqlite URLs are sqlite:///relative"),
     ],
 )
 def test_unusable_settings_fail_before_listening_with_their_path(
@@ -246,3 +263,33 @@ def test_a_client_without_a_certificate_is_refused_during_the_handshake(pki: Pat
     assert client.received == b""
     assert client.lost is not None
     assert client.lost.check(SSL.Error)
+
+
+def test_idle_sandboxes_are_purged_by_the_periodic_job(pki: Path) -> None:
+    service, reactor = built(pki, storage='"memory:"\nidle_days = 1.0\npurge_interval = 60.0')
+    service.startService()
+    try:
+        store = service.store
+        assert store is not None
+        success_result_of(store.transact("990000028", lambda sandbox: None))
+        reactor.advance(86400)
+        success_result_of(store.transact("990000036", lambda sandbox: None))
+        reactor.advance(61)
+        listed = success_result_of(store.summaries())
+        assert [s["finess"] for s in listed] == ["990000036"]
+    finally:
+        service.stopService()
+
+
+def test_a_database_written_by_a_newer_release_stops_the_start(pki: Path, tmp_path: Path) -> None:
+    database = tmp_path / "newer.sqlite3"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version (version) VALUES (99)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(ConfigError) as caught:
+        built(pki, storage=f'"sqlite:///{database}"')
+    assert str(caught.value).startswith(
+        "storage.url: the sandboxes database is at schema version 99, newer than this Mutuelle"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -14,6 +15,7 @@ from mutuelle.catalogue import Case
 from mutuelle.codec import read_idb_answer
 from mutuelle.config import load_config
 from mutuelle.examples import case_request
+from mutuelle.sandbox import MemoryStore
 from mutuelle.service import build_service
 from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy
 from mutuelle.simulator import Simulator
@@ -23,6 +25,7 @@ from piano.config import ConfigError
 from piano.testing import StrictClock, StrictMemoryReactorClock
 from roc.model import Service, SoapVersion
 from roc.signature import WSSE_NS, WSU_NS, Defect, Trust, verify
+from tests.deferreds import success_result_of
 from tools.devpki import HOSPITAL_A, HOSPITAL_B, issue, make_ca
 from tools.signing import Signers, pem_of, signed_as
 
@@ -142,11 +145,23 @@ def test_under_off_nothing_is_checked(pki: Pki) -> None:
     assert sim.sandboxes.get(SITE_A).journal[-1].violations == ()
 
 
+class _Admin:
+    """The admin API answered at once (the memory store runs its units of work in the call)."""
+
+    def __init__(self, api: AdminApi) -> None:
+        self.api = api
+
+    def handle(
+        self, method: str, segments: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        return success_result_of(self.api.handle(method, segments, query, body))
+
+
 def test_a_sandbox_overrides_the_configured_policy_through_the_admin_api(pki: Pki) -> None:
     case = CATALOGUE.get(AMC, "IDB_KO_MCO_SIGNATURE_ABSENTE")
     assert case is not None
     sim = _simulator(pki, SignaturePolicy.OFF)
-    admin = AdminApi(sim.sandboxes)
+    admin = _Admin(AdminApi(MemoryStore(sim.sandboxes)))
     status, summary = admin.handle(
         "PUT", ["sandboxes", SITE_A, "signature"], {}, {"policy": "require"}
     )
@@ -170,7 +185,7 @@ def test_a_sandbox_overrides_the_configured_policy_through_the_admin_api(pki: Pk
 
 def test_the_admin_api_refuses_checking_without_trusted_authorities() -> None:
     sim = testing.simulator()
-    admin = AdminApi(sim.sandboxes, signatures_checkable=False)
+    admin = _Admin(AdminApi(MemoryStore(sim.sandboxes), signatures_checkable=False))
     status, answer = admin.handle(
         "PUT", ["sandboxes", SITE_A, "signature"], {}, {"policy": "report"}
     )

@@ -18,6 +18,7 @@ from mutuelle.faults import MUTUELLE_FAULT_NS
 from mutuelle.schemas import validation_error
 from mutuelle.simulator import Reply, Simulator
 from mutuelle.soap import request_headers
+from mutuelle.storage import ISandbox
 from roc.model import SERVICE_NS, SOAP11_NS, SOAP12_NS, Service, SoapVersion
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,20 +329,20 @@ def test_http_level_mistakes_get_soap_faults(site: Site) -> None:
 def test_oversized_requests_are_refused_and_not_kept() -> None:
     simulator = testing.simulator(max_body_bytes=2000)
     seen: list[int] = []
-    handle = simulator.handle
+    handle_in = simulator.handle_in
 
     def spy(
+        sandbox: ISandbox,
         service: str,
         method: str,
         ct: str | None,
         action: str | None,
         body: bytes,
-        establishment: str | None = None,
     ) -> Reply:
         seen.append(len(body))
-        return handle(service, method, ct, action, body, establishment)
+        return handle_in(sandbox, service, method, ct, action, body)
 
-    simulator.handle = spy  # type: ignore[method-assign]
+    simulator.handle_in = spy  # type: ignore[method-assign]
     padded = idb_document().replace(b"<soap:Body>", b"<soap:Body>" + b" " * 5_000_000)
     reply = testing.post(testing.site(simulator), "/roc/IDB", padded, SOAP11)
     assert_fault(reply, 413, "MUT-413-TAILLE")
@@ -356,7 +357,7 @@ def test_a_simulator_defect_answers_500_and_logs_no_request_content(
     def broken(*args: object) -> object:
         raise ValueError(f"cannot handle {OPEN_NIR}")
 
-    monkeypatch.setattr(simulator, "handle", broken)
+    monkeypatch.setattr(simulator, "handle_in", broken)
     with capturedLogs() as events:
         reply = testing.post(testing.site(simulator), "/roc/IDB", idb_document(), SOAP11)
     assert_fault(reply, 500, "MUT-500-INTERNE")

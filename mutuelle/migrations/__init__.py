@@ -1,0 +1,1 @@
+"""The sandboxes database schema: ordered SQL files ``NNNN_name.sql`` (``mutuelle.migrate``)."""
