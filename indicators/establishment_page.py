@@ -31,6 +31,9 @@ from indicators.html import (
 from indicators.model import CLASS_ACTOR, CLASS_LABELS, CLASSES, OUTCOME_LABELS
 from roc.returncodes import NORMAL
 
+#: The relay records "unknown" when it refused a request before reading its service.
+SERVICE_NAMES = {"unknown": "non lu (refusée avant lecture)"}
+
 
 def _figures_table(report: EstablishmentReport, snapshot: Snapshot) -> str:
     position_title = "Position" + glossary_link("position")
@@ -80,7 +83,7 @@ def _service_table(report: EstablishmentReport) -> str:
     )
     rows = [
         row(
-            tag("th", escape(s)),
+            tag("th", escape(SERVICE_NAMES.get(s, s))),
             *(count_cell(by.get(cls, 0), data_class=cls) for cls in CLASSES),
             count_cell(sum(by.values()), data_class="all"),
             data_service=s,
