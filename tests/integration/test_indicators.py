@@ -203,7 +203,7 @@ def wait_for_anomaly(
 def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_page(
     stack: tuple[list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path], pki: Path
 ) -> None:
-    (relay1, relay2), _, indicators, traffic, directory = stack
+    (relay1, relay2), prometheus, indicators, traffic, directory = stack
     ouverts, inconnu = "idb-droits-ouverts.xml", "idb-beneficiaire-inconnu.xml"
     fermes = "idb-droits-fermes.xml"
     # Hospital A, through both relay processes.
@@ -393,3 +393,18 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
         str(sum(traffic.classes(A).values()) + sum(traffic.classes(B).values()))
     ]
     assert tree.xpath("//svg[@id='daily-rates']/circle")
+
+    # Prometheus becomes unreachable: the pages keep the last reading and say it is stale.
+    prometheus.stop()
+    deadline = time.monotonic() + 30
+    page = b""
+    while time.monotonic() < deadline:
+        status, page = indicators.get(f"/establishments/{A}", client_context(pki, "hospital-a"))
+        if b'id="stale"' in page:
+            break
+        time.sleep(0.5)
+    assert status == 200 and "Données non actualisées" in page.decode(), page[:500]
+    stale = html.fromstring(page)
+    assert stale.xpath("string(//tr[@id='totals']/td[@data-class='all']/@data-count)") == str(
+        sum(traffic.classes(A).values())
+    )
