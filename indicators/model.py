@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rpn.outcomes import Outcome, Who
-
 SERVICES = ("IDB", "SIM", "CLC", "DEL")
 
 OK = "ok"
@@ -40,39 +38,37 @@ CLASS_ACTOR = {
     ABANDONED: "l'établissement (son logiciel a raccroché)",
 }
 
-#: Each relay outcome in French, for the details of a class.
-OUTCOME_LABELS = {
-    Outcome.OK.label: "réponse 00",
-    Outcome.REFUSED.label: "autre réponse métier",
-    Outcome.INVALID_REQUEST.label: "demande refusée comme invalide par l'AMC",
-    Outcome.AMC_FAULT.label: "faute technique de l'AMC (ou réponse illisible)",
-    Outcome.REJECTED.label: "refusée par le relais",
-    Outcome.AMC_ERROR.label: "réponse de l'AMC coupée, ou erreur TLS",
-    Outcome.AMC_UNAVAILABLE.label: "AMC injoignable",
-    Outcome.BREAKER_OPEN.label: "AMC suspendue (disjoncteur ouvert)",
-    Outcome.OVERLOADED.label: "AMC saturée",
-    Outcome.TIMEOUT.label: "AMC trop lente (délai dépassé)",
-    Outcome.ANNUAIRE_UNAVAILABLE.label: "annuaire des AMC indisponible",
-    Outcome.CLIENT_GONE.label: "abandon par l'établissement",
-    Outcome.CUT_BY_SHUTDOWN.label: "coupé par l'arrêt du relais",
-    Outcome.RELAY_ERROR.label: "erreur du relais",
+#: The relay's outcomes (the ``outcome`` label of its metrics, defined with who must act in
+#: ``rpn.outcomes``; a unit test holds the two in step, since a service does not import
+#: another): class, and what each says in French.
+_OUTCOMES = {
+    "ok": (OK, "réponse 00"),
+    "refused": (REFUSED, "autre réponse métier"),
+    "invalid_request": (INVALID, "demande refusée comme invalide par l'AMC"),
+    "amc_fault": (TECHNICAL, "faute technique de l'AMC (ou réponse illisible)"),
+    "rejected": (REJECTED, "refusée par le relais"),
+    "amc_error": (TECHNICAL, "réponse de l'AMC coupée, ou erreur TLS"),
+    "amc_unavailable": (TECHNICAL, "AMC injoignable"),
+    "breaker_open": (TECHNICAL, "AMC suspendue (disjoncteur ouvert)"),
+    "overloaded": (TECHNICAL, "AMC saturée"),
+    "timeout": (TECHNICAL, "AMC trop lente (délai dépassé)"),
+    "annuaire_unavailable": (TECHNICAL, "annuaire des AMC indisponible"),
+    "client_gone": (ABANDONED, "abandon par l'établissement"),
+    "cut_by_shutdown": (TECHNICAL, "coupé par l'arrêt du relais"),
+    "relay_error": (TECHNICAL, "erreur du relais"),
 }
-
-#: The relay's outcomes (rpn.outcomes, the one definition) grouped into the classes.
-_OUTCOME_CLASS = {
-    Outcome.OK.label: OK,
-    Outcome.REFUSED.label: REFUSED,
-    Outcome.INVALID_REQUEST.label: INVALID,
-    Outcome.REJECTED.label: REJECTED,
-    Outcome.CLIENT_GONE.label: ABANDONED,
-} | {o.label: TECHNICAL for o in Outcome if o.who in (Who.AMC, Who.RELAY)}
-#: Outcomes that are the AMC's technical failures (counted per AMC on the pages).
-AMC_TECHNICAL = frozenset(o.label for o in Outcome if o.who is Who.AMC)
+OUTCOME_LABELS = {outcome: label for outcome, (_, label) in _OUTCOMES.items()}
+#: Technical outcomes that are the AMC's failures (counted per AMC on the pages); the others
+#: (annuaire, shutdown, relay error) are the relay's.
+AMC_TECHNICAL = frozenset(
+    {"amc_fault", "amc_error", "amc_unavailable", "breaker_open", "overloaded", "timeout"}
+)
 
 
 def outcome_class(outcome: str) -> str:
     """The class of a relay outcome; an outcome this version does not know counts as technical."""
-    return _OUTCOME_CLASS.get(outcome, TECHNICAL)
+    known = _OUTCOMES.get(outcome)
+    return TECHNICAL if known is None else known[0]
 
 
 @dataclass(frozen=True, slots=True)

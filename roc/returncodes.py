@@ -7,15 +7,16 @@ without an earlier IDB, a DEL of an unknown engagement): those are marked as err
 establishment's to fix. The labels are those the PiANO simulator answers (docs/catalogue.md),
 the project's model of ROC, not the official tables.
 
-Codes received that are not return codes (relay faults ``RPN-...``, the AMC's faults) are
-described by :func:`describe_code`, so a page never shows a bare code.
+Codes received that are not return codes (relay faults ``RPN-<status>-...``, the AMC's
+faults) are described by :func:`describe_code` from their form, so a page never shows a bare
+code; each relay fault's own message and "que faire" are in docs/errors.md (the relay's table,
+which this shared module does not import).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-
-from roc.errors import RpnError
 
 NORMAL = "normal"
 ERROR = "error"
@@ -156,7 +157,18 @@ _AMC_CODES = {
     "SOAP-SERVER": "Erreur technique de l'AMC (faute SOAP serveur)",
     "SOAP-CLIENT": "Demande refusée comme invalide par l'AMC (faute SOAP client)",
 }
-_RPN = {error.code: error for error in RpnError}
+_RELAY_FAULT = re.compile(r"RPN-(?P<status>[45]\d\d)-[A-Z0-9-]+")
+#: Relay faults that are not the establishment's although their status is 4xx, or that are
+#: the relay's own failure although 5xx.
+_RELAY_SIDE = {"RPN-500-INTERNE", "RPN-503-ANNUAIRE", "RPN-503-ARRET", "RPN-503-ARRET-COUPE"}
+_RELAY_ACTION_ESTABLISHMENT = (
+    "Corriger la demande selon le message de la faute du relais, qui nomme le champ ou la "
+    "règle (docs/errors.md, « que faire » de chaque code)."
+)
+_RELAY_ACTION_OTHERS = (
+    "Rien à corriger dans la demande ; renvoyer plus tard selon le message de la faute "
+    "(docs/errors.md : pour les codes 502 et 504 la demande a pu atteindre l'AMC)."
+)
 
 
 def describe_code(code: str) -> CodeDescription:
@@ -165,11 +177,15 @@ def describe_code(code: str) -> CodeDescription:
     if known is not None:
         who = "" if known.kind == NORMAL else "établissement"
         return CodeDescription(code, known.label, known.kind, who, known.action)
-    relay = _RPN.get(code)
+    relay = _RELAY_FAULT.fullmatch(code)
     if relay is not None:
-        spec = relay.value
-        who = "établissement" if spec.fault_role == "Client" else "relais ou AMC"
-        return CodeDescription(code, spec.message, ERROR, who, spec.action)
+        status = relay["status"]
+        if status.startswith("4") and code not in _RELAY_SIDE:
+            label = f"Demande refusée par le relais (HTTP {status})"
+            return CodeDescription(code, label, ERROR, "établissement", _RELAY_ACTION_ESTABLISHMENT)
+        who = "relais" if code in _RELAY_SIDE else "relais ou AMC"
+        label = f"Échange non abouti, signalé par le relais (HTTP {status})"
+        return CodeDescription(code, label, ERROR, who, _RELAY_ACTION_OTHERS)
     if code.startswith("MUT-400-") or code == "SOAP-CLIENT":
         return CodeDescription(
             code,

@@ -12,8 +12,14 @@ from indicators.compute import (
     median,
     percentile_rank,
 )
-from indicators.model import DailyCounts, Observations, outcome_class
-from rpn.outcomes import OUTCOMES
+from indicators.model import (
+    AMC_TECHNICAL,
+    OUTCOME_LABELS,
+    DailyCounts,
+    Observations,
+    outcome_class,
+)
+from rpn.outcomes import OUTCOMES, Outcome, Who
 
 A, B, C = "990000028", "990000044", "990000069"
 ALPHA, UNREACHABLE = "990000101", "990000404"
@@ -72,6 +78,20 @@ def test_percentile_rank_counts_ties_half() -> None:
     assert percentile_rank(2.0, peers) == 50.0
     assert percentile_rank(3.0, peers) == 87.5
     assert percentile_rank(1.0, []) is None
+
+
+def test_the_indicators_know_every_relay_outcome_and_blame_whom_the_relay_does() -> None:
+    # rpn.outcomes is the definition; the indicators service does not import the relay.
+    assert set(OUTCOME_LABELS) == set(OUTCOMES)
+    for outcome in Outcome:
+        cls = outcome_class(outcome.label)
+        if outcome.who in (Who.AMC, Who.RELAY):
+            assert cls == "technical", outcome
+            assert (outcome.label in AMC_TECHNICAL) == (outcome.who is Who.AMC), outcome
+        elif outcome.who is Who.ESTABLISHMENT:
+            assert cls in ("invalid", "rejected"), outcome
+        else:
+            assert cls in ("ok", "refused", "abandoned"), outcome
 
 
 def test_every_relay_outcome_falls_in_the_class_of_who_must_act() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from roc.errors import RpnError
 from roc.returncodes import ERROR, NORMAL, RETURN_CODES, describe_code
+from rpn.outcomes import Who, outcome_of_error
 
 
 def test_unknown_beneficiary_and_closed_rights_are_normal_answers_not_errors() -> None:
@@ -27,8 +29,17 @@ def test_an_invalid_request_is_the_establishments_and_a_garbled_answer_the_amcs(
     assert "503" in describe_code("HTTP-503").label
 
 
-def test_relay_faults_carry_the_relays_french_message_and_action() -> None:
-    described = describe_code("RPN-403-EMETTEUR")
-    assert described.who == "établissement" and described.action
-    assert "émetteur" in described.label.lower()
-    assert describe_code("RPN-504-AMC-DELAI").who == "relais ou AMC"
+def test_every_relay_fault_is_blamed_on_whom_the_relay_says_must_act() -> None:
+    # The relay's table (its codes and outcomes) is the definition; the shared description
+    # reads the code's form, and this holds the two in step.
+    for error in RpnError:
+        who = outcome_of_error(error).who
+        described = describe_code(error.code)
+        assert described.kind == ERROR and described.action, error.code
+        if who is Who.ESTABLISHMENT:
+            assert described.who == "établissement", error.code
+        elif who is Who.RELAY:
+            assert described.who == "relais", error.code
+        else:
+            assert described.who == "relais ou AMC", error.code
+    assert "HTTP 403" in describe_code("RPN-403-EMETTEUR").label
