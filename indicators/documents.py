@@ -161,7 +161,8 @@ def report_rows(report: EstablishmentReport) -> Iterable[tuple[str, ...]]:
     f = report.finess
     for i in INDICATORS:
         c = report.figures[i.key]
-        yield (f, "indicator", i.key, i.unit, num(c.value), num(c.national_median), "")
+        compared = (num(c.national_median), num(c.percentile)) if c.shown else ("", "")
+        yield (f, "indicator", i.key, i.unit, num(c.value), *compared)
     for service, by_class in report.counts.items():
         for cls, n in by_class.items():
             yield (f, "exchanges", service, cls, str(n), "", "")
