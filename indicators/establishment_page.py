@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from indicators import charts, french
-from indicators.agency import amc_health
+from indicators.agency import SEVERITY_LABELS, STATE_LABELS, amc_health, anomalies
 from indicators.compute import (
     CERTIFICATE_CRITICAL_DAYS,
     CERTIFICATE_WARNING_DAYS,
@@ -217,6 +217,28 @@ def _latency_rows(snapshot: Snapshot) -> list[tuple[str, str, float | None, floa
     ]
 
 
+def _own_anomalies(snapshot: Snapshot, finess: str) -> str:
+    """The anomalies the agency follows for this establishment (none: nothing shown)."""
+    rows = [a for a in anomalies(snapshot.observations.alerts) if a.finess == finess]
+    if not rows:
+        return ""
+    items = "".join(
+        tag(
+            "li",
+            escape(
+                f"{a.label} ({SEVERITY_LABELS.get(a.severity, a.severity)}, "
+                f"{STATE_LABELS.get(a.state, a.state)}) depuis le {french.date_time(a.since)} "
+                f": {a.action}"
+            ),
+            data_anomaly=a.kind,
+        )
+        for a in rows
+    )
+    return "<h2>Anomalies suivies par l'agence</h2>" + tag(
+        "ul", items, id="anomalies", class_="banner"
+    )
+
+
 def report_html(
     report: EstablishmentReport, snapshot: Snapshot, stale_since: float | None = None
 ) -> bytes:
@@ -270,6 +292,7 @@ def report_html(
         _codes_table(report),
         "<h2>Erreurs techniques par AMC" + glossary_link("techniques") + "</h2>",
         _amc_errors_table(report),
+        _own_anomalies(snapshot, report.finess),
         "<h2>Certificat et activité</h2>",
         _certificate(report),
         _last_success(report),

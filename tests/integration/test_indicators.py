@@ -378,6 +378,8 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     unreachable = tree.xpath(f"//table[@id='amc-errors']//tr[@data-amc='{UNREACHABLE}']")[0]
     assert unreachable.get("data-errors") == "1"
     assert f"AMC {UNREACHABLE}" in unreachable.text_content()
+    # The anomaly the agency follows for B is on B's own page too.
+    assert tree.xpath("//ul[@id='anomalies']/li[@data-anomaly='invalid_requests']")
 
     # The agency's page in a browser: the anomaly with a link to B's page, the AMCs' health.
     with ClientCertificateForwarder(indicators.port, agency) as forwarder:

@@ -145,6 +145,13 @@ def test_certificate_against_its_deadline_and_last_success_in_words() -> None:
     assert " h ago" not in tree.text_content()
 
 
+def test_the_establishment_sees_the_anomalies_the_agency_follows_for_it_only() -> None:
+    (item,) = page_of(snapshot()).xpath("//ul[@id='anomalies']/li")
+    assert item.get("data-anomaly") == "invalid_requests"
+    assert "depuis le 28/05/2026 à 22:16" in item.text_content()
+    assert not page_of(snapshot(), B).xpath("//ul[@id='anomalies']")
+
+
 def test_every_figure_links_to_its_glossary_entry() -> None:
     tree = page_of(snapshot())
     anchors = {a.get("href")[1:] for a in tree.xpath("//a[@class='g']")}
