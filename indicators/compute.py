@@ -1,7 +1,8 @@
-"""Pure indicator computations: an establishment's figures, the national median, its percentile.
+"""Pure indicator computations: an establishment's figures, its peers, and the agency's view.
 
 Peers are the establishments with at least one exchange in the window. Nothing here does I/O or
-reads a clock: the reading time comes with the observations.
+reads a clock: the reading time comes with the observations. Trends and the agency's tables are
+in ``indicators.trends`` and ``indicators.agency``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from indicators.model import (
+    AMC_TECHNICAL,
     CLASSES,
+    INVALID,
     OK,
     REFUSED,
     REJECTED,
@@ -22,25 +25,34 @@ from indicators.model import (
     Observations,
     outcome_class,
 )
+from indicators.trends import DayRates, WeekComparison, daily_rates, week_comparison
+from roc.returncodes import CodeDescription, describe_code
+
+#: Certificate deadlines (days): renew before the first, urgently before the second.
+CERTIFICATE_WARNING_DAYS = 30
+CERTIFICATE_CRITICAL_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
 class Indicator:
     key: str
     label: str
-    unit: str  # "count", "ratio", "days", "hours"
-    better: str  # "higher", "lower" or "neutral": how to read the percentile
+    unit: str  # "count", "ratio"
+    better: str  # "higher", "lower" or "neutral": how to read the position among peers
+    #: Anchor of the glossary entry that defines the figure.
+    glossary: str
 
 
 INDICATORS = (
-    Indicator("exchanges", "Exchanges", "count", "neutral"),
-    Indicator("success_rate", "Success rate (business OK)", "ratio", "higher"),
-    Indicator("refusal_rate", "Business refusal rate", "ratio", "lower"),
-    Indicator("technical_error_rate", "Technical error rate", "ratio", "lower"),
-    Indicator("rejection_rate", "Rejected by the relay", "ratio", "lower"),
-    Indicator("idb_clc_ratio", "CLC per IDB", "ratio", "neutral"),
-    Indicator("certificate_days_left", "Certificate expires in", "days", "higher"),
-    Indicator("hours_since_last_success", "Last successful exchange", "hours", "lower"),
+    Indicator("exchanges", "Échanges", "count", "neutral", "echanges"),
+    Indicator("success_rate", "Taux de réponses positives (00)", "ratio", "higher", "positives"),
+    Indicator("refusal_rate", "Taux d'autres réponses de l'AMC", "ratio", "neutral", "autres"),
+    Indicator(
+        "invalid_rate", "Taux de demandes refusées comme invalides", "ratio", "lower", "invalides"
+    ),
+    Indicator("rejection_rate", "Taux de refus par le relais", "ratio", "lower", "relais"),
+    Indicator("technical_error_rate", "Taux d'erreurs techniques", "ratio", "lower", "techniques"),
+    Indicator("idb_clc_ratio", "CLC par IDB", "ratio", "neutral", "clc-idb"),
 )
 INDICATOR_KEYS = tuple(i.key for i in INDICATORS)
 
@@ -65,32 +77,104 @@ def percentile_rank(value: float, ordered_peers: Sequence[float]) -> float | Non
     return 100.0 * (below + equal / 2) / len(ordered_peers)
 
 
+BETTER = "better"
+WORSE = "worse"
+SAME = "same"
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """One figure of an establishment beside the same figure across its peers."""
+    """One figure of an establishment beside the same figure across its peers.
+
+    ``shown`` is False when there are fewer peers than the configured minimum: a position among
+    two or three establishments says nothing and would name them. ``position`` (0-100) is the
+    share of peers this establishment does better than, ties counted half (so equal scores sit
+    in the middle, never at an end); ``verdict`` is better, worse or same than the median."""
 
     value: float | None
     national_median: float | None
     percentile: float | None
     peers: int
+    shown: bool = False
+    position: float | None = None
+    verdict: str | None = None
+
+
+def compare(
+    indicator: Indicator,
+    value: float | None,
+    ordered_peers: Sequence[float],
+    minimum_peers: int,
+) -> Comparison:
+    """*value* among *ordered_peers*, read in the indicator's direction."""
+    middle = median(ordered_peers)
+    rank = percentile_rank(value, ordered_peers) if value is not None else None
+    shown = len(ordered_peers) >= minimum_peers and indicator.better != "neutral"
+    if not shown or rank is None or value is None or middle is None:
+        return Comparison(value, middle, rank, len(ordered_peers), shown)
+    position = rank if indicator.better == "higher" else 100.0 - rank
+    if math.isclose(value, middle, abs_tol=1e-9):
+        verdict = SAME
+    elif (value > middle) == (indicator.better == "higher"):
+        verdict = BETTER
+    else:
+        verdict = WORSE
+    return Comparison(value, middle, rank, len(ordered_peers), True, position, verdict)
 
 
 @dataclass(frozen=True, slots=True)
-class DayVolume:
-    day: str
-    by_service: Mapping[str, int]
+class CodeRow:
+    """A code an establishment received, for one service and AMC, described in French."""
+
+    code: str
+    service: str
+    amc: str
+    amc_name: str
+    count: int
+    description: CodeDescription
+
+
+@dataclass(frozen=True, slots=True)
+class AmcErrors:
+    """The technical errors an establishment met with one AMC ("none": before routing)."""
+
+    amc: str
+    name: str
+    exchanges: int
+    #: outcome -> exchanges (amc_fault, amc_error, timeout, amc_unavailable...)
+    errors: Mapping[str, int]
 
     @property
     def total(self) -> int:
-        return sum(self.by_service.values())
+        return sum(self.errors.values())
+
+    @property
+    def rate(self) -> float | None:
+        return self.total / self.exchanges if self.exchanges else None
 
 
 @dataclass(frozen=True, slots=True)
-class AmcLatency:
-    amc: str
-    exchanges: int
-    p50: float | None
-    p95: float | None
+class Certificate:
+    expiry: float | None
+    days_left: float | None
+    #: "ok", "warning" (< 30 days), "critical" (< 7 days), "expired" or "unknown"
+    status: str
+
+
+def certificate_status(expiry: float | None, at: float) -> Certificate:
+    """The client certificate against the 30- and 7-day deadlines (not against peers)."""
+    if expiry is None:
+        return Certificate(None, None, "unknown")
+    days = (expiry - at) / 86400
+    if days < 0:
+        status = "expired"
+    elif days < CERTIFICATE_CRITICAL_DAYS:
+        status = "critical"
+    elif days < CERTIFICATE_WARNING_DAYS:
+        status = "warning"
+    else:
+        status = "ok"
+    return Certificate(expiry, days, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +182,19 @@ class EstablishmentReport:
     finess: str
     generated_at: float
     window_days: int
+    #: False when nothing at all is known of this FINESS (no exchange, no certificate seen)
+    known: bool
     #: service -> outcome class -> exchanges in the window
     counts: Mapping[str, Mapping[str, int]]
-    daily: tuple[DayVolume, ...]
-    top_codes: tuple[tuple[str, int], ...]
+    #: per day: service -> exchanges (volumes), and the day's rates
+    daily: tuple[DayRates, ...]
+    week: WeekComparison
+    codes: tuple[CodeRow, ...]
+    amc_errors: tuple[AmcErrors, ...]
+    #: technical errors on the relay's side (annuaire, relay failure, cut by a shutdown)
+    relay_errors: Mapping[str, int]
     figures: Mapping[str, Comparison]
-    certificate_expiry: float | None
+    certificate: Certificate
     last_success: float | None
 
     def total(self, outcome: str | None = None) -> int:
@@ -116,7 +207,7 @@ class EstablishmentReport:
         )
 
 
-def _count(value: float) -> int:
+def count(value: float) -> int:
     return round(value) if math.isfinite(value) else 0
 
 
@@ -124,30 +215,46 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def _ordered_services(found: Sequence[str] | set[str]) -> tuple[str, ...]:
+    return (*SERVICES, *sorted(set(found) - set(SERVICES)))
+
+
 class Snapshot:
     """Every establishment's figures from one reading, with the peer distributions."""
 
-    def __init__(self, observations: Observations, top_codes: int = 5) -> None:
+    def __init__(
+        self, observations: Observations, top_codes: int = 20, minimum_peers: int = 5
+    ) -> None:
         self.observations = observations
         self.generated_at = observations.at
         self.window_days = observations.window_days
+        self.minimum_peers = minimum_peers
         self._top_codes = top_codes
+        self.amc_names = dict(observations.amc_names)
         counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
             lambda: defaultdict(lambda: dict.fromkeys(CLASSES, 0))
         )
-        for (finess, service, outcome), value in observations.exchanges.items():
-            counts[finess][service][outcome_class(outcome)] += _count(value)
-        self._counts = {f: {s: dict(c) for s, c in by.items()} for f, by in counts.items()}
-        self._codes: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for (finess, code), value in observations.codes.items():
-            if code != "00" and _count(value) > 0:
-                self._codes[finess].append((code, _count(value)))
-        self._daily: dict[str, list[dict[str, int]]] = defaultdict(
-            lambda: [{} for _ in observations.daily]
+        #: finess -> amc -> outcome -> exchanges
+        self._by_amc: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
         )
-        for i, day in enumerate(observations.daily):
-            for (finess, service), value in day.counts.items():
-                self._daily[finess][i][service] = _count(value)
+        for (finess, service, amc, outcome), value in observations.exchanges.items():
+            counts[finess][service][outcome_class(outcome)] += count(value)
+            self._by_amc[finess][amc][outcome] += count(value)
+        self._counts = {f: {s: dict(c) for s, c in by.items()} for f, by in counts.items()}
+        self._codes: dict[str, list[CodeRow]] = defaultdict(list)
+        for (finess, service, amc, code), value in observations.codes.items():
+            if count(value) > 0:
+                self._codes[finess].append(
+                    CodeRow(
+                        code,
+                        service,
+                        amc,
+                        self.amc_name(amc),
+                        count(value),
+                        describe_code(code),
+                    )
+                )
         #: FINESS numbers with at least one exchange in the window, sorted.
         self.peers = sorted(
             f for f, by in self._counts.items() if any(sum(c.values()) for c in by.values())
@@ -160,22 +267,19 @@ class Snapshot:
             for key in INDICATOR_KEYS
         }
         self.national_median = {k: median(d) for k, d in self._distributions.items()}
-        self.amc_latency = tuple(
-            sorted(
-                (
-                    AmcLatency(amc, _count(observations.amc_exchanges.get(amc, 0.0)), p50, p95)
-                    for amc, (p50, p95) in observations.amc_latency.items()
-                ),
-                key=lambda a: (-a.exchanges, a.amc),
-            )
-        )
-        p50s = [a.p50 for a in self.amc_latency if a.p50 is not None]
-        p95s = [a.p95 for a in self.amc_latency if a.p95 is not None]
-        self.amc_latency_median = (median(p50s), median(p95s))
+
+    def amc_name(self, amc: str) -> str:
+        if amc in ("", "none"):
+            return "avant routage (aucune AMC)"
+        return self.amc_names.get(amc, "nom inconnu de l'annuaire")
 
     def distribution(self, key: str) -> list[float]:
         """The peers' values of indicator *key*, sorted."""
         return self._distributions[key]
+
+    def known(self, finess: str) -> bool:
+        """Whether the relays ever reported this FINESS in the window (exchange or certificate)."""
+        return finess in self._counts or finess in self.observations.certificate_expiry
 
     def _figure_values(self, finess: str) -> dict[str, float | None]:
         by_service = self._counts.get(finess, {})
@@ -187,57 +291,62 @@ class Snapshot:
         def of_service(service: str) -> int:
             return sum(by_service.get(service, {}).values())
 
-        at = self.generated_at
-        expiry = self.observations.certificate_expiry.get(finess)
-        success = self.observations.last_success.get(finess)
         return {
             "exchanges": float(total),
             "success_rate": _ratio(of_class(OK), total),
             "refusal_rate": _ratio(of_class(REFUSED), total),
-            "technical_error_rate": _ratio(of_class(TECHNICAL), total),
+            "invalid_rate": _ratio(of_class(INVALID), total),
             "rejection_rate": _ratio(of_class(REJECTED), total),
+            "technical_error_rate": _ratio(of_class(TECHNICAL), total),
             "idb_clc_ratio": _ratio(of_service("CLC"), of_service("IDB")),
-            "certificate_days_left": (expiry - at) / 86400 if expiry is not None else None,
-            "hours_since_last_success": max(0.0, (at - success) / 3600)
-            if success is not None
-            else None,
         }
 
+    def _amc_errors(self, finess: str) -> tuple[tuple[AmcErrors, ...], dict[str, int]]:
+        rows = []
+        relay: dict[str, int] = defaultdict(int)
+        for amc, outcomes in self._by_amc.get(finess, {}).items():
+            errors = {o: n for o, n in outcomes.items() if o in AMC_TECHNICAL and n}
+            for outcome, n in outcomes.items():
+                if n and outcome_class(outcome) == TECHNICAL and outcome not in AMC_TECHNICAL:
+                    relay[outcome] += n
+            if errors:
+                rows.append(AmcErrors(amc, self.amc_name(amc), sum(outcomes.values()), errors))
+        rows.sort(key=lambda r: (-r.total, r.amc))
+        return tuple(rows), dict(relay)
+
     def report(self, finess: str) -> EstablishmentReport:
-        """*finess*'s page; an establishment without traffic gets zeros, still compared."""
+        """*finess*'s page; an establishment without traffic gets zeros and no comparison."""
         values = self._values.get(finess) or self._figure_values(finess)
-        figures = {}
-        for key in INDICATOR_KEYS:
-            value = values[key]
-            peers = self._distributions[key]
-            figures[key] = Comparison(
-                value,
-                self.national_median[key],
-                percentile_rank(value, peers) if value is not None else None,
-                len(peers),
-            )
+        figures = {
+            i.key: compare(i, values[i.key], self._distributions[i.key], self.minimum_peers)
+            for i in INDICATORS
+        }
         by_service = self._counts.get(finess, {})
         counts = {
             s: dict(by_service.get(s, dict.fromkeys(CLASSES, 0)))
-            for s in (*SERVICES, *sorted(set(by_service) - set(SERVICES)))
+            for s in _ordered_services(set(by_service))
         }
-        days = self._daily.get(finess) or [{} for _ in self.observations.daily]
-        daily = tuple(
-            DayVolume(
-                d.day, {s: by.get(s, 0) for s in (*SERVICES, *sorted(set(by) - set(SERVICES)))}
-            )
-            for d, by in zip(self.observations.daily, days, strict=True)
+        codes = sorted(
+            self._codes.get(finess, ()), key=lambda r: (-r.count, r.code, r.service, r.amc)
         )
-        codes = sorted(self._codes.get(finess, ()), key=lambda item: (-item[1], item[0]))
+        amc_errors, relay_errors = self._amc_errors(finess)
         return EstablishmentReport(
             finess=finess,
             generated_at=self.generated_at,
             window_days=self.window_days,
+            known=self.known(finess),
             counts=counts,
-            daily=daily,
-            top_codes=tuple(codes[: self._top_codes]),
+            daily=daily_rates(self.observations.daily, finess),
+            week=week_comparison(
+                self.observations.this_week, self.observations.previous_week, finess
+            ),
+            codes=tuple(codes[: self._top_codes]),
+            amc_errors=amc_errors,
+            relay_errors=relay_errors,
             figures=figures,
-            certificate_expiry=self.observations.certificate_expiry.get(finess),
+            certificate=certificate_status(
+                self.observations.certificate_expiry.get(finess), self.generated_at
+            ),
             last_success=self.observations.last_success.get(finess),
         )
 

@@ -53,13 +53,27 @@ class IndicatorsConfig:
     window_days: int = setting(
         "Days covered by the figures (volumes, rates, codes, latency).", 30, _days
     )
-    daily_days: int = setting("Days shown in the daily volume chart (today included).", 14, _days)
+    daily_days: int = setting(
+        "Days shown in the daily charts, volumes and rates (Paris days, today included).",
+        14,
+        _days,
+    )
     refresh_interval: float = setting(
         "Seconds between two readings of Prometheus (pages show the latest reading).",
         60.0,
         positive,
     )
-    top_codes: int = setting("Error codes listed per establishment.", 5, positive)
+    top_codes: int = setting(
+        "Rows of the codes table per establishment (code, service and AMC; most frequent first).",
+        20,
+        positive,
+    )
+    minimum_peers: int = setting(
+        "Establishments with traffic needed before a page shows its position among them "
+        "(fewer say nothing, and could name them).",
+        5,
+        positive,
+    )
 
 
 @dataclass(frozen=True, slots=True)

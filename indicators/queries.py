@@ -25,6 +25,8 @@ AMC_EXCHANGES = "rpn_exchanges_total"
 UPSTREAM_BUCKETS = "rpn_upstream_duration_seconds_bucket"
 CERTIFICATE_EXPIRY = "rpn_client_certificate_expiry_timestamp_seconds"
 LAST_SUCCESS = "rpn_establishment_last_success_timestamp_seconds"
+AMC_INFO = "rpn_amc_info"
+BREAKER_STATE = "rpn_breaker_state"
 
 
 #: How far back the latest sample of a series is looked for.
@@ -48,19 +50,45 @@ def counts_by(metric: str, labels: tuple[str, ...], window: str) -> str:
 
 
 def exchanges(window: str) -> str:
-    return counts_by(EXCHANGES, ("finess", "service", "outcome"), window)
+    return counts_by(EXCHANGES, ("finess", "service", "amc", "outcome"), window)
 
 
 def daily_exchanges(window: str) -> str:
-    return counts_by(EXCHANGES, ("finess", "service"), window)
+    return counts_by(EXCHANGES, ("finess", "service", "outcome"), window)
+
+
+def weekly_exchanges(window: str) -> str:
+    """Per establishment and outcome (evaluated now and a week ago: this week vs the last)."""
+    return counts_by(EXCHANGES, ("finess", "outcome"), window)
 
 
 def codes(window: str) -> str:
-    return counts_by(CODES, ("finess", "code"), window)
+    return counts_by(CODES, ("finess", "service", "amc", "code"), window)
 
 
 def amc_exchanges(window: str) -> str:
-    return f"{counts_by(AMC_EXCHANGES, ('amc',), window)} > 0"
+    """Exchanges per AMC and outcome, every establishment (registered or not) included."""
+    return f"{counts_by(AMC_EXCHANGES, ('amc', 'outcome'), window)} > 0"
+
+
+def amc_names() -> str:
+    """Every AMC the relays' annuaire knows, with its name."""
+    return f"max by (amc, name) (last_over_time({AMC_INFO}[{RECENT}]))"
+
+
+def breaker_states() -> str:
+    """The current breaker state per AMC and relay process (value 1)."""
+    return f"max by (amc, state) (last_over_time({BREAKER_STATE}[{RECENT}])) == 1"
+
+
+def anomalies() -> str:
+    """The anomaly alerts (etc/prometheus/rules/rpn-anomalies.yml), pending or firing."""
+    return 'ALERTS{anomaly!=""}'
+
+
+def anomalies_since() -> str:
+    """Since when each anomaly alert is active (Unix time)."""
+    return 'ALERTS_FOR_STATE{anomaly!=""}'
 
 
 def amc_latency(quantile: float, window: str) -> str:

@@ -28,13 +28,18 @@ class Refresher:
         window_days: int,
         daily_days: int,
         top_codes: int,
+        minimum_peers: int = 5,
     ) -> None:
         self._prometheus = prometheus
         self._clock = clock
         self._window_days = window_days
         self._daily_days = daily_days
         self._top_codes = top_codes
+        self._minimum_peers = minimum_peers
         self.snapshot: Snapshot | None = None
+        #: When readings started failing (None while the last one succeeded): pages then say
+        #: their figures are stale.
+        self.failing_since: float | None = None
         self.failures_total = 0
         self.refreshes_total = 0
         self.last_duration: float | None = None
@@ -50,16 +55,17 @@ class Refresher:
             observations = await observe(
                 self._prometheus, started, self._window_days, self._daily_days
             )
-            snapshot = Snapshot(observations, self._top_codes)
+            snapshot = Snapshot(observations, self._top_codes, self._minimum_peers)
         except PrometheusError as exc:
-            self.failures_total += 1
+            self._failed(started)
             self.log.warn("cannot read Prometheus: {reason}", reason=str(exc))
             return
         except Exception:  # noqa: BLE001 - a bug here must not stop the next readings
-            self.failures_total += 1
+            self._failed(started)
             self.log.failure("indicators refresh failed")
             return
         self.snapshot = snapshot
+        self.failing_since = None
         self.refreshes_total += 1
         self.last_duration = self._clock.seconds() - started
         self.log.debug(
@@ -67,6 +73,11 @@ class Refresher:
             peers=len(snapshot.peers),
             cpu=time.process_time() - cpu,
         )
+
+    def _failed(self, at: float) -> None:
+        self.failures_total += 1
+        if self.failing_since is None:
+            self.failing_since = at
 
 
 class RefreshCollector:

@@ -75,6 +75,7 @@ def build_service(
         ind.window_days,
         ind.daily_days,
         ind.top_codes,
+        ind.minimum_peers,
     )
     refresh.register(registry, refresher, reactor)
     root = IndicatorsService(refresher, pool)
@@ -83,6 +84,7 @@ def build_service(
     timer.setServiceParent(root)
     pages = PagesResource(
         lambda: refresher.snapshot,
+        lambda: refresher.failing_since,
         partial(identify, finess_attribute=tls.finess_attribute, agency=agency),
     )
     site = QuietSite(pages)  # type: ignore[no-untyped-call]

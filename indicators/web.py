@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from indicators import render
+from indicators import agency_page, documents, establishment_page, html
 from indicators.access import Identity
 from indicators.compute import Snapshot
 from piano.web import HealthResource
@@ -30,6 +30,18 @@ def peer_certificate(request: Request) -> x509.Certificate | None:
     return None if peer is None else peer.to_cryptography()
 
 
+_NO_PAGE = "Cette page n'existe pas."
+
+
+def _extension(path: list[str]) -> str:
+    """The format a URL asks for, read from its last segment whatever else is wrong with it."""
+    last = path[-1] if path else ""
+    for ext in (".json", ".csv"):
+        if last.endswith(ext):
+            return ext
+    return ""
+
+
 class PagesResource(Resource):
     """``/``, ``/establishments/<FINESS>[.json|.csv]`` and ``/agency[.json|.csv]``."""
 
@@ -39,10 +51,12 @@ class PagesResource(Resource):
     def __init__(
         self,
         snapshot: Callable[[], Snapshot | None],
+        failing_since: Callable[[], float | None],
         identify: Callable[[x509.Certificate | None], Identity],
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._snapshot = snapshot
+        self._failing_since = failing_since
         self._identify = identify
 
     def render_GET(self, request: Request) -> bytes:
@@ -53,9 +67,10 @@ class PagesResource(Resource):
         )
         identity = self._identify(peer_certificate(request))
         path = [p.decode("ascii", "replace") for p in request.postpath or () if p]
+        ext = _extension(path)
         if not identity.known:
             return self._refuse(
-                request, 403, "Forbidden", "This certificate names no establishment."
+                request, ext, 403, "Accès refusé", "Ce certificat ne désigne aucun établissement."
             )
         if not path:
             target = (
@@ -67,8 +82,8 @@ class PagesResource(Resource):
         if path[0] == "establishments" and len(path) == 2:
             match = _ESTABLISHMENT.match(path[1])
             if match is None:
-                return self._refuse(request, 404, "Not found", "No such page.")
-            finess, ext = match["finess"], match["ext"] or ""
+                return self._refuse(request, ext, 404, "Page introuvable", _NO_PAGE)
+            finess = match["finess"]
             if not identity.may_read(finess):
                 self.log.info(
                     "indicators refused: {reader} asked for {finess}",
@@ -76,42 +91,69 @@ class PagesResource(Resource):
                     finess=finess,
                 )
                 return self._refuse(
-                    request, 403, "Forbidden", "An establishment may read its own indicators only."
+                    request,
+                    ext,
+                    403,
+                    "Accès refusé",
+                    "Un établissement ne lit que ses propres indicateurs.",
                 )
             if snapshot is None:
-                return self._not_ready(request)
+                return self._not_ready(request, ext)
             report = snapshot.report(finess)
+            if not report.known:
+                message = (
+                    f"Le FINESS {finess} n'est pas connu des relais ROC : aucun échange ni "
+                    "certificat vu dans la période."
+                )
+                if ext != "":
+                    return self._refuse(request, ext, 404, "FINESS inconnu", message)
+                request.setResponseCode(404)
+                request.setHeader(b"Content-Type", _TYPES[""])
+                return establishment_page.unknown_html(finess)
             request.setHeader(b"Content-Type", _TYPES[ext])
             if ext == ".json":
-                return render.to_json(render.report_document(report, snapshot))
+                return documents.to_json(documents.report_document(report, snapshot))
             if ext == ".csv":
-                return render.to_csv([report])
-            return render.report_html(report, snapshot)
+                return documents.to_csv([report])
+            return establishment_page.report_html(report, snapshot, self._failing_since())
         if len(path) == 1 and path[0] in ("agency", "agency.json", "agency.csv"):
             if not identity.agency:
                 return self._refuse(
-                    request, 403, "Forbidden", "The agency view needs an agency certificate."
+                    request,
+                    ext,
+                    403,
+                    "Accès refusé",
+                    "La vue de l'agence demande un certificat de l'agence.",
                 )
             if snapshot is None:
-                return self._not_ready(request)
-            ext = path[0][len("agency") :]
+                return self._not_ready(request, ext)
             request.setHeader(b"Content-Type", _TYPES[ext])
             if ext == ".json":
-                return render.to_json(render.agency_document(snapshot))
+                return documents.to_json(documents.agency_document(snapshot))
             if ext == ".csv":
-                return render.to_csv(snapshot.reports())
-            return render.agency_html(snapshot)
-        return self._refuse(request, 404, "Not found", "No such page.")
+                return documents.to_csv(snapshot.reports())
+            return agency_page.agency_html(snapshot, self._failing_since())
+        return self._refuse(request, ext, 404, "Page introuvable", _NO_PAGE)
 
-    def _refuse(self, request: Request, status: int, title: str, message: str) -> bytes:
+    def _refuse(self, request: Request, ext: str, status: int, title: str, message: str) -> bytes:
+        """A refusal in the format asked for: JSON for a .json URL, else an HTML page (CSV
+        readers are people with a spreadsheet: they get the page too)."""
         request.setResponseCode(status)
+        if ext == ".json":
+            request.setHeader(b"Content-Type", _TYPES[".json"])
+            return documents.to_json(documents.error_document(status, message))
         request.setHeader(b"Content-Type", _TYPES[""])
-        return render.message_html(title, message)
+        return html.message_html(title, message)
 
-    def _not_ready(self, request: Request) -> bytes:
+    def _not_ready(self, request: Request, ext: str) -> bytes:
         request.setHeader(b"Retry-After", b"10")
         return self._refuse(
-            request, 503, "Not ready", "Indicators have not been read from Prometheus yet."
+            request,
+            ext,
+            503,
+            "Indicateurs pas encore prêts",
+            "Les indicateurs n'ont pas encore pu être lus dans la base des mesures "
+            "(Prometheus) ; réessayer dans quelques instants.",
         )
 
 

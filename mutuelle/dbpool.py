@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -95,7 +96,7 @@ class ThreadedConnections(Service):
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IReactorFromThreads,
         connect: Connect,
         broken: tuple[type[BaseException], ...],
         threads: int,

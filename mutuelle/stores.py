@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.application.service import IService
-from twisted.internet.interfaces import IReactorTime
 
 from mutuelle.databases import (
     POSTGRESQL_MIGRATION_LOCK,
@@ -25,6 +24,7 @@ from mutuelle.dbpool import ThreadedConnections
 from mutuelle.migrate import SchemaError, upgrade
 from mutuelle.sandbox import MemoryStore, Sandboxes, SandboxSeed
 from mutuelle.sqlstore import SqlStore
+from piano.reactors import IServiceReactor
 
 
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class OpenedStore:
 
 
 def open_store(
-    url: str, base: Path, reactor: IReactorTime, sandboxes: Sandboxes, threads: int
+    url: str, base: Path, reactor: IServiceReactor, sandboxes: Sandboxes, threads: int
 ) -> OpenedStore:
     """The store *url* names, its schema migrated; SchemaError or OSError if unusable."""
     seed: SandboxSeed = sandboxes.seed

@@ -145,6 +145,14 @@ def admit(
     what is known as it is learnt (FINESS, exchange id, service), refused or not.
     """
     text_path = path.decode("latin-1")
+    # The certificate is read first so that a refusal of the method, path or content type is
+    # counted for a registered establishment; an unknown certificate is refused after those
+    # checks, as before (the HTTP refusal says more to whoever sent it).
+    try:
+        finess = identify(policy, identity, record)
+        unidentified = None
+    except RpnFailure as failure:
+        unidentified = failure
     if method != b"POST":
         if not _path_matches(text_path, policy.paths):
             raise RpnFailure(RpnError.NOT_FOUND, _path_reason(policy.paths))
@@ -154,7 +162,8 @@ def admit(
     ctype = headers.get(b"content-type")
     if ctype is None or not ctype.lower().startswith(_SOAP_TYPES):
         raise RpnFailure(RpnError.CONTENT_TYPE)
-    finess = identify(policy, identity, record)
+    if unidentified is not None:
+        raise unidentified
     limit = policy.max_in_flight_per_establishment
     if in_flight.get(finess, 0) >= limit:
         raise RpnFailure(

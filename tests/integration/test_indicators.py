@@ -1,11 +1,15 @@
 """Indicators end to end: simulator, two relays, a real Prometheus, the indicators service and
-a headless Chromium; the counts each establishment reads are exactly the exchanges it sent."""
+a headless Chromium; the counts each establishment reads are exactly the exchanges it sent, each
+in the class of who must act, and the agency reads the anomaly the traffic provokes."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
+import ssl
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +18,8 @@ import pytest
 from cryptography import x509
 from lxml import html
 
+from mutuelle.catalogue import default_catalogue
+from mutuelle.examples import case_request
 from rpn.outcomes import classify_answer
 from tests.integration.conftest import RelayProcess, StartRelay
 from tests.integration.harness import ROOT, SoapClient, Twistd, client_context, free_port
@@ -32,8 +38,13 @@ from tools.devpki import HOSPITAL_A, HOSPITAL_B
 A, B = HOSPITAL_A["site"], HOSPITAL_B["site"]
 UNREACHABLE = "990000404"
 #: Faults the relay answers for the refusals this test provokes, and their outcome.
-RELAY_FAULTS = {"RPN-403-EMETTEUR": "rejected", "RPN-503-AMC-INDISPONIBLE": "amc_unavailable"}
-CLASS_OF = {"ok": "ok", "refused": "refused", "rejected": "rejected"}
+RELAY_FAULTS = {
+    "RPN-403-EMETTEUR": "rejected",
+    "RPN-405-METHODE": "rejected",
+    "RPN-415-TYPE": "rejected",
+    "RPN-503-AMC-INDISPONIBLE": "amc_unavailable",
+}
+CLASS_OF = {"ok": "ok", "refused": "refused", "rejected": "rejected", "invalid_request": "invalid"}
 
 
 def example(name: str, sender: dict[str, str] = HOSPITAL_A, amc: str = "990000101") -> bytes:
@@ -42,6 +53,25 @@ def example(name: str, sender: dict[str, str] = HOSPITAL_A, amc: str = "99000010
     body = body.replace(b">990000010<", f">{sender['legal']}<".encode())
     body = body.replace(b">990000028<", f">{sender['site']}<".encode())
     return body.replace(b"<rt:Numero>990000101<", f"<rt:Numero>{amc}<".encode())
+
+
+def invalid_request(sender: dict[str, str]) -> bytes:
+    """A request the simulator refuses as invalid (MUT-400-DEMANDE): a birth date that is no
+    date."""
+    body = example("idb-droits-ouverts.xml", sender)
+    return body.replace(b">1980-03-21<", b">1980-13-45<")
+
+
+def truncated_answer_request(sender: dict[str, str]) -> bytes:
+    """The simulator's case whose answer stops half-way (XML_TRONQUE)."""
+    case = next(
+        c
+        for c in default_catalogue().technical
+        if c.name == "IDB_KO_MCO_FAUTE_XML_TRONQUE" and c.amc_number == "990000101"
+    )
+    body = case_request(case, str(uuid.uuid4()))
+    body = body.replace(b">990000010<", f">{sender['legal']}<".encode())
+    return body.replace(b">990000028<", f">{sender['site']}<".encode())
 
 
 class Traffic:
@@ -53,11 +83,19 @@ class Traffic:
         self.codes: Counter[tuple[str, str]] = Counter()
 
     def send(
-        self, relay: RelayProcess, identity: str, finess: str, service: str, body: bytes
-    ) -> None:
+        self,
+        relay: RelayProcess,
+        identity: str,
+        finess: str,
+        service: str,
+        body: bytes,
+        method: str = "POST",
+        content_type: str = "text/xml; charset=utf-8",
+    ) -> str:
+        """Send *body*; returns the code the answer carries (the one the relay records)."""
         client = SoapClient(relay.port, client_context(self.pki, identity))
         try:
-            answer = client.post(body)
+            answer = client.post(body, method=method, headers={"Content-Type": content_type})
         finally:
             client.close()
         fault = re.search(rb"RPN-\d{3}-[A-Z-]+", answer.body)
@@ -70,6 +108,7 @@ class Traffic:
         self.outcomes[(finess, service, outcome)] += 1
         if code:
             self.codes[(finess, code)] += 1
+        return code
 
     def classes(self, finess: str) -> Counter[str]:
         found: Counter[str] = Counter()
@@ -143,10 +182,28 @@ def wait_for_totals(
     )
 
 
+def wait_for_anomaly(
+    indicators: IndicatorsProcess, agency: ssl.SSLContext, finess: str, anomaly: str
+) -> dict[str, object]:
+    """The agency's JSON once Prometheus' rules raised *anomaly* for *finess*."""
+    deadline = time.monotonic() + 60
+    document: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        status, body = indicators.get("/agency.json", agency)
+        if status == 200:
+            document = json.loads(body)
+            found = document["anomalies"]
+            assert isinstance(found, list)
+            if any(a["finess"] == finess and a["anomaly"] == anomaly for a in found):
+                return document
+        time.sleep(0.5)
+    raise AssertionError(f"no {anomaly} anomaly for {finess}: {document.get('anomalies')}")
+
+
 def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_page(
     stack: tuple[list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path], pki: Path
 ) -> None:
-    (relay1, relay2), _, indicators, traffic, directory = stack
+    (relay1, relay2), prometheus, indicators, traffic, directory = stack
     ouverts, inconnu = "idb-droits-ouverts.xml", "idb-beneficiaire-inconnu.xml"
     fermes = "idb-droits-fermes.xml"
     # Hospital A, through both relay processes.
@@ -160,13 +217,28 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
         traffic.send(relay, "hospital-a", A, "IDB", example(name))
     traffic.send(relay1, "hospital-a", A, "CLC", example("clc.xml"))
     traffic.send(relay1, "hospital-a", A, "IDB", example(ouverts, sender=HOSPITAL_B))  # not A's
-    # Hospital B, through both relay processes, one exchange to an AMC that does not answer.
+    # A truncated answer that still holds <CodeRetour>00: the AMC's technical error.
+    truncated = traffic.send(relay2, "hospital-a", A, "IDB", truncated_answer_request(HOSPITAL_A))
+    assert truncated == "AMC-REPONSE-ILLISIBLE"
+    # Early refusals with A's valid certificate: a GET, and a body that is not SOAP.
+    assert traffic.send(relay1, "hospital-a", A, "unknown", b"", method="GET") == "RPN-405-METHODE"
+    assert (
+        traffic.send(relay1, "hospital-a", A, "unknown", b"{}", content_type="application/json")
+        == "RPN-415-TYPE"
+    )
+    # Hospital B, through both relay processes, one exchange to an AMC that does not answer,
+    # and one request the AMC refuses as invalid: the establishment's to fix.
     for relay, name in ((relay2, ouverts), (relay2, inconnu), (relay2, inconnu), (relay1, fermes)):
         traffic.send(relay, "hospital-b", B, "IDB", example(name, sender=HOSPITAL_B))
     traffic.send(relay2, "hospital-b", B, "IDB", example(ouverts, HOSPITAL_B, UNREACHABLE))
+    assert traffic.send(relay1, "hospital-b", B, "IDB", invalid_request(HOSPITAL_B)) == (
+        "MUT-400-DEMANDE"
+    )
     expected_a, expected_b = traffic.classes(A), traffic.classes(B)
-    assert expected_a["ok"] >= 3 and expected_a["refused"] == 2 and expected_a["rejected"] == 1
+    assert expected_a["ok"] >= 3 and expected_a["refused"] == 2 and expected_a["rejected"] == 3
+    assert expected_a["technical"] == 1
     assert expected_b["ok"] == 1 and expected_b["refused"] == 3 and expected_b["technical"] == 1
+    assert expected_b["invalid"] == 1
 
     for identity, finess, expected in (
         ("hospital-a", A, expected_a),
@@ -175,26 +247,33 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
         document = wait_for_totals(indicators, identity, finess, sum(expected.values()), pki)
         totals = document["totals"]
         assert isinstance(totals, dict)
-        for cls in ("ok", "refused", "technical", "rejected", "abandoned"):
+        for cls in ("ok", "refused", "invalid", "technical", "rejected", "abandoned"):
             assert totals[cls] == expected[cls], (finess, cls, totals)
         by_service = document["by_service"]
         assert isinstance(by_service, dict)
         for service, n in traffic.by_service(finess).items():
-            assert sum(by_service[service].values()) == n
+            assert sum(by_service[service].values()) == n, (finess, service, by_service)
         daily = document["daily"]
         assert isinstance(daily, list)
         assert sum(day.get("IDB", 0) for day in daily) == traffic.by_service(finess)["IDB"]
-        codes = {c["code"]: c["count"] for c in document["top_codes"]}  # type: ignore[attr-defined]
-        assert codes == {c: n for (f, c), n in traffic.codes.items() if f == finess and c != "00"}
+        codes: Counter[str] = Counter()
+        for row in document["codes"]:  # type: ignore[attr-defined]
+            codes[row["code"]] += row["count"]
+        assert codes == {c: n for (f, c), n in traffic.codes.items() if f == finess}
         figures = document["indicators"]
         assert isinstance(figures, dict)
         assert figures["exchanges"]["value"] == sum(expected.values())
         assert figures["success_rate"]["value"] == pytest.approx(
             expected["ok"] / sum(expected.values())
         )
+        # Two establishments only: fewer than the minimum, so no position among peers.
         assert figures["exchanges"]["peers"] == 2
+        assert not figures["success_rate"]["compared"]
         cert = x509.load_pem_x509_certificate((pki / f"{identity}.pem").read_bytes())
-        assert document["certificate_expiry"] == cert.not_valid_after_utc.isoformat()
+        certificate = document["certificate"]
+        assert isinstance(certificate, dict)
+        assert datetime.datetime.fromisoformat(certificate["expiry"]) == cert.not_valid_after_utc
+        assert certificate["expiry"].endswith(("+01:00", "+02:00"))  # Paris time
         assert document["last_success"] is not None
         # The HTML page shows the same counts.
         status, page = indicators.get(f"/establishments/{finess}", client_context(pki, identity))
@@ -204,7 +283,7 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
             sum(expected.values())
         )
 
-    # Neither establishment may read the other's page, in any format.
+    # Neither establishment may read the other's page, in any format; refused JSON is JSON.
     for identity, other in (("hospital-a", B), ("hospital-b", A)):
         for suffix in ("", ".json", ".csv"):
             status, body = indicators.get(
@@ -212,9 +291,11 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
             )
             assert status == 403, (identity, other, suffix)
             assert other.encode() not in body
+            if suffix == ".json":
+                assert json.loads(body)["error"]["status"] == 403
         assert indicators.get("/agency.json", client_context(pki, identity))[0] == 403
 
-    # The agency sees both, with the same counts.
+    # The agency sees both, with the same counts; a FINESS never seen is told so.
     agency = client_context(directory, "agency", ca=str(pki / "ca.pem"))
     status, body = indicators.get("/agency.json", agency)
     assert status == 200
@@ -222,6 +303,20 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     assert listed == {A: sum(expected_a.values()), B: sum(expected_b.values())}
     status, body = indicators.get(f"/establishments/{B}.csv", agency)
     assert status == 200 and body.startswith(b"finess,section,key")
+    status, body = indicators.get("/establishments/990000999", agency)
+    assert status == 404 and "n'est pas connu des relais" in body.decode()
+
+    # A sudden rise of B's invalid requests: Prometheus' anomaly rule sees it within seconds
+    # (pending: it confirms after 15 minutes) and the agency page lists it.
+    time.sleep(3)  # the first invalid request was scraped: the rise counts from there
+    for _ in range(8):
+        traffic.send(relay1, "hospital-b", B, "IDB", invalid_request(HOSPITAL_B))
+    document = wait_for_anomaly(indicators, agency, B, "invalid_requests")
+    wait_for_totals(indicators, "hospital-b", B, sum(traffic.classes(B).values()), pki)
+    document = wait_for_anomaly(indicators, agency, B, "invalid_requests")
+    amcs = {a["amc"]: a for a in document["amcs"]}  # type: ignore[attr-defined]
+    assert amcs[UNREACHABLE]["technical_errors"] == 1 and amcs[UNREACHABLE]["exchanges"] == 1
+    assert amcs["990000101"]["name"] == "AMC 990000101"
 
     # A real browser renders A's page: charts and figures are there and match what A sent.
     with ClientCertificateForwarder(
@@ -244,4 +339,74 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
         "string(//tr[@data-indicator='exchanges']/td[contains(@class,'value')])"
     ) == str(total_a)
     assert tree.xpath("string(//span[@id='finess'])") == A
-    assert len(tree.xpath("//svg[contains(@class,'compare')]")) == 8
+    assert tree.get("lang") == "fr"
+    # Trend: today's point of the success and error rates, from A's own counts.
+    today = tree.xpath("//svg[@id='daily-rates']/circle[contains(@class,'success')]")[-1]
+    assert float(today.get("data-rate")) == pytest.approx(expected_a["ok"] / total_a, abs=1e-4)
+    errors_today = tree.xpath("//svg[@id='daily-rates']/circle[contains(@class,'error')]")[-1]
+    assert float(errors_today.get("data-rate")) == pytest.approx(
+        (expected_a["rejected"] + expected_a["technical"]) / total_a, abs=1e-4
+    )
+    # Codes in French, with service, AMC and nature: 01 is a normal answer, not an error.
+    unknown = tree.xpath("//table[@id='codes']//tr[@data-code='01']")[0]
+    assert "Bénéficiaire inconnu" in unknown.text_content()
+    assert unknown.get("data-kind") == "normal" and unknown.get("data-amc") == "990000101"
+    garbled = tree.xpath("//table[@id='codes']//tr[@data-code='AMC-REPONSE-ILLISIBLE']")[0]
+    assert "illisible" in garbled.text_content() and "erreur (AMC)" in garbled.text_content()
+    for code in ("RPN-405-METHODE", "RPN-415-TYPE", "RPN-403-EMETTEUR"):
+        refused = tree.xpath(f"//table[@id='codes']//tr[@data-code='{code}']")[0]
+        assert "erreur (établissement)" in refused.text_content(), code
+    # The truncated answer is a technical error of that AMC, named.
+    alpha = tree.xpath("//table[@id='amc-errors']//tr[@data-amc='990000101']")[0]
+    assert alpha.get("data-errors") == "1" and "AMC 990000101" in alpha.text_content()
+    # Two peers: no position shown, and the page says why.
+    assert not tree.xpath("//svg[contains(@class,'compare')]/circle")
+    assert "minimum 5" in tree.xpath("string(//tr[@data-indicator='success_rate'])")
+
+    # B's page in a browser: its invalid requests are its own to fix, its technical error the
+    # unreachable AMC's.
+    with ClientCertificateForwarder(
+        indicators.port, client_context(pki, "hospital-b")
+    ) as forwarder:
+        dom = chromium_dom(
+            f"http://127.0.0.1:{forwarder.port}/establishments/{B}", directory / "chromium-b"
+        )
+    tree = html.fromstring(dom)
+    assert tree.xpath("string(//tr[@id='totals']/td[@data-class='invalid']/@data-count)") == "9"
+    invalid = tree.xpath("//table[@id='codes']//tr[@data-code='MUT-400-DEMANDE']")[0]
+    assert "erreur (établissement)" in invalid.text_content()
+    unreachable = tree.xpath(f"//table[@id='amc-errors']//tr[@data-amc='{UNREACHABLE}']")[0]
+    assert unreachable.get("data-errors") == "1"
+    assert f"AMC {UNREACHABLE}" in unreachable.text_content()
+    # The anomaly the agency follows for B is on B's own page too.
+    assert tree.xpath("//ul[@id='anomalies']/li[@data-anomaly='invalid_requests']")
+
+    # The agency's page in a browser: the anomaly with a link to B's page, the AMCs' health.
+    with ClientCertificateForwarder(indicators.port, agency) as forwarder:
+        dom = chromium_dom(f"http://127.0.0.1:{forwarder.port}/agency", directory / "chromium-ag")
+    tree = html.fromstring(dom)
+    row = tree.xpath(f"//table[@id='anomalies']//tr[@data-finess='{B}']")[0]
+    assert row.get("data-anomaly") == "invalid_requests"
+    assert row.get("data-state") in ("pending", "firing")
+    assert row.xpath("string(td/a/@href)") == f"establishments/{B}"
+    assert "Hausse soudaine des demandes refusées comme invalides" in row.text_content()
+    assert tree.xpath(f"//table[@id='amc-health']//tr[@data-amc='{UNREACHABLE}']")
+    assert tree.xpath("//table[@id='national']//td[@data-class='all']/@data-count") == [
+        str(sum(traffic.classes(A).values()) + sum(traffic.classes(B).values()))
+    ]
+    assert tree.xpath("//svg[@id='daily-rates']/circle")
+
+    # Prometheus becomes unreachable: the pages keep the last reading and say it is stale.
+    prometheus.stop()
+    deadline = time.monotonic() + 30
+    page = b""
+    while time.monotonic() < deadline:
+        status, page = indicators.get(f"/establishments/{A}", client_context(pki, "hospital-a"))
+        if b'id="stale"' in page:
+            break
+        time.sleep(0.5)
+    assert status == 200 and "Données non actualisées" in page.decode(), page[:500]
+    stale = html.fromstring(page)
+    assert stale.xpath("string(//tr[@id='totals']/td[@data-class='all']/@data-count)") == str(
+        sum(traffic.classes(A).values())
+    )

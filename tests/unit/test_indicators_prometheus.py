@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 import json
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from indicators import queries
-from indicators.fetch import day_windows, observe
+from indicators.fetch import alerts_of, day_windows, observe
+from indicators.model import Alert
 from indicators.prometheus import IPrometheus, PrometheusError, PrometheusHttpApi, parse_vector
 from indicators.testing import FakePrometheus, sample
 from piano.testing import FakeAgent, StrictClock
@@ -99,12 +101,19 @@ class HttpApiTests(SynchronousTestCase):
         self.failureResultOf(api.query("up", AT), PrometheusError)
 
 
-def test_day_windows_cover_whole_utc_days_and_today_so_far() -> None:
+def test_day_windows_cover_whole_paris_days_and_today_so_far() -> None:
     windows = day_windows(AT, 3)
     assert [w[0] for w in windows] == ["2026-05-26", "2026-05-27", "2026-05-28"]
-    midnight = datetime.datetime(2026, 5, 28, tzinfo=datetime.UTC).timestamp()
+    midnight = datetime.datetime(2026, 5, 28, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
     assert windows[1][1:] == (midnight, 86400)
     assert windows[2][1:] == (AT, AT - midnight)
+
+
+def test_the_day_clocks_go_forward_has_23_hours_and_the_day_they_go_back_25() -> None:
+    spring = datetime.datetime(2026, 3, 30, 12, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    assert next((w[0], w[2]) for w in day_windows(spring, 2)) == ("2026-03-29", 23 * 3600)
+    autumn = datetime.datetime(2026, 10, 26, 12, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    assert next((w[0], w[2]) for w in day_windows(autumn, 2)) == ("2026-10-25", 25 * 3600)
 
 
 def test_window_count_counts_series_born_inside_the_window_and_survives_resets() -> None:
@@ -119,34 +128,74 @@ def test_window_count_counts_series_born_inside_the_window_and_survives_resets()
 def test_one_reading_turns_samples_into_observations() -> None:
     prometheus = FakePrometheus(
         {
-            "by (finess, service, outcome)": [
-                sample(4, finess=A, service="IDB", outcome="ok"),
-                sample(1, finess=A, service="IDB", outcome="refused"),
+            "by (finess, service, amc, outcome)": [
+                sample(4, finess=A, service="IDB", amc="990000101", outcome="ok"),
+                sample(1, finess=A, service="IDB", amc="990000101", outcome="refused"),
             ],
-            "by (finess, service)": [sample(2, finess=A, service="IDB")],
-            "by (finess, code)": [sample(1, finess=A, code="02")],
+            "by (finess, service, outcome)": [sample(2, finess=A, service="IDB", outcome="ok")],
+            "by (finess, outcome)": [sample(3, finess=A, outcome="ok")],
+            "by (finess, service, amc, code)": [
+                sample(1, finess=A, service="IDB", amc="990000101", code="02")
+            ],
             "histogram_quantile(0.5,": [sample(0.1, amc="990000101")],
             "histogram_quantile(0.95,": [sample(float("nan"), amc="990000101")],
-            "by (amc)": [sample(5, amc="990000101")],
+            "by (amc, outcome)": [sample(5, amc="990000101", outcome="ok")],
+            queries.AMC_INFO: [sample(1, amc="990000101", name="Mutuelle Alpha")],
+            queries.BREAKER_STATE: [
+                sample(1, amc="990000404", state="open"),
+                sample(1, amc="990000404", state="closed"),
+            ],
+            "ALERTS_FOR_STATE": [
+                sample(AT - 600, alertname="RpnX", anomaly="silent", finess=A, severity="warning")
+            ],
+            "ALERTS{": [
+                sample(
+                    1,
+                    alertname="RpnX",
+                    alertstate="pending",
+                    anomaly="silent",
+                    finess=A,
+                    severity="warning",
+                )
+            ],
             queries.CERTIFICATE_EXPIRY: [sample(AT + 86400, finess=A)],
             queries.LAST_SUCCESS: [sample(AT - 60, finess=A)],
         }
     )
     verifyObject(IPrometheus, prometheus)
     obs = SynchronousTestCase().successResultOf(observe(prometheus, AT, 30, 2))
-    assert obs.exchanges == {(A, "IDB", "ok"): 4.0, (A, "IDB", "refused"): 1.0}
+    assert obs.exchanges == {
+        (A, "IDB", "990000101", "ok"): 4.0,
+        (A, "IDB", "990000101", "refused"): 1.0,
+    }
     assert [(d.day, dict(d.counts)) for d in obs.daily] == [
-        ("2026-05-27", {(A, "IDB"): 2.0}),
-        ("2026-05-28", {(A, "IDB"): 2.0}),
+        ("2026-05-27", {(A, "IDB", "ok"): 2.0}),
+        ("2026-05-28", {(A, "IDB", "ok"): 2.0}),
     ]
-    assert obs.codes == {(A, "02"): 1.0}
+    assert obs.this_week == obs.previous_week == {(A, "ok"): 3.0}
+    assert obs.codes == {(A, "IDB", "990000101", "02"): 1.0}
     assert obs.amc_latency == {"990000101": (0.1, None)}
-    assert obs.amc_exchanges == {"990000101": 5.0}
+    assert obs.amc_exchanges == {("990000101", "ok"): 5.0}
+    assert obs.amc_names == {"990000101": "Mutuelle Alpha"}
+    assert obs.breakers == {"990000404": frozenset({"open", "closed"})}
     assert obs.certificate_expiry == {A: AT + 86400}
     assert obs.last_success == {A: AT - 60}
-    windows = [q for q in prometheus.queries if "by (finess, service)" in q[0]]
+    assert obs.alerts == (Alert("RpnX", "silent", A, "warning", "pending", AT - 600),)
+    windows = [q for q in prometheus.queries if "by (finess, service, outcome)" in q[0]]
     assert [at for _, at in windows][-2:] == [day_windows(AT, 2)[0][1], AT]
-    assert all("offset 2592000s" in q for q, _ in prometheus.queries if "by (finess, code)" in q)
+    weeks = [at for q, at in prometheus.queries if "by (finess, outcome)" in q]
+    assert sorted(weeks) == [AT - 7 * 86400, AT]
+    assert all("offset 2592000s" in q for q, _ in prometheus.queries if "amc, code)" in q)
+
+
+def test_a_firing_alert_is_one_row_even_when_also_pending() -> None:
+    labels = {"alertname": "RpnX", "anomaly": "error_rate", "finess": A, "severity": "warning"}
+    states = [
+        sample(1, alertstate="pending", **labels),
+        sample(1, alertstate="firing", **labels),
+    ]
+    (alert,) = alerts_of(states, [sample(AT - 60, **labels)])
+    assert (alert.state, alert.since) == ("firing", AT - 60)
 
 
 def test_a_failed_query_fails_the_whole_reading_with_its_reason() -> None:

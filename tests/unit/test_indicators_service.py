@@ -106,9 +106,9 @@ def built(
     reactor = StrictMemoryReactorClock()
     prometheus = FakePrometheus(
         {
-            "by (finess, service, outcome)": [
-                sample(5, finess=A, service="IDB", outcome="ok"),
-                sample(2, finess=B, service="IDB", outcome="refused"),
+            "by (finess, service, amc, outcome)": [
+                sample(5, finess=A, service="IDB", amc="990000101", outcome="ok"),
+                sample(2, finess=B, service="IDB", amc="990000101", outcome="refused"),
             ]
         }
     )
@@ -173,6 +173,24 @@ def test_service_reads_prometheus_at_start_and_every_interval(pki: Path, tmp_pat
         reactor.advance(60)
         assert service.refresher.snapshot is not None  # the last good reading is kept
         assert b"indicators_refresh_failures_total 1.0" in generate_latest(registry)
+    finally:
+        service.stopService()
+
+
+def test_pages_say_their_figures_are_stale_while_prometheus_cannot_be_read(
+    pki: Path, tmp_path: Path
+) -> None:
+    service, reactor, prometheus, _ = built(pki, tmp_path)
+    service.startService()
+    try:
+        assert b'id="stale"' not in get(reactor, identity(pki, "a"), f"/establishments/{A}")
+        prometheus.error = "down"
+        reactor.advance(60)
+        stale = get(reactor, identity(pki, "a"), f"/establishments/{A}")
+        assert stale.startswith(b"HTTP/1.1 200 ") and b'id="stale"' in stale
+        prometheus.error = None
+        reactor.advance(60)
+        assert b'id="stale"' not in get(reactor, identity(pki, "a"), f"/establishments/{A}")
     finally:
         service.stopService()
 

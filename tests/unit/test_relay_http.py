@@ -617,6 +617,30 @@ def test_a_request_that_is_not_soap_is_415(relay: RelayHarness) -> None:
 
 
 @pytest.mark.parametrize(
+    ("request_bytes", "error"),
+    [
+        (b"GET /roc HTTP/1.1\r\nHost: rpn.test\r\n\r\n", RpnError.METHOD_NOT_ALLOWED),
+        (post(envelope(), path="/autre"), RpnError.NOT_FOUND),
+        (post(b'{"nir": 1}', content_type="application/json"), RpnError.CONTENT_TYPE),
+    ],
+    ids=["405", "404", "415"],
+)
+def test_a_refusal_before_routing_is_counted_for_the_registered_establishment(
+    relay: RelayHarness, request_bytes: bytes, error: RpnError
+) -> None:
+    record = assert_refused(relay.exchange(request_bytes).response(), relay.records, error)
+    assert (record.finess, record.registered, record.outcome) == (REGISTERED, True, "rejected")
+
+
+def test_an_unregistered_certificate_still_gets_the_http_refusal_first(
+    relay: RelayHarness,
+) -> None:
+    client = relay.exchange(b"GET /roc HTTP/1.1\r\nHost: rpn.test\r\n\r\n", "unregistered")
+    record = assert_refused(client.response(), relay.records, RpnError.METHOD_NOT_ALLOWED)
+    assert not record.registered
+
+
+@pytest.mark.parametrize(
     ("certificate", "finess"),
     [("unregistered", UNREGISTERED), ("no-finess", ""), ("none", "")],
 )
