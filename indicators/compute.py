@@ -278,8 +278,13 @@ class Snapshot:
         return self._distributions[key]
 
     def known(self, finess: str) -> bool:
-        """Whether the relays ever reported this FINESS in the window (exchange or certificate)."""
-        return finess in self._counts or finess in self.observations.certificate_expiry
+        """Whether the relays know this FINESS: registered now, or reported in the window
+        (an exchange or a certificate)."""
+        return (
+            finess in self.observations.registered
+            or finess in self._counts
+            or finess in self.observations.certificate_expiry
+        )
 
     def _figure_values(self, finess: str) -> dict[str, float | None]:
         by_service = self._counts.get(finess, {})

@@ -312,10 +312,10 @@ def unknown_html(finess: str) -> bytes:
         f'<h1>Indicateurs ROC — FINESS <span id="finess">{f}</span></h1>'
         + tag(
             "p",
-            f"Le FINESS {f} n'est pas connu des relais ROC : aucun échange ni certificat de cet "
-            "établissement n'a été vu dans la période. S'il n'est pas inscrit, demandez son "
-            "inscription à l'ANS (raccordement ROC) ; s'il l'est, ses indicateurs apparaîtront "
-            "après son premier échange.",
+            f"Le FINESS {f} n'est pas inscrit auprès des relais ROC, et aucun échange ni "
+            "certificat de cet établissement n'a été vu dans la période. Demandez son "
+            "inscription à l'ANS (raccordement ROC) ; une fois inscrit, sa page affiche ses "
+            "indicateurs dès son premier échange.",
             id="unknown",
             class_="banner",
         ),

@@ -97,6 +97,7 @@ async def _observe(
         prometheus.query(queries.breaker_states(), at),
         prometheus.query(queries.anomalies(), at),
         prometheus.query(queries.anomalies_since(), at),
+        prometheus.query(queries.registered(), at),
     ]
     asked += [
         prometheus.query(queries.daily_exchanges(queries.duration(seconds)), end)
@@ -107,8 +108,8 @@ async def _observe(
     except FirstError as exc:
         exc.subFailure.raiseException()
     (exchanges, codes, amc_exchanges, p50, p95, expiry, success) = answers[:7]
-    (this_week, previous_week, names, breakers, alerts, alerts_since) = answers[7:13]
-    daily = answers[13:]
+    (this_week, previous_week, names, breakers, alerts, alerts_since, registered) = answers[7:14]
+    daily = answers[14:]
     p50s, p95s = _by_one(p50, "amc"), _by_one(p95, "amc")
     states: dict[str, set[str]] = {}
     for sample in breakers:
@@ -140,6 +141,7 @@ async def _observe(
         certificate_expiry=_by_one(expiry, "finess"),
         last_success=_by_one(success, "finess"),
         alerts=alerts_of(alerts, alerts_since),
+        registered=frozenset(s.labels["finess"] for s in registered if "finess" in s.labels),
     )
 
 

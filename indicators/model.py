@@ -116,3 +116,5 @@ class Observations:
     certificate_expiry: Mapping[str, float] = field(default_factory=dict)
     last_success: Mapping[str, float] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
+    #: Every FINESS (site or legal entity) a relay's registration admits now
+    registered: frozenset[str] = frozenset()

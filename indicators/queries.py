@@ -24,6 +24,7 @@ CODES = "rpn_establishment_codes_total"
 AMC_EXCHANGES = "rpn_exchanges_total"
 UPSTREAM_BUCKETS = "rpn_upstream_duration_seconds_bucket"
 CERTIFICATE_EXPIRY = "rpn_client_certificate_expiry_timestamp_seconds"
+REGISTERED = "rpn_establishment_registered"
 LAST_SUCCESS = "rpn_establishment_last_success_timestamp_seconds"
 AMC_INFO = "rpn_amc_info"
 BREAKER_STATE = "rpn_breaker_state"
@@ -69,6 +70,11 @@ def codes(window: str) -> str:
 def amc_exchanges(window: str) -> str:
     """Exchanges per AMC and outcome, every establishment (registered or not) included."""
     return f"{counts_by(AMC_EXCHANGES, ('amc', 'outcome'), window)} > 0"
+
+
+def registered() -> str:
+    """Every FINESS a relay's registration admits now (site or legal entity)."""
+    return f"max by (finess) (last_over_time({REGISTERED}[{RECENT}]))"
 
 
 def amc_names() -> str:

@@ -102,8 +102,8 @@ class PagesResource(Resource):
             report = snapshot.report(finess)
             if not report.known:
                 message = (
-                    f"Le FINESS {finess} n'est pas connu des relais ROC : aucun échange ni "
-                    "certificat vu dans la période."
+                    f"Le FINESS {finess} n'est pas inscrit auprès des relais ROC, et aucun "
+                    "échange ni certificat n'a été vu dans la période."
                 )
                 if ext != "":
                     return self._refuse(request, ext, 404, "FINESS inconnu", message)

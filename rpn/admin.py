@@ -179,3 +179,16 @@ class RelayCollector:
         for finess, count in sorted(self._relay.in_flight_by_establishment.items()):
             by_establishment.add_metric((finess,), count)
         yield by_establishment
+        registration = self._relay.policy.registration
+        registered = GaugeMetricFamily(
+            "rpn_establishment_registered",
+            "1 for each FINESS the relay's registration admits, by role (legal_entity, site): "
+            "the indicators tell a registered establishment that has not sent yet from one "
+            "the relays do not know.",
+            labels=("finess", "role"),
+        )
+        for entity, sites in sorted(registration.sites_of_entity.items()):
+            registered.add_metric((entity, "legal_entity"), 1)
+            for site in sorted(sites):
+                registered.add_metric((site, "site"), 1)
+        yield registered

@@ -304,7 +304,11 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     status, body = indicators.get(f"/establishments/{B}.csv", agency)
     assert status == 200 and body.startswith(b"finess,section,key")
     status, body = indicators.get("/establishments/990000999", agency)
-    assert status == 404 and "n'est pas connu des relais" in body.decode()
+    assert status == 404 and "n'est pas inscrit auprès des relais" in body.decode()
+    # Hospital A's legal entity is registered but has sent nothing itself: an empty page, not
+    # "unknown" (the relays export their registration).
+    status, body = indicators.get(f"/establishments/{HOSPITAL_A['legal']}", agency)
+    assert status == 200 and "n'est pas inscrit" not in body.decode(), body[:500]
 
     # A sudden rise of B's invalid requests: Prometheus' anomaly rule sees it within seconds
     # (pending: it confirms after 15 minutes) and the agency page lists it.

@@ -186,6 +186,14 @@ def test_a_finess_never_seen_is_unknown_and_one_without_traffic_in_the_window_kn
     assert quiet.figures["success_rate"].value is None
 
 
+def test_a_registered_finess_that_never_sent_is_known_with_an_empty_report() -> None:
+    snapshot = Snapshot(observations(registered=frozenset({"990000085"})))
+    registered = snapshot.report("990000085")
+    assert registered.known and registered.total() == 0
+    assert not snapshot.report("990000093").known
+    assert "990000085" not in [r.finess for r in snapshot.reports()]  # not a peer without traffic
+
+
 def test_agency_lists_peers_worst_success_rate_first() -> None:
     assert [r.finess for r in Snapshot(observations()).reports()] == [B, A, C]
 

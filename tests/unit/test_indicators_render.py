@@ -253,7 +253,7 @@ def test_an_unregistered_finess_is_told_so_not_shown_zeros() -> None:
     request = render_path(f"/establishments/{unknown}".encode(), Identity(agency=True), snapshot())
     assert request.responseCode == 404
     tree = html.fromstring(body_of(request))
-    assert "n'est pas connu des relais" in tree.xpath("string(//*[@id='unknown'])")
+    assert "n'est pas inscrit auprès des relais" in tree.xpath("string(//*[@id='unknown'])")
     assert not tree.xpath("//table")
     as_json = render_path(
         f"/establishments/{unknown}.json".encode(), Identity(agency=True), snapshot()

@@ -880,3 +880,23 @@ def test_exchanges_cut_by_a_forced_stop_are_answered_and_recorded_once_each(
     for call in relay.upstreams.calls:
         assert call.answer.called
     assert len(relay.records) == 2
+
+
+def test_the_registration_is_exported_for_the_indicators_and_follows_a_reload(
+    relay: RelayHarness,
+) -> None:
+    from rpn.admin import RelayCollector
+
+    def registered() -> set[tuple[str, str]]:
+        (family,) = [
+            m
+            for m in RelayCollector(relay.relay).collect()
+            if m.name == "rpn_establishment_registered"
+        ]
+        return {(s.labels["finess"], s.labels["role"]) for s in family.samples if s.value == 1}
+
+    assert {(LEGAL_A, "legal_entity"), (REGISTERED, "site")} <= registered()
+    relay.relay.policy = replace(
+        relay.relay.policy, registration=Registration.of([(LEGAL_B, [OTHER_REGISTERED])])
+    )
+    assert registered() == {(LEGAL_B, "legal_entity"), (OTHER_REGISTERED, "site")}
