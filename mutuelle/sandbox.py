@@ -156,6 +156,34 @@ class JournalEntry:
         }
 
 
+def cancellation(
+    engagement: Engagement | None,
+    amc_number: str,
+    beneficiary: BeneficiaryKey,
+    now: float,
+    sandbox_created: float,
+) -> DelOutcome:
+    """DEL's decision on *engagement* (the one with the number asked, or None), for every store.
+
+    Unknown unless it is this beneficiary's at this AMC; then its state decides (cancelled,
+    billed); then the cancellation window, counted from its CLC, or for a seeded engagement from
+    the sandbox's reset (*sandbox_created*) less the age it was seeded with. ``CANCELLED``
+    means it may be cancelled now: the store records the transition.
+    """
+    if engagement is None or not engagement.is_of(amc_number, beneficiary):
+        return DelOutcome.UNKNOWN
+    if engagement.state is EngagementState.CANCELLED:
+        return DelOutcome.ALREADY_CANCELLED
+    if engagement.state is EngagementState.BILLED:
+        return DelOutcome.BILLED
+    created = engagement.created
+    if created is None:
+        created = sandbox_created - engagement.age_at_reset
+    if now - created > CANCELLATION_WINDOW.total_seconds():
+        return DelOutcome.EXPIRED
+    return DelOutcome.CANCELLED
+
+
 @implementer(ISandbox)
 @dataclass
 class Sandbox:
@@ -269,23 +297,10 @@ class Sandbox:
     def cancel(self, amc_number: str, beneficiary: BeneficiaryKey, number: str) -> DelOutcome:
         """DEL: cancel engagement *number* if it is this beneficiary's at this AMC."""
         engagement = self.engagements.get(number)
-        if (
-            engagement is None
-            or engagement.amc_number != amc_number
-            or engagement.beneficiary != beneficiary
-        ):
-            return DelOutcome.UNKNOWN
-        if engagement.state is EngagementState.CANCELLED:
-            return DelOutcome.ALREADY_CANCELLED
-        if engagement.state is EngagementState.BILLED:
-            return DelOutcome.BILLED
-        created = engagement.created
-        if created is None:
-            created = self._created - engagement.age_at_reset
-        if self.now() - created > CANCELLATION_WINDOW.total_seconds():
-            return DelOutcome.EXPIRED
-        self.engagements[number] = replace(engagement, state=EngagementState.CANCELLED)
-        return DelOutcome.CANCELLED
+        outcome = cancellation(engagement, amc_number, beneficiary, self.now(), self._created)
+        if outcome is DelOutcome.CANCELLED and engagement is not None:
+            self.engagements[number] = replace(engagement, state=EngagementState.CANCELLED)
+        return outcome
 
     # -- Journal ----------------------------------------------------------------------------
 

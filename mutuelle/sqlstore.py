@@ -38,13 +38,13 @@ from mutuelle.rows import (
     encode_entry,
 )
 from mutuelle.sandbox import (
-    CANCELLATION_WINDOW,
     JOURNAL_SIZE,
     MAX_RECORDS,
     DelOutcome,
     Identification,
     JournalEntry,
     SandboxSeed,
+    cancellation,
 )
 from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
 from mutuelle.technical import by_name
@@ -332,17 +332,9 @@ class SqlSandbox:
             "SELECT record FROM engagements WHERE finess = ? AND number = ?", (self.finess, number)
         ).fetchone()
         engagement = None if row is None else decode_engagement(row[0])
-        if engagement is None or not engagement.is_of(amc_number, beneficiary):
-            return DelOutcome.UNKNOWN
-        if engagement.state is EngagementState.CANCELLED:
-            return DelOutcome.ALREADY_CANCELLED
-        if engagement.state is EngagementState.BILLED:
-            return DelOutcome.BILLED
-        created = engagement.created
-        if created is None:
-            created = self._created - engagement.age_at_reset
-        if self.now() - created > CANCELLATION_WINDOW.total_seconds():
-            return DelOutcome.EXPIRED
+        outcome = cancellation(engagement, amc_number, beneficiary, self.now(), self._created)
+        if outcome is not DelOutcome.CANCELLED or engagement is None:
+            return outcome
         cancelled = dataclasses.replace(engagement, state=EngagementState.CANCELLED)
         self._read.clear()
         self._execute(

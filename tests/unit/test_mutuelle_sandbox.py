@@ -21,10 +21,12 @@ from mutuelle.examples import case_request
 from mutuelle.idb import IdbRequest
 from mutuelle.sandbox import (
     CANCELLATION_WINDOW,
+    DelOutcome,
     Identification,
     MemoryStore,
     Sandbox,
     Sandboxes,
+    cancellation,
 )
 from mutuelle.server import admin_site
 from mutuelle.simulator import Simulator
@@ -387,3 +389,26 @@ def test_refusals_at_every_stage_are_journaled_non_conforming(
     assert isinstance(conformance, dict) and conformance["conforming"] is False
     (violation,) = conformance["violations"]
     assert violation["regle"] == rule and violation["champ"] == field
+
+
+def test_del_decides_the_same_way_for_every_store() -> None:
+    from mutuelle.engagements import Engagement, EngagementState
+    from mutuelle.model import BeneficiaryKey
+
+    person = BeneficiaryKey("185079999900189", D(1985, 7, 1), 1)
+    other = BeneficiaryKey("185079999900189", D(1990, 1, 1), 1)
+    window = CANCELLATION_WINDOW.total_seconds()
+    made = Engagement("E1", AMC, person, "SEJ-1", 1000, created=1_000.0)
+    assert cancellation(None, AMC, person, 1_000.0, 0.0) is DelOutcome.UNKNOWN
+    assert cancellation(made, AMC, other, 1_000.0, 0.0) is DelOutcome.UNKNOWN
+    assert cancellation(made, "990000202", person, 1_000.0, 0.0) is DelOutcome.UNKNOWN
+    assert cancellation(made, AMC, person, 1_000.0 + window, 0.0) is DelOutcome.CANCELLED
+    assert cancellation(made, AMC, person, 1_001.0 + window, 0.0) is DelOutcome.EXPIRED
+    cancelled = dataclasses.replace(made, state=EngagementState.CANCELLED)
+    assert cancellation(cancelled, AMC, person, 0.0, 0.0) is DelOutcome.ALREADY_CANCELLED
+    billed = dataclasses.replace(made, state=EngagementState.BILLED)
+    assert cancellation(billed, AMC, person, 0.0, 0.0) is DelOutcome.BILLED
+    # A seeded engagement counts its age from the sandbox's reset.
+    seeded = dataclasses.replace(made, created=None, age_at_reset=window)
+    assert cancellation(seeded, AMC, person, 500.0, 500.0) is DelOutcome.CANCELLED
+    assert cancellation(seeded, AMC, person, 501.0, 500.0) is DelOutcome.EXPIRED
