@@ -12,11 +12,11 @@ and name fields and rules, never the values sent: a request carries personal dat
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from lxml import etree
+from xml.sax.saxutils import escape
 
 from piano.specs import SpecEnum
-from roc.model import SOAP11_NS, SOAP12_NS, SoapVersion
+from roc.model import SoapVersion
+from roc.soapfault import fault_envelope
 
 #: Namespace of the detail element of the simulator's faults.
 MUTUELLE_FAULT_NS = "urn:piano:mutuelle:erreurs:v1"
@@ -144,26 +144,12 @@ def fault_document(
     """A complete SOAP envelope, in *version*, carrying *error* as a Fault."""
     spec = error.spec
     text = spec.message + (f" ({detail})" if detail else "")
-    soap_ns = SOAP12_NS if version is SoapVersion.SOAP12 else SOAP11_NS
-    envelope = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={"soap": soap_ns})
-    body = etree.SubElement(envelope, f"{{{soap_ns}}}Body")
-    fault = etree.SubElement(body, f"{{{soap_ns}}}Fault")
-    if version is SoapVersion.SOAP12:
-        role = "soap:Sender" if spec.fault_role == "Client" else "soap:Receiver"
-        code = etree.SubElement(fault, f"{{{soap_ns}}}Code")
-        etree.SubElement(code, f"{{{soap_ns}}}Value").text = role
-        reason = etree.SubElement(fault, f"{{{soap_ns}}}Reason")
-        reason_text = etree.SubElement(reason, f"{{{soap_ns}}}Text")
-        reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "fr")
-        reason_text.text = text
-        detail_parent = etree.SubElement(fault, f"{{{soap_ns}}}Detail")
-    else:
-        etree.SubElement(fault, "faultcode").text = f"soap:{spec.fault_role}"
-        etree.SubElement(fault, "faultstring").text = text
-        detail_parent = etree.SubElement(fault, "detail")
     ns = MUTUELLE_FAULT_NS
-    error_element = etree.SubElement(detail_parent, f"{{{ns}}}ErreurSimulateur", nsmap={"m": ns})
-    etree.SubElement(error_element, f"{{{ns}}}Code").text = spec.code
-    etree.SubElement(error_element, f"{{{ns}}}Message").text = text
-    etree.SubElement(error_element, f"{{{ns}}}IdentifiantEchange").text = exchange_id
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(envelope, encoding="UTF-8")
+    simulator_detail = (
+        f'<m:ErreurSimulateur xmlns:m="{ns}">'
+        f"<m:Code>{escape(spec.code)}</m:Code>"
+        f"<m:Message>{escape(text)}</m:Message>"
+        f"<m:IdentifiantEchange>{escape(exchange_id)}</m:IdentifiantEchange>"
+        "</m:ErreurSimulateur>"
+    )
+    return fault_envelope(version, spec.fault_role == "Client", text, simulator_detail)
