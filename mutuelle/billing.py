@@ -35,7 +35,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mutuelle.care import LineCode
+from mutuelle.care import CareRequest, LineCode, Statement
 from mutuelle.engagements import SETTLED, Engagement, EngagementState
 from mutuelle.idb import CodedAnswer, CodedOutcome, ReturnCode
 from mutuelle.model import BeneficiaryKey, Dataset
@@ -139,6 +139,8 @@ class Invoice:
     start: datetime.date
     end: datetime.date
     lines: tuple[InvoiceLine, ...]
+    #: ``Beneficiaire/NumeroAdherent``, when sent.
+    member_number: str | None = None
 
     def __repr__(self) -> str:
         return f"Invoice(invoice_number={self.invoice_number!r}, lines={len(self.lines)})"
@@ -305,6 +307,33 @@ def pay(invoice: Invoice, engagement: Engagement) -> tuple[PaidLine, ...]:
         room -= allowed
         out.append(PaidLine(line.number, line.code, line.amount_cents, allowed, shortfall))
     return tuple(out)
+
+
+def invoice_for(
+    request: CareRequest,
+    statement: Statement,
+    engagement_number: str,
+    invoice_number: str,
+    more_cents: int = 0,
+) -> Invoice:
+    """The invoice a hospital sends for the stay of CLC *request* answered by *statement*:
+    one line per statement line the AMC pays, asking its share (the first *more_cents* more:
+    a partial payment's invoice)."""
+    lines: list[InvoiceLine] = []
+    for line in statement.lines:
+        if line.amounts.amc > 0:
+            extra = more_cents if not lines else 0
+            lines.append(InvoiceLine(line.number, line.code, line.amounts.amc + extra))
+    return Invoice(
+        invoice_number,
+        engagement_number,
+        request.beneficiary,
+        request.reference,
+        request.start,
+        request.end,
+        tuple(lines),
+        request.member_number,
+    )
 
 
 def billed(engagement: Engagement) -> EngagementState:

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from mutuelle.billing import Invoice
 from mutuelle.care import (
     CareHistory,
     CareLine,
@@ -53,8 +54,8 @@ from mutuelle.technical import TechnicalFault
 from roc.model import RocVersion, Service
 from roc.signature import Defect
 
-#: What a case sends: an IDB, SIM/CLC or DEL request.
-CaseRequest = IdbRequest | CareRequest | DelRequest
+#: What a case sends: an IDB, SIM/CLC or DEL request, or a DRE-ES invoice.
+CaseRequest = IdbRequest | CareRequest | DelRequest | Invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,12 @@ class Catalogue:
             ):
                 return case
         return None
+
+    def match_invoice(
+        self, amc_number: str, version: RocVersion, invoice: Invoice, code: str
+    ) -> Case | None:
+        """The billing case a DRE-ES played (its ARL code): as ``match``, service DRE."""
+        return self.match(amc_number, version, invoice, code, Service.DRE)
 
     def sandbox_seed(self) -> SandboxSeed:
         """What a fresh sandbox holds so that every CLC and DEL case plays as documented."""

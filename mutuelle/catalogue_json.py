@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mutuelle.billing import Invoice
 from mutuelle.care import Amounts, CareRequest, Statement, euros
 from mutuelle.catalogue import Case, Catalogue
 from mutuelle.decisions import DelRequest
@@ -41,6 +42,16 @@ def _sent(case: Case) -> dict[str, Any]:
     request = case.request
     if isinstance(request, DelRequest):
         return {"engagement_number": request.engagement_number, "reason": request.reason}
+    if isinstance(request, Invoice):
+        return {
+            "invoice_number": request.invoice_number,
+            "engagement_number": request.engagement_number,
+            "reference": request.reference,
+            "lines": [
+                {"number": line.number, "code": line.code.value, "amc": euros(line.amount_cents)}
+                for line in request.lines
+            ],
+        }
     sent: dict[str, Any] = {"care_kind": request.care_kind.value}
     if isinstance(request, CareRequest):
         sent |= {
