@@ -15,9 +15,9 @@ is the project's own (docs/roc-model.md, "Billing"); in short:
 
   - 908R (rejection, a reason code and its French label), first that applies: the engagement
     was cancelled (``R01``); the beneficiary's rights ended before the stay's first day
-    (``R02``); the invoice arrived more than ``BILLING_DEADLINE`` after the stay's last day
-    (``R03``); nothing is payable: every line asks what the engagement does not hold
-    (``R04``);
+    (``R02``); the invoice arrived more than ``BILLING_DEADLINE`` after the engagement was
+    made (the CLC, sandbox time: ``R03``); nothing is payable: every line asks what the
+    engagement does not hold (``R04``);
   - otherwise 578R (payment): per line, the engaged AMC share of the line with the same
     number (an engagement seeded without a statement: its total, line after line), at most
     what the line asks; the total never exceeds the engagement's AMC amount. A line paid
@@ -40,7 +40,7 @@ from mutuelle.engagements import SETTLED, Engagement, EngagementState
 from mutuelle.idb import CodedAnswer, CodedOutcome, ReturnCode
 from mutuelle.model import BeneficiaryKey, Dataset
 
-#: An invoice must arrive within this many days after the stay's last day (the model's rule).
+#: An invoice must arrive within this many days after its engagement's CLC (the model's rule).
 BILLING_DEADLINE = datetime.timedelta(days=90)
 #: The AMC's return comes this long (sandbox time) after the invoice was accepted.
 RETURN_DELAY = datetime.timedelta(days=2)
@@ -90,7 +90,8 @@ class Rejection(CodedOutcome):
     LATE = ReturnCode(
         "R03",
         "Facture reçue après le délai de facturation",
-        f"The invoice arrived more than {BILLING_DEADLINE.days} days after the stay ended.",
+        f"The invoice arrived more than {BILLING_DEADLINE.days} days after the engagement "
+        "was made (the CLC, sandbox time).",
     )
     NOTHING_PAYABLE = ReturnCode(
         "R04",
@@ -240,8 +241,7 @@ def receive(
     if engagement.state in SETTLED:
         return ArlAnswer(ArlOutcome.ALREADY_BILLED, invoice.invoice_number)
     due = now + RETURN_DELAY.total_seconds()
-    today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
-    rejection = rejection_of(invoice, amc_number, engagement, dataset, today)
+    rejection = rejection_of(invoice, amc_number, engagement, dataset, now)
     paid: tuple[PaidLine, ...] = ()
     if rejection is None:
         paid = pay(invoice, engagement)
@@ -260,23 +260,23 @@ def receive(
 
 
 def rejection_of(
-    invoice: Invoice,
-    amc_number: str,
-    engagement: Engagement,
-    dataset: Dataset,
-    today: datetime.date,
+    invoice: Invoice, amc_number: str, engagement: Engagement, dataset: Dataset, now: float
 ) -> Rejection | None:
-    """The 908R reason for *invoice*, received on *today* (sandbox date), or None."""
+    """The 908R reason for *invoice*, received at sandbox time *now*, or None.
+
+    The deadline counts from the engagement's CLC (``created``, sandbox time; a seeded one's
+    is resolved by the sandbox from its age at reset).
+    """
     if engagement.state is EngagementState.CANCELLED:
         return Rejection.CANCELLED
     person = dataset.beneficiary(amc_number, invoice.beneficiary)
     first_day = engagement.start or invoice.start
-    last_day = engagement.end or invoice.end
     if person is None or all(
         period.end is not None and period.end < first_day for period in person.rights
     ):
         return Rejection.RIGHTS_CLOSED
-    if today > last_day + BILLING_DEADLINE:
+    made = now if engagement.created is None else engagement.created
+    if now - made > BILLING_DEADLINE.total_seconds():
         return Rejection.LATE
     return None
 

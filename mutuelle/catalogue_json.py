@@ -90,6 +90,32 @@ def case_json(case: Case) -> dict[str, Any]:
     number = case.expected_engagement_number
     if number is not None:
         expected["engagement_number"] = number
+    billed = case.expected_return
+    if billed is not None:
+        if billed.rejection is not None:
+            expected["return"] = {
+                "type": billed.kind.value,
+                "code": billed.rejection.code,
+                "label": billed.rejection.label,
+            }
+        else:
+            expected["return"] = {
+                "type": billed.kind.value,
+                "asked": euros(billed.asked_cents),
+                "paid": euros(billed.paid_cents),
+                "full": billed.full,
+                "lines": [
+                    {
+                        "number": line.number,
+                        "code": line.code.value,
+                        "asked": euros(line.asked_cents),
+                        "paid": euros(line.paid_cents),
+                        "motif": None if line.shortfall is None else line.shortfall.value,
+                        "motif_label": line.label or None,
+                    }
+                    for line in billed.lines
+                ],
+            }
     defect = spec.signature
     if defect is not None:
         expected["signature"] = {
@@ -113,6 +139,7 @@ def case_json(case: Case) -> dict[str, Any]:
         },
         "period": {"start": spec.start.isoformat(), "end": spec.end.isoformat()},
         "request": _sent(case),
+        **({"steps": [service.value for service, _ in case.steps]} if case.steps else {}),
         "sandbox": {
             "identified": spec.identified,
             "engagement": None

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mutuelle import billing
-from mutuelle.billing import ArlAnswer, BillingReturn, Invoice
+from mutuelle.billing import ArlAnswer, ArlOutcome, BillingReturn, Invoice
 from mutuelle.care import (
     NO_HISTORY,
     CareHistory,
@@ -43,7 +43,7 @@ from mutuelle.tariffs import TariffTable
 from roc.model import RocVersion
 
 #: Any answer a ROC service gives: an enum member whose value is a ``ReturnCode``.
-Outcome = IdbOutcome | CareOutcome | DelOutcome
+Outcome = IdbOutcome | CareOutcome | DelOutcome | ArlOutcome
 
 
 @dataclass(frozen=True, slots=True)

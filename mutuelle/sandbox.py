@@ -108,6 +108,8 @@ class SandboxSeed:
 
     identifications: tuple[Identification, ...] = ()
     engagements: tuple[Engagement, ...] = ()
+    #: Billing returns already delivered and acknowledged (their invoice numbers are taken).
+    returns: tuple[BillingReturn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,7 @@ class Sandbox:
         """Back to the seed: no journal, offset, fault or signature policy; seeded state only."""
         self.identifications = dict.fromkeys(self.seed.identifications)
         self.engagements = {e.number: e for e in self.seed.engagements}
-        self.returns = {}
+        self.returns = {(r.amc_number, r.invoice_number): r for r in self.seed.returns}
         self.journal.clear()
         self.clock_offset = 0.0
         self.fault = None
@@ -294,7 +296,10 @@ class Sandbox:
     # -- Billing ----------------------------------------------------------------------------
 
     def engagement(self, number: str) -> Engagement | None:
-        return self.engagements.get(number)
+        found = self.engagements.get(number)
+        if found is None or found.created is not None:
+            return found
+        return replace(found, created=self._created - found.age_at_reset)
 
     def set_engagement_state(self, number: str, state: EngagementState) -> None:
         engagement = self.engagements.get(number)

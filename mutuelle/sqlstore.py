@@ -169,6 +169,8 @@ class SqlSandbox:
             self.identify(identification)
         for engagement in self._seed.engagements:
             self.add_engagement(engagement)
+        for billing_return in self._seed.returns:
+            self.keep_return(billing_return)
         self._dirty = True
 
     def _put_engagement(self, engagement: Engagement) -> None:
@@ -356,14 +358,20 @@ class SqlSandbox:
 
     # -- Billing ----------------------------------------------------------------------------
 
-    def engagement(self, number: str) -> Engagement | None:
+    def _engagement(self, number: str) -> Engagement | None:
         row = self._execute(
             "SELECT record FROM engagements WHERE finess = ? AND number = ?", (self.finess, number)
         ).fetchone()
         return None if row is None else decode_engagement(row[0])
 
+    def engagement(self, number: str) -> Engagement | None:
+        found = self._engagement(number)
+        if found is None or found.created is not None:
+            return found
+        return dataclasses.replace(found, created=self._created - found.age_at_reset)
+
     def set_engagement_state(self, number: str, state: EngagementState) -> None:
-        engagement = self.engagement(number)
+        engagement = self._engagement(number)
         if engagement is None or engagement.state is state:
             return
         changed = dataclasses.replace(engagement, state=state)

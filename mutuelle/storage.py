@@ -96,7 +96,8 @@ class ISandbox(Interface):
         """DEL's state transition."""
 
     def engagement(number: str) -> Engagement | None:
-        """The engagement of this number, whatever its beneficiary and state, if any."""
+        """The engagement of this number, whatever its beneficiary and state, if any; a seeded
+        one's ``created`` is resolved (the sandbox's reset time minus its age)."""
 
     def set_engagement_state(number: str, state: EngagementState) -> None:
         """Move engagement *number* to *state* (billing); nothing if there is none."""

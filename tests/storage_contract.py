@@ -259,11 +259,8 @@ class StoreContract:
         clock.advance(3600)
         assert in_sandbox(store, lambda s: s.returns_due(AMC)) == [paid]
         assert in_sandbox(store, lambda s: s.returns_due("990000202")) == []
-        assert in_sandbox(store, lambda s: s.summary())["billing_returns"] == {
-            "pending": 1,
-            "due": 1,
-            "acknowledged": 0,
-        }
+        counts = in_sandbox(store, lambda s: s.summary())["billing_returns"]
+        assert (counts["pending"], counts["due"]) == (1, 1)
         assert in_sandbox(store, lambda s: s.release_returns()) == 1
         due = in_sandbox(store, lambda s: s.returns_due(AMC))
         assert [r.invoice_number for r in due] == ["FAC-1", "FAC-2"]

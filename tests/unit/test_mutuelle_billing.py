@@ -159,15 +159,14 @@ def test_an_accepted_invoice_can_still_be_rejected_by_a_908r(
     assert pending.engagement_state is state
 
 
-def test_the_deadline_counts_days_after_the_stay_in_sandbox_time() -> None:
-    last_day = datetime.datetime.combine(STAY[1], datetime.time(12), datetime.UTC).timestamp()
-    on_time = last_day + BILLING_DEADLINE.total_seconds()
-    assert (
-        receive(invoice(60_00), AMC, engagement(), False, DATASET, on_time).pending.rejection
-        is None
-    )  # type: ignore[union-attr]
-    late = on_time + 86400
-    pending = receive(invoice(60_00), AMC, engagement(), False, DATASET, late).pending
+def test_the_deadline_counts_from_the_engagement_in_sandbox_time() -> None:
+    made = engagement()
+    assert made.created is not None
+    on_time = made.created + BILLING_DEADLINE.total_seconds()
+    pending = receive(invoice(60_00), AMC, made, False, DATASET, on_time).pending
+    assert pending is not None and pending.rejection is None
+    late = on_time + 1
+    pending = receive(invoice(60_00), AMC, made, False, DATASET, late).pending
     assert pending is not None and pending.rejection is Rejection.LATE
 
 
