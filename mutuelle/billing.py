@@ -56,8 +56,9 @@ class ArlOutcome(CodedOutcome):
     )
     SCHEMA = ReturnCode(
         "30",
-        "Facture refusée : non conforme au schéma",
-        "The DRE-ES breaks the billing schema; the refused fields are named.",
+        "Facture refusée : non conforme au format de facturation",
+        "The DRE-ES breaks the billing schema or a rule of the format (a stay ending before "
+        "it starts, a line number twice); the fields and rules are named (Anomalie).",
     )
     UNKNOWN_ENGAGEMENT = ReturnCode(
         "31",

@@ -46,7 +46,7 @@ from mutuelle.codec import (
     read_ann_request,
     read_idb_request,
 )
-from mutuelle.conformance import care_violations, idb_violations
+from mutuelle.conformance import care_violations, idb_violations, invoice_violations
 from mutuelle.datafiles import SimulatorData
 from mutuelle.decisions import (
     DelAnswer,
@@ -421,8 +421,15 @@ class Simulator:
                 raise _Failed(
                     record, MutuelleFault(MutuelleError.REQUEST_INVALID, str(exc))
                 ) from None
-            answer = invoice(parsed_invoice, amc_number, self.data.dataset, sandbox)
-            code, element = answer.code, arl_element(answer)
+            found = invoice_violations(parsed_invoice)
+            if found:
+                record.violations = (*record.violations, *found)
+                answer = ArlAnswer(ArlOutcome.SCHEMA, parsed_invoice.invoice_number)
+                anomalies = [f"{v.field} : [{v.rule}] {v.reason}" for v in found]
+                code, element = answer.code, arl_element(answer, anomalies)
+            else:
+                answer = invoice(parsed_invoice, amc_number, self.data.dataset, sandbox)
+                code, element = answer.code, arl_element(answer)
         else:
             parsed_invoice = None
             acknowledged = read_returns_request(request.body, validate=False)

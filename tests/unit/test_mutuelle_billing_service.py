@@ -176,3 +176,19 @@ def test_an_invoice_after_the_deadline_is_rejected_by_a_908r() -> None:
     assert rejected.rejection_label == "Facture reçue après le délai de facturation"
     sandbox = simulator.sandboxes.get(HOSPITAL)
     assert sandbox.engagement(invoice.engagement_number).state.value == "REJETE"  # type: ignore[union-attr]
+
+
+def test_an_invoice_breaking_a_format_rule_gets_a_negative_arl_naming_it() -> None:
+    simulator = testing.simulator(clock=at_stay_end(5))
+    _request, invoice = engaged(simulator)
+    twice = dataclasses.replace(
+        invoice, end=invoice.start - datetime.timedelta(days=1), lines=invoice.lines[:1] * 2
+    )
+    body = billing_request(invoice_element(twice), AMC, RocVersion.V2, "x")
+    status, answer = post(simulator, "DRE", body)
+    assert status == 200 and read_arl(answer)[0] == "30"
+    anomalies = [a.text or "" for a in answer.iterfind(f"{{{DRE_NS}}}Anomalie")]
+    assert [a.split("[")[1].split("]")[0] for a in anomalies] == ["PERIODE", "LIGNES_UNIQUES"]
+    sandbox = simulator.sandboxes.get(HOSPITAL)
+    assert sandbox.engagement(invoice.engagement_number).state.value == "ACTIF"  # type: ignore[union-attr]
+    assert {v.rule for v in list(sandbox.journal)[-1].violations} == {"PERIODE", "LIGNES_UNIQUES"}
