@@ -19,6 +19,8 @@ Routes (``<F>`` is a FINESS):
 - ``PUT  /__admin/sandboxes/<F>/signature``    ``{"policy": "require"}`` (or ``report``, ``off``);
                                                ``DELETE`` goes back to the configuration's
 - ``PUT  /__admin/sandboxes/<F>/clock``        ``{"offset_days": 31}`` or ``{"offset_seconds": 60}``
+- ``POST /__admin/sandboxes/<F>/returns``      billing: produce returns now (every pending 578R
+                                               and 908R due at once); answers how many
 - ``GET  /__admin/faults``                     the technical faults and what they do
 """
 
@@ -140,6 +142,13 @@ class AdminApi:
             return self._signature(finess, method, body)
         if action == "clock" and method == "PUT":
             return self._clock(finess, body)
+        if action == "returns" and method == "POST":
+
+            def release(sandbox: ISandbox) -> Answer:
+                released = sandbox.release_returns()
+                return 200, {"finess": finess, "released": released, **sandbox.summary()}
+
+            return self.store.transact(finess, release)
         return _error(404, "unknown admin path or method")
 
     def _change(self, finess: str, change: Callable[[ISandbox], None]) -> Deferred[Answer]:

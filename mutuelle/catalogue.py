@@ -22,6 +22,15 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from mutuelle.billing import (
+    ArlAnswer,
+    BillingReturn,
+    Invoice,
+    InvoiceLine,
+    ReturnKind,
+    invoice_for,
+    receive,
+)
 from mutuelle.care import (
     CareHistory,
     CareLine,
@@ -43,6 +52,7 @@ from mutuelle.specs import (
     WRONG_MEMBER_NUMBER,
     CaseSpec,
     Family,
+    InvoiceVariant,
     MemberNumber,
     Relation,
     SeedEngagement,
@@ -53,8 +63,8 @@ from mutuelle.technical import TechnicalFault
 from roc.model import RocVersion, Service
 from roc.signature import Defect
 
-#: What a case sends: an IDB, SIM/CLC or DEL request.
-CaseRequest = IdbRequest | CareRequest | DelRequest
+#: What a case sends: an IDB, SIM/CLC or DEL request, or a DRE-ES invoice.
+CaseRequest = IdbRequest | CareRequest | DelRequest | Invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,26 @@ class Case:
     expected_statement: Statement | None = None
     #: What a fresh sandbox holds for the case (the seeded engagement's stay and amounts).
     seeded: Engagement | None = None
+    #: DRE: the stay the invoice bills (the CLC request that made, or makes, its engagement).
+    stay: CareRequest | None = None
+    #: DRE: the ARL and the return (578R or 908R) the invoice gets on a fresh sandbox.
+    expected_arl: ArlAnswer | None = None
+
+    @property
+    def steps(self) -> tuple[tuple[Service, CaseRequest], ...]:
+        """A whole-stay DRE case: the IDB, SIM and CLC to send before the invoice (whose
+        ``NumeroEngagement`` is then the CLC answer's)."""
+        if not self.spec.full_stay or self.stay is None:
+            return ()
+        return (
+            (Service.IDB, self.stay.rights_question),
+            (Service.SIM, self.stay),
+            (Service.CLC, self.stay),
+        )
+
+    @property
+    def expected_return(self) -> BillingReturn | None:
+        return None if self.expected_arl is None else self.expected_arl.pending
 
     @property
     def name(self) -> str:
@@ -113,6 +143,8 @@ class Case:
     def engagement_number(self) -> str | None:
         """The engagement a DEL case sends, a seeded engagement's number, or the number a CLC
         answer carries when it is known in advance (a retry, an existing engagement)."""
+        if self.service is Service.DRE and isinstance(self.request, Invoice):
+            return self.request.engagement_number
         if self.spec.engagement is None and self.service is not Service.DEL:
             return None
         return engagement_number(self.amc_number, self.spec)
@@ -129,6 +161,17 @@ class Case:
             ):
                 return self.seeded.number
         return None
+
+
+#: The ``NumeroEngagement`` a whole-stay case's invoice carries as written in the catalogue:
+#: replace it with the number the CLC answered.
+CLC_ENGAGEMENT_PLACEHOLDER = "NUMERO-DU-CLC"
+
+
+def invoice_number(amc_number: str, spec: CaseSpec) -> str:
+    """A DRE case's invoice number, drawn from the case's name like its engagement's."""
+    digest = hashlib.sha256(("FAC/" + spec.name).encode()).hexdigest()[:8].upper()
+    return f"FAC-{amc_number}-{digest}"
 
 
 def engagement_number(amc_number: str, spec: CaseSpec) -> str:
@@ -212,10 +255,17 @@ class Catalogue:
                 return case
         return None
 
+    def match_invoice(
+        self, amc_number: str, version: RocVersion, invoice: Invoice, code: str
+    ) -> Case | None:
+        """The billing case a DRE-ES played (its ARL code): as ``match``, service DRE."""
+        return self.match(amc_number, version, invoice, code, Service.DRE)
+
     def sandbox_seed(self) -> SandboxSeed:
         """What a fresh sandbox holds so that every CLC and DEL case plays as documented."""
         identifications = []
         engagements = []
+        returns: list[BillingReturn] = []
         for case in self.all_cases:
             request = case.request
             if case.spec.identified and isinstance(request, CareRequest):
@@ -230,7 +280,19 @@ class Catalogue:
                 )
             if case.seeded is not None:
                 engagements.append(case.seeded)
-        return SandboxSeed(tuple(identifications), tuple(engagements))
+            seed = case.spec.engagement
+            if seed is not None and seed.invoiced and isinstance(request, Invoice):
+                returns.append(
+                    BillingReturn(
+                        ReturnKind.PAYMENT,
+                        case.amc_number,
+                        request.invoice_number,
+                        request.engagement_number,
+                        due=0.0,
+                        acknowledged=True,
+                    )
+                )
+        return SandboxSeed(tuple(identifications), tuple(engagements), tuple(returns))
 
 
 def _member(spec: CaseSpec, member_number: str | None) -> str | None:
@@ -264,7 +326,7 @@ def _request(
     tariffs: TariffTable,
 ) -> CaseRequest:
     sent = _member(spec, member_number)
-    if spec.service in (Service.SIM, Service.CLC):
+    if spec.service in (Service.SIM, Service.CLC, Service.DRE):
         rate, lines = _resolved(spec, tariffs)
         return CareRequest(
             beneficiary=key,
@@ -359,6 +421,48 @@ def _expected_statement(
     return None
 
 
+def _billing_case(
+    spec: CaseSpec,
+    amc_number: str,
+    person: Beneficiary,
+    stay: CaseRequest,
+    cover: Cover,
+    data: SimulatorData,
+) -> Case:
+    """A DRE case: the stay's engagement (seeded, or made by the whole stay's CLC), the
+    invoice the variant asks, and the ARL and return the rules give on a fresh sandbox."""
+    assert isinstance(stay, CareRequest)
+    statement = compute(stay, cover, data.tariffs)
+    seed: SeedEngagement | None = spec.engagement
+    if spec.full_stay:
+        number = CLC_ENGAGEMENT_PLACEHOLDER
+    else:
+        number = engagement_number(amc_number, spec)
+    seeded = None
+    if seed is not None:
+        made = engagement_record(stay, amc_number, statement, number)
+        seeded = replace(made, state=seed.state, age_at_reset=seed.age_days * 86400.0)
+    invoice = invoice_for(
+        stay,
+        statement,
+        number,
+        invoice_number(amc_number, spec),
+        2000 if spec.invoice is InvoiceVariant.MORE else 0,
+    )
+    if spec.invoice is InvoiceVariant.UNHELD_LINE:
+        line = InvoiceLine(len(stay.lines) + 1, LineCode.ACC, 3000)
+        invoice = replace(invoice, lines=(line,))
+    # On a fresh sandbox (reset at time 0), or after the whole stay's CLC.
+    engaged = seeded
+    if spec.full_stay:
+        engaged = replace(engagement_record(stay, amc_number, statement, number), created=0.0)
+    elif engaged is not None:
+        engaged = replace(engaged, created=-engaged.age_at_reset)
+    duplicate = seed is not None and seed.invoiced
+    arl = receive(invoice, amc_number, engaged, duplicate, data.dataset, 0.0)
+    return Case(spec, amc_number, person, invoice, None, seeded, stay, arl)
+
+
 def build_catalogue(data: SimulatorData, specs: tuple[CaseSpec, ...] = ALL_SPECS) -> Catalogue:
     """The concrete cases of every AMC in *data*, for the case specifications *specs*.
 
@@ -377,6 +481,9 @@ def build_catalogue(data: SimulatorData, specs: tuple[CaseSpec, ...] = ALL_SPECS
                 raise ValueError(f"no beneficiary reaches case {spec.name} at AMC {amc.number}")
             request = _request(spec, amc.number, key, person.member_number, data.tariffs)
             cover = data.dataset.cover_of(person)
+            if spec.service is Service.DRE:
+                cases.append(_billing_case(spec, amc.number, person, request, cover, data))
+                continue
             seeded = _seeded(spec, amc.number, request, cover, data.tariffs)
             statement = _expected_statement(spec, request, cover, data, seeded)
             cases.append(Case(spec, amc.number, person, request, statement, seeded))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mutuelle.billing import Invoice
 from mutuelle.care import Amounts, CareRequest, Statement, euros
 from mutuelle.catalogue import Case, Catalogue
 from mutuelle.decisions import DelRequest
@@ -41,6 +42,16 @@ def _sent(case: Case) -> dict[str, Any]:
     request = case.request
     if isinstance(request, DelRequest):
         return {"engagement_number": request.engagement_number, "reason": request.reason}
+    if isinstance(request, Invoice):
+        return {
+            "invoice_number": request.invoice_number,
+            "engagement_number": request.engagement_number,
+            "reference": request.reference,
+            "lines": [
+                {"number": line.number, "code": line.code.value, "amc": euros(line.amount_cents)}
+                for line in request.lines
+            ],
+        }
     sent: dict[str, Any] = {"care_kind": request.care_kind.value}
     if isinstance(request, CareRequest):
         sent |= {
@@ -79,6 +90,32 @@ def case_json(case: Case) -> dict[str, Any]:
     number = case.expected_engagement_number
     if number is not None:
         expected["engagement_number"] = number
+    billed = case.expected_return
+    if billed is not None:
+        if billed.rejection is not None:
+            expected["return"] = {
+                "type": billed.kind.value,
+                "code": billed.rejection.code,
+                "label": billed.rejection.label,
+            }
+        else:
+            expected["return"] = {
+                "type": billed.kind.value,
+                "asked": euros(billed.asked_cents),
+                "paid": euros(billed.paid_cents),
+                "full": billed.full,
+                "lines": [
+                    {
+                        "number": line.number,
+                        "code": line.code.value,
+                        "asked": euros(line.asked_cents),
+                        "paid": euros(line.paid_cents),
+                        "motif": None if line.shortfall is None else line.shortfall.value,
+                        "motif_label": line.label or None,
+                    }
+                    for line in billed.lines
+                ],
+            }
     defect = spec.signature
     if defect is not None:
         expected["signature"] = {
@@ -102,6 +139,7 @@ def case_json(case: Case) -> dict[str, Any]:
         },
         "period": {"start": spec.start.isoformat(), "end": spec.end.isoformat()},
         "request": _sent(case),
+        **({"steps": [service.value for service, _ in case.steps]} if case.steps else {}),
         "sandbox": {
             "identified": spec.identified,
             "engagement": None

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime
 
+from mutuelle.billing import SHORTFALL_LABELS, ArlOutcome, Invoice, Rejection
 from mutuelle.care import CareLine, CareOutcome, CareRequest, euros
-from mutuelle.catalogue import Case, Catalogue
+from mutuelle.catalogue import CLC_ENGAGEMENT_PLACEHOLDER, Case, Catalogue
 from mutuelle.conformance import RULES
 from mutuelle.datafiles import SimulatorData
 from mutuelle.decisions import DelRequest
@@ -250,6 +251,35 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
     for del_outcome in DelOutcome:
         w(f"| `{del_outcome.code}` | {del_outcome.label} | {del_outcome.value.meaning} |")
     w("")
+    w("## DRE billing: invoice, ARL, 578R and 908R\n")
+    w(
+        "Billing never goes through the relay (it refuses `DRE` with `RPN-400-DRE`): send it "
+        "straight to the simulator's `/roc/DRE` (`roc/schemas/roc-facturation.wsdl`, routing "
+        "block `Service` `DRE`). `DemandeDRE`: `NumeroFacture`, `NumeroEngagement` (from the "
+        "CLC answer), `Beneficiaire` (as IDB), `Sejour` (`ReferenceSejour`, `DateDebut`, "
+        "`DateFin`) and `Lignes` (`NumeroLigne` and `Code` of the CLC line billed, "
+        "`MontantAMC` asked). `ReponseDRE` is the ARL. Two days later in sandbox time (or at "
+        "once after `POST /__admin/sandboxes/<FINESS>/returns`), `DemandeRetours` lists the "
+        "return: 578R (`Paiement`: reference, date, amounts per line and in total, a motif on "
+        "each line paid less) or 908R (`Rejet`: code and label); `Acquitter` acknowledges "
+        "returns read. Rules: "
+        "[roc-model.md](roc-model.md#billing-dre-es-arl-578r-and-908r-model).\n"
+    )
+    w("| ARL CodeRetour | LibelleRetour | Meaning |")
+    w("|---|---|---|")
+    for arl in ArlOutcome:
+        w(f"| `{arl.code}` | {arl.label} | {arl.value.meaning} |")
+    w("")
+    w("| 908R CodeRejet | LibelleRejet | Meaning |")
+    w("|---|---|---|")
+    for rejection in Rejection:
+        w(f"| `{rejection.code}` | {rejection.label} | {rejection.value.meaning} |")
+    w("")
+    w("| 578R Motif | LibelleMotif |")
+    w("|---|---|")
+    for shortfall, label in SHORTFALL_LABELS.items():
+        w(f"| `{shortfall.value}` | {label} |")
+    w("")
     w("## Sandboxes: state across calls\n")
     w(
         "Each establishment has its own sandbox: the FINESS of its client certificate when it "
@@ -349,6 +379,21 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
             w(f"- **Contracts**: {held} (in priority order).")
         example = catalogue.get(amcs[0], spec.name) if amcs else None
         request = None if example is None else example.request
+        if example is not None and example.stay is not None:
+            lines = ", ".join(_line(line) for line in example.stay.lines)
+            w(
+                f"- **Stay**: `ReferenceSejour` {spec.reference}, "
+                f"{_period(spec.start, spec.end)}, TauxAMO {example.stay.amo_rate}; "
+                f"lines: {lines}."
+            )
+            if example.steps:
+                w(
+                    "- **Steps**: IDB, SIM and CLC of this stay, then the invoice quoting the "
+                    "CLC answer's `NumeroEngagement` (the catalogue writes "
+                    f"`{CLC_ENGAGEMENT_PLACEHOLDER}`), then `DemandeRetours`."
+                )
+            if spec.invoice is not None:
+                w(f"- **Invoice**: {spec.invoice.value}.")
         if isinstance(request, CareRequest):
             lines = ", ".join(_line(line) for line in request.lines)
             exemption = "" if request.exemption is None else f", Exoneration {request.exemption}"
@@ -378,7 +423,8 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
             )
         else:
             expected = spec.expected.value
-            w(f"- **Expected**: `{expected.code}` {expected.label}.")
+            after = "" if example is None else _return_text(example)
+            w(f"- **Expected**: `{expected.code}` {expected.label}{after}.")
         w(f"- **AMCs**: {', '.join(f'`{n}`' for n in amcs)}.\n")
     w("## Expected statements\n")
     w(
@@ -408,6 +454,17 @@ def render_markdown(data: SimulatorData, catalogue: Catalogue) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _return_text(case: Case) -> str:
+    """What a DRE case's ARL is followed by: its 578R or 908R ("" for other cases)."""
+    r = case.expected_return
+    if r is None:
+        return ""
+    if r.rejection is not None:
+        return f", then 908R `{r.rejection.code}` {r.rejection.label}"
+    how = "in full" if r.full else f"partially, of {euros(r.asked_cents)} asked"
+    return f", then 578R paying {euros(r.paid_cents)} {how}"
+
+
 def _held(start: datetime.date | None, end: datetime.date | None) -> str:
     if start is None and end is None:
         return "all along"
@@ -433,6 +490,8 @@ def _case_row(case: Case) -> str:
     member = f"`{r.member_number}`" if r.member_number else "(none)"
     if isinstance(r, DelRequest):
         sent = f"engagement `{r.engagement_number}`"
+    elif isinstance(r, Invoice):
+        sent = f"invoice `{r.invoice_number}`, engagement `{r.engagement_number}`"
     else:
         sent = _period(r.start, r.end)
     if case.technical_fault is not None:
@@ -443,6 +502,7 @@ def _case_row(case: Case) -> str:
         expected = f"`{case.expected_code}` {case.expected_label}"
         if case.expected_statement is not None:
             expected += f" (AMC {euros(case.expected_statement.total.amc)})"
+        expected += _return_text(case)
     return (
         f"| `{case.name}` | {case.version.value} | {case.sector.value} / "
         f"{case.spec.care_kind.value} | `{key.nir}` | {key.birth_date.isoformat()} "

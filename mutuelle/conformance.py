@@ -15,6 +15,7 @@ import datetime
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from mutuelle.billing import Invoice
 from mutuelle.care import BASED_LINES, DAILY_LINES, CareRequest, LineCode
 from mutuelle.idb import IdbRequest
 from mutuelle.model import CareKind, Sector
@@ -83,6 +84,21 @@ def idb_violations(request: IdbRequest, version: RocVersion) -> list[Violation]:
     out: list[Violation] = []
     if request.care_kind is CareKind.EXTERNAL and request.end != request.start:
         out.append(Violation("DemandeIDB/Soins/DateFin", "ACE_UN_JOUR", RULES["ACE_UN_JOUR"]))
+    return out
+
+
+def invoice_violations(invoice: Invoice) -> list[Violation]:
+    """Rules of a ``DemandeDRE`` beyond its schema (a negative ARL 30 names them)."""
+    out: list[Violation] = []
+    if invoice.end < invoice.start:
+        out.append(Violation("DemandeDRE/Sejour/DateFin", "PERIODE", RULES["PERIODE"]))
+    numbers = [line.number for line in invoice.lines]
+    if len(set(numbers)) != len(numbers):
+        out.append(
+            Violation(
+                "DemandeDRE/Lignes/Ligne/NumeroLigne", "LIGNES_UNIQUES", RULES["LIGNES_UNIQUES"]
+            )
+        )
     return out
 
 

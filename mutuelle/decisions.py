@@ -12,12 +12,18 @@ Order of the rules, the first that applies answers:
   answer), 09 with it otherwise; an active engagement for another stay overlapping this one
   refuses it (13). 00 records a new engagement and returns its number.
 - DEL: unknown beneficiary (01), then the engagement's state (10, 11, 12) or 00.
+- DRE (billing, ``mutuelle.billing``): the ARL from the engagement the invoice names; an
+  accepted invoice keeps its return (578R or 908R, decided now, delivered later) and bills an
+  active engagement. Returns: acknowledge those named, list those due; a delivered return
+  moves its engagement to paid or rejected.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mutuelle import billing
+from mutuelle.billing import ArlAnswer, ArlOutcome, BillingReturn, Invoice
 from mutuelle.care import (
     NO_HISTORY,
     CareHistory,
@@ -37,7 +43,7 @@ from mutuelle.tariffs import TariffTable
 from roc.model import RocVersion
 
 #: Any answer a ROC service gives: an enum member whose value is a ``ReturnCode``.
-Outcome = IdbOutcome | CareOutcome | DelOutcome
+Outcome = IdbOutcome | CareOutcome | DelOutcome | ArlOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +183,30 @@ def cancel(request: DelRequest, amc_number: str, dataset: Dataset, sandbox: ISan
     outcome = sandbox.cancel(amc_number, request.beneficiary, request.engagement_number)
     number = request.engagement_number if outcome is DelOutcome.CANCELLED else None
     return DelAnswer(outcome, number)
+
+
+def invoice(request: Invoice, amc_number: str, dataset: Dataset, sandbox: ISandbox) -> ArlAnswer:
+    """DRE-ES: the ARL; an accepted invoice keeps its return and bills its engagement."""
+    engagement = sandbox.engagement(request.engagement_number)
+    duplicate = sandbox.invoice_received(amc_number, request.invoice_number)
+    answer = billing.receive(request, amc_number, engagement, duplicate, dataset, sandbox.now())
+    if answer.pending is not None and engagement is not None:
+        sandbox.keep_return(answer.pending)
+        sandbox.set_engagement_state(engagement.number, billing.billed(engagement))
+    return answer
+
+
+def deliver_returns(
+    acknowledged: tuple[str, ...], amc_number: str, sandbox: ISandbox
+) -> tuple[int, list[BillingReturn]]:
+    """DemandeRetours: acknowledge *acknowledged*, then this AMC's returns due (oldest first);
+    each delivered return moves its engagement to the state it says."""
+    count = sum(
+        1 for number in dict.fromkeys(acknowledged) if sandbox.acknowledge(amc_number, number)
+    )
+    due = sandbox.returns_due(amc_number)
+    for billing_return in due:
+        sandbox.set_engagement_state(
+            billing_return.engagement_number, billing_return.engagement_state
+        )
+    return count, due

@@ -21,6 +21,13 @@ class EngagementState(StrEnum):
     ACTIVE = "ACTIF"
     CANCELLED = "ANNULE"
     BILLED = "FACTURE"
+    #: Billing (``mutuelle.billing``): a 578R paid the invoice, or a 908R rejected it.
+    PAID = "PAYE"
+    REJECTED = "REJETE"
+
+
+#: States of an engagement whose invoice was accepted: DEL answers 12, a new invoice ARL 33.
+SETTLED = frozenset({EngagementState.BILLED, EngagementState.PAID, EngagementState.REJECTED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from lxml import etree
 
+from mutuelle.billing import Invoice
+from mutuelle.billing_codec import invoice_element
 from mutuelle.care import CareRequest
 from mutuelle.care_codec import care_request_element, del_request_element
 from mutuelle.catalogue import Case, Catalogue, default_catalogue
 from mutuelle.codec import ann_request_element, idb_request_element
 from mutuelle.decisions import DelRequest
 from mutuelle.soap import envelope, routing_element
-from roc.model import AmcKey, RoutingKey, SoapVersion
+from roc.model import AmcKey, RocVersion, RoutingKey, Service, SoapVersion
 
 #: The sending establishment of every example: hospital A of the development PKI.
 SENDER_FINESS_LEGAL = "990000010"
@@ -60,6 +62,25 @@ def routing_for(case: Case, exchange_id: str) -> RoutingKey:
     )
 
 
+def billing_request(
+    body: etree._Element,
+    amc_number: str,
+    roc_version: RocVersion,
+    exchange_id: str,
+    version: SoapVersion = SoapVersion.SOAP11,
+) -> bytes:
+    """A complete request to the billing service (DRE): *body* with its routing block."""
+    routing = RoutingKey(
+        service=Service.DRE,
+        roc_version=roc_version,
+        amc=AmcKey(amc_number, CONVENTION_TYPE, SECONDARY_CRITERION),
+        sender_finess_legal=SENDER_FINESS_LEGAL,
+        sender_finess_site=SENDER_FINESS_SITE,
+        exchange_id=exchange_id,
+    )
+    return envelope(body, version, [routing_element(routing)])
+
+
 def body_element(case: Case) -> etree._Element:
     """The body of the request playing *case*, whatever its service."""
     request = case.request
@@ -67,6 +88,8 @@ def body_element(case: Case) -> etree._Element:
         return care_request_element(request, case.service.value)
     if isinstance(request, DelRequest):
         return del_request_element(request)
+    if isinstance(request, Invoice):
+        return invoice_element(request)
     return idb_request_element(request)
 
 

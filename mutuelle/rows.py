@@ -11,6 +11,7 @@ import datetime
 import json
 from typing import Any
 
+from mutuelle.billing import BillingReturn, PaidLine, Rejection, ReturnKind, Shortfall
 from mutuelle.care import Amounts, LineCode, Statement, StatementLine
 from mutuelle.engagements import Engagement, EngagementState
 from mutuelle.model import BeneficiaryKey, CareKind
@@ -142,4 +143,48 @@ def decode_entry(text: str) -> JournalEntry:
         case,
         tuple(Violation(*v) for v in found),
         fault,
+    )
+
+
+def encode_return(billing_return: BillingReturn) -> str:
+    r = billing_return
+    return json.dumps(
+        {
+            "kind": r.kind.value,
+            "amc": r.amc_number,
+            "invoice": r.invoice_number,
+            "engagement": r.engagement_number,
+            "due": r.due,
+            "lines": [
+                [
+                    line.number,
+                    line.code.value,
+                    line.asked_cents,
+                    line.paid_cents,
+                    None if line.shortfall is None else line.shortfall.value,
+                ]
+                for line in r.lines
+            ],
+            "rejection": None if r.rejection is None else r.rejection.name,
+        },
+        sort_keys=True,
+    )
+
+
+def decode_return(text: str, acknowledged: bool = False) -> BillingReturn:
+    d = json.loads(text)
+    return BillingReturn(
+        kind=ReturnKind(d["kind"]),
+        amc_number=d["amc"],
+        invoice_number=d["invoice"],
+        engagement_number=d["engagement"],
+        due=float(d["due"]),
+        lines=tuple(
+            PaidLine(
+                number, LineCode(code), asked, paid, None if short is None else Shortfall(short)
+            )
+            for number, code, asked, paid, short in d["lines"]
+        ),
+        rejection=None if d["rejection"] is None else Rejection[d["rejection"]],
+        acknowledged=acknowledged,
     )

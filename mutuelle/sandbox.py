@@ -29,6 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from mutuelle import engagements as records
+from mutuelle.billing import BillingReturn
 from mutuelle.care import CareHistory
 from mutuelle.engagements import Engagement as Engagement
 from mutuelle.engagements import EngagementState as EngagementState
@@ -107,6 +108,8 @@ class SandboxSeed:
 
     identifications: tuple[Identification, ...] = ()
     engagements: tuple[Engagement, ...] = ()
+    #: Billing returns already delivered and acknowledged (their invoice numbers are taken).
+    returns: tuple[BillingReturn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +170,15 @@ def cancellation(
 
     Unknown unless it is this beneficiary's at this AMC; then its state decides (cancelled,
     billed); then the cancellation window, counted from its CLC, or for a seeded engagement from
-    the sandbox's reset (*sandbox_created*) less the age it was seeded with. ``CANCELLED``
+    the sandbox's reset (*sandbox_created*) less the age it was seeded with. Billed, paid or
+    rejected (``records.SETTLED``) answers ``BILLED`` (12). ``CANCELLED``
     means it may be cancelled now: the store records the transition.
     """
     if engagement is None or not engagement.is_of(amc_number, beneficiary):
         return DelOutcome.UNKNOWN
     if engagement.state is EngagementState.CANCELLED:
         return DelOutcome.ALREADY_CANCELLED
-    if engagement.state is EngagementState.BILLED:
+    if engagement.state in records.SETTLED:
         return DelOutcome.BILLED
     created = engagement.created
     if created is None:
@@ -195,6 +199,8 @@ class Sandbox:
     #: Successful IDBs, in arrival order (a dict used as an ordered set).
     identifications: dict[Identification, None] = field(default_factory=dict)
     engagements: dict[str, Engagement] = field(default_factory=dict)
+    #: Billing returns by (AMC, invoice number), in the order invoices were accepted.
+    returns: dict[tuple[str, str], BillingReturn] = field(default_factory=dict)
     journal: deque[JournalEntry] = field(default_factory=lambda: deque(maxlen=JOURNAL_SIZE))
     clock_offset: float = 0.0
     fault: TechnicalFault | None = None
@@ -216,6 +222,7 @@ class Sandbox:
         """Back to the seed: no journal, offset, fault or signature policy; seeded state only."""
         self.identifications = dict.fromkeys(self.seed.identifications)
         self.engagements = {e.number: e for e in self.seed.engagements}
+        self.returns = {(r.amc_number, r.invoice_number): r for r in self.seed.returns}
         self.journal.clear()
         self.clock_offset = 0.0
         self.fault = None
@@ -302,6 +309,51 @@ class Sandbox:
             self.engagements[number] = replace(engagement, state=EngagementState.CANCELLED)
         return outcome
 
+    # -- Billing ----------------------------------------------------------------------------
+
+    def engagement(self, number: str) -> Engagement | None:
+        found = self.engagements.get(number)
+        if found is None or found.created is not None:
+            return found
+        return replace(found, created=self._created - found.age_at_reset)
+
+    def set_engagement_state(self, number: str, state: EngagementState) -> None:
+        engagement = self.engagements.get(number)
+        if engagement is not None and engagement.state is not state:
+            self.engagements[number] = replace(engagement, state=state)
+
+    def invoice_received(self, amc_number: str, invoice_number: str) -> bool:
+        return (amc_number, invoice_number) in self.returns
+
+    def keep_return(self, billing_return: BillingReturn) -> None:
+        key = (billing_return.amc_number, billing_return.invoice_number)
+        self.returns[key] = billing_return
+        while len(self.returns) > MAX_RECORDS:
+            del self.returns[next(iter(self.returns))]
+
+    def returns_due(self, amc_number: str) -> list[BillingReturn]:
+        now = self.now()
+        due = [
+            r
+            for r in self.returns.values()
+            if r.amc_number == amc_number and not r.acknowledged and r.due <= now
+        ]
+        return sorted(due, key=lambda r: r.due)
+
+    def acknowledge(self, amc_number: str, invoice_number: str) -> bool:
+        found = self.returns.get((amc_number, invoice_number))
+        if found is None or found.acknowledged or found.due > self.now():
+            return False
+        self.returns[(amc_number, invoice_number)] = replace(found, acknowledged=True)
+        return True
+
+    def release_returns(self) -> int:
+        now = self.now()
+        pending = [k for k, r in self.returns.items() if not r.acknowledged and r.due > now]
+        for key in pending:
+            self.returns[key] = replace(self.returns[key], due=now)
+        return len(pending)
+
     # -- Journal ----------------------------------------------------------------------------
 
     def record(self, entry: JournalEntry) -> None:
@@ -331,6 +383,7 @@ class Sandbox:
             "signature_policy": self.signature_policy,
             "identifications": len(self.identifications),
             "engagements": states,
+            "billing_returns": _returns_summary(self.returns.values(), self.now()),
             "conformance": self.conformance_summary(),
         }
 
@@ -437,4 +490,12 @@ def engagements_by_state(engagements: Mapping[str, Engagement]) -> dict[str, lis
     out: dict[str, list[str]] = {}
     for number, engagement in sorted(engagements.items()):
         out.setdefault(engagement.state.value, []).append(number)
+    return out
+
+
+def _returns_summary(returns: Iterable[BillingReturn], now: float) -> dict[str, int]:
+    """Billing returns by delivery state (admin API): pending, due, acknowledged."""
+    out = {"pending": 0, "due": 0, "acknowledged": 0}
+    for r in returns:
+        out["acknowledged" if r.acknowledged else "due" if r.due <= now else "pending"] += 1
     return out

@@ -24,11 +24,14 @@ SCHEMA_FILES = {
     "CLC": "roc-clc.xsd",
     "DEL": "roc-del.xsd",
     "ANN": "roc-ann.xsd",
+    "DRE": "roc-dre.xsd",
     "ROUTAGE": "roc-routage.xsd",
     "RPN_ERREURS": "rpn-erreurs.xsd",
     "MUTUELLE_ERREURS": "mutuelle-erreurs.xsd",
 }
 WSDL_FILE = "roc.wsdl"
+#: The billing service's WSDL (DRE: invoices and their returns; never through the relay).
+BILLING_WSDL_FILE = "roc-facturation.wsdl"
 
 #: lxml error types whose message names elements or attributes only, never a value.
 _STRUCTURAL = frozenset(

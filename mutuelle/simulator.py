@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -18,6 +19,19 @@ from twisted.internet.task import Clock
 
 from mutuelle import technical
 from mutuelle.annuaire import look_up
+from mutuelle.billing import ArlAnswer, ArlOutcome, Invoice
+from mutuelle.billing_codec import (
+    DRE_NS,
+    INVOICE_ROOT,
+    RETURNS_LISTED,
+    arl_element,
+    read_invoice,
+    read_returns_request,
+    returns_element,
+)
+from mutuelle.billing_codec import (
+    ROOTS as BILLING_ROOTS,
+)
 from mutuelle.care_codec import (
     care_answer_element,
     del_answer_element,
@@ -32,13 +46,15 @@ from mutuelle.codec import (
     read_ann_request,
     read_idb_request,
 )
-from mutuelle.conformance import care_violations, idb_violations
+from mutuelle.conformance import care_violations, idb_violations, invoice_violations
 from mutuelle.datafiles import SimulatorData
 from mutuelle.decisions import (
     DelAnswer,
     DelRequest,
     calculate,
     cancel,
+    deliver_returns,
+    invoice,
     record_identification,
     simulate_in,
 )
@@ -69,7 +85,9 @@ from roc.model import (
 from roc.signature import Defect, Trust
 
 #: Services published under /roc/<SERVICE>.
-PUBLISHED = frozenset({Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.ANN})
+PUBLISHED = frozenset(
+    {Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.ANN, Service.DRE}
+)
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 #: Sandbox of exchanges whose establishment is unknown (plain listener without the header).
@@ -283,7 +301,10 @@ class Simulator:
                 MutuelleError.CONTRADICTORY, f"l'action SOAP n'est pas {soap_action(service)}"
             )
         expected_root = f"Demande{service.value}"
-        if request.body.tag != f"{{{SERVICE_NS[service.value]}}}{expected_root}":
+        billing_roots = {f"{{{DRE_NS}}}{root}" for root in BILLING_ROOTS}
+        if service is Service.DRE and request.body.tag in billing_roots:
+            pass
+        elif request.body.tag != f"{{{SERVICE_NS[service.value]}}}{expected_root}":
             raise fail(
                 MutuelleError.CONTRADICTORY,
                 f"le Body doit contenir {expected_root} dans l'espace de noms "
@@ -309,6 +330,8 @@ class Simulator:
             if self.policy_of(sandbox) is SignaturePolicy.REQUIRE:
                 raise fail(MutuelleError.SIGNATURE_INVALID, _named((signed,)))
         schema_errors = validation_errors(request.body, service.value, limit=FAULT_VIOLATIONS)
+        if service is Service.DRE:
+            return self._billing(sandbox, record, request, routing, schema_errors)
         if schema_errors:
             violations = tuple(Violation(path, "XSD", reason) for path, reason in schema_errors)
             record.violations = (*record.violations, *violations)
@@ -366,6 +389,62 @@ class Simulator:
         self._matched(record, amc_number, roc_version, parsed, code, service)
         if played is not None:
             return self._technical(record, played, element, request.version, service)
+        return self._answer(record, element, request.version)
+
+    def _billing(
+        self,
+        sandbox: ISandbox,
+        record: ExchangeRecord,
+        request: SoapRequest,
+        routing: RoutingKey,
+        schema_errors: list[tuple[str, str]],
+    ) -> Reply:
+        """DRE: an invoice (its ARL; schema errors are a negative ARL) or a returns poll."""
+        amc_number = routing.amc.amc_number
+        is_invoice = request.body.tag == f"{{{DRE_NS}}}{INVOICE_ROOT}"
+        violations = tuple(Violation(path, "XSD", reason) for path, reason in schema_errors)
+        record.violations = (*record.violations, *violations)
+        element: etree._Element
+        if schema_errors and not is_invoice:
+            raise _Failed(record, MutuelleFault(MutuelleError.REQUEST_INVALID, _named(violations)))
+        if schema_errors:
+            number = request.body.findtext(f"{{{DRE_NS}}}NumeroFacture") or ""
+            shown = number.strip() if _INVOICE_NUMBER.fullmatch(number.strip()) else ""
+            answer = ArlAnswer(ArlOutcome.SCHEMA, shown)
+            anomalies = [f"{path} : {reason}" for path, reason in schema_errors]
+            code, element = answer.code, arl_element(answer, anomalies)
+            parsed_invoice: Invoice | None = None
+        elif is_invoice:
+            try:
+                parsed_invoice = read_invoice(request.body, validate=False)
+            except RequestInvalid as exc:
+                raise _Failed(
+                    record, MutuelleFault(MutuelleError.REQUEST_INVALID, str(exc))
+                ) from None
+            found = invoice_violations(parsed_invoice)
+            if found:
+                record.violations = (*record.violations, *found)
+                answer = ArlAnswer(ArlOutcome.SCHEMA, parsed_invoice.invoice_number)
+                anomalies = [f"{v.field} : [{v.rule}] {v.reason}" for v in found]
+                code, element = answer.code, arl_element(answer, anomalies)
+            else:
+                answer = invoice(parsed_invoice, amc_number, self.data.dataset, sandbox)
+                code, element = answer.code, arl_element(answer)
+        else:
+            parsed_invoice = None
+            acknowledged = read_returns_request(request.body, validate=False)
+            count, due = deliver_returns(acknowledged, amc_number, sandbox)
+            code, element = RETURNS_LISTED[0], returns_element(count, due)
+            record.detail = f"{len(due)} retour(s), {count} acquitté(s)"
+        record.outcome = code
+        case = None
+        if parsed_invoice is not None:
+            case = self.catalogue.match_invoice(
+                amc_number, routing.roc_version, parsed_invoice, code
+            )
+        record.case = "" if case is None else case.name
+        if sandbox.fault is not None:
+            return self._technical(record, sandbox.fault, element, request.version, Service.DRE)
         return self._answer(record, element, request.version)
 
     def policy_of(self, sandbox: ISandbox) -> SignaturePolicy:
@@ -516,6 +595,8 @@ def _loggable(service: str) -> str:
 
 
 _SERVICE_CODES = frozenset(s.value for s in Service)
+#: An invoice number as the schema allows it: only then is it echoed in a negative ARL.
+_INVOICE_NUMBER = re.compile(r"[A-Za-z0-9\-]{1,30}")
 _PUBLISHED_CODES = frozenset(s.value for s in PUBLISHED)
 
 

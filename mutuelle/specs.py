@@ -19,6 +19,7 @@ import datetime
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from mutuelle.billing import Rejection
 from mutuelle.care import CareLine, Exemption
 from mutuelle.decisions import Outcome
 from mutuelle.engagements import EngagementState
@@ -104,6 +105,16 @@ class SeedEngagement:
     #: OTHER_STAY: private-room days it billed, as "the yearly limit minus this many" (the
     #: limit is the case contract's); None: none billed.
     private_room_days_left: int | None = None
+    #: DRE: the case's invoice number was already received (an acknowledged return is kept).
+    invoiced: bool = False
+
+
+class InvoiceVariant(Enum):
+    """What a DRE case's invoice asks, against the engagement its stay made."""
+
+    MATCHING = "the engaged AMC share on every line the AMC pays"
+    MORE = "20.00 more than engaged on the first line, the engaged share on the others"
+    UNHELD_LINE = "a single line the engagement does not hold (a companion's bed)"
 
 
 #: Stands for the amount in force (forfait journalier of the sector on the line's first
@@ -154,6 +165,13 @@ class CaseSpec:
     technical_fault: TechnicalFault | None = None
     #: The signature defect the request is sent with (``mutuelle.specs_signature``).
     signature: Defect | None = None
+    #: DRE: what the invoice asks (the stay is ``lines``; the engagement ``engagement``).
+    invoice: InvoiceVariant | None = None
+    #: DRE accepted by the ARL: the 908R reason expected later; None: a 578R.
+    rejection: Rejection | None = None
+    #: DRE: the case is a whole stay: IDB, SIM and CLC first, then the invoice quoting the
+    #: CLC's engagement number (a fresh sandbox holds nothing for it).
+    full_stay: bool = False
 
     def held(self, default_level: str) -> tuple[ContractTemplate, ...]:
         """The contracts the beneficiary holds (*default_level* when the case leaves it)."""
@@ -167,6 +185,7 @@ class CaseSpec:
             self.technical_fault is None
             and self.signature is None
             and self.expected.value.code == "00"
+            and self.rejection is None
         )
         verdict = "OK" if ok else "KO"
         return f"{self.service.value}_{verdict}_{self.sector.value}_{self.suffix}"

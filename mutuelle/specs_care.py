@@ -1,13 +1,15 @@
 """Every case specification (``ALL_SPECS``), in catalogue order, and those of an AMC.
 
 The lists live in ``mutuelle.specs`` (IDB, technical faults), ``mutuelle.specs_sim`` (SIM
-stays), ``mutuelle.specs_visits`` (SIM external visits), ``mutuelle.specs_clc`` (CLC, DEL) and
-``mutuelle.specs_signature`` (signatures); a new list of cases is added here.
+stays), ``mutuelle.specs_visits`` (SIM external visits), ``mutuelle.specs_clc`` (CLC, DEL),
+``mutuelle.specs_billing`` (DRE) and ``mutuelle.specs_signature`` (signatures); a new list of
+cases is added here.
 """
 
 from __future__ import annotations
 
 from mutuelle.specs import SPECS, CaseSpec
+from mutuelle.specs_billing import DRE_SPECS
 from mutuelle.specs_clc import CLC_SPECS, DEL_SPECS
 from mutuelle.specs_signature import SIGNATURE_SPECS
 from mutuelle.specs_sim import SIM_SPECS
@@ -17,7 +19,7 @@ from mutuelle.specs_visits import VISIT_SPECS
 CARE_SPECS: tuple[CaseSpec, ...] = SIM_SPECS + VISIT_SPECS + CLC_SPECS
 
 #: Every specification, in catalogue order.
-ALL_SPECS: tuple[CaseSpec, ...] = SPECS + CARE_SPECS + DEL_SPECS + SIGNATURE_SPECS
+ALL_SPECS: tuple[CaseSpec, ...] = SPECS + CARE_SPECS + DEL_SPECS + DRE_SPECS + SIGNATURE_SPECS
 
 
 def specs_for(

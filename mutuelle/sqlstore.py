@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from mutuelle import engagements as records
+from mutuelle.billing import BillingReturn
 from mutuelle.care import CareHistory
 from mutuelle.databases import Dialect
 from mutuelle.engagements import Engagement, EngagementState
@@ -34,8 +35,10 @@ from mutuelle.rows import (
     beneficiary_columns,
     decode_engagement,
     decode_entry,
+    decode_return,
     encode_engagement,
     encode_entry,
+    encode_return,
 )
 from mutuelle.sandbox import (
     JOURNAL_SIZE,
@@ -166,6 +169,8 @@ class SqlSandbox:
             self.identify(identification)
         for engagement in self._seed.engagements:
             self.add_engagement(engagement)
+        for billing_return in self._seed.returns:
+            self.keep_return(billing_return)
         self._dirty = True
 
     def _put_engagement(self, engagement: Engagement) -> None:
@@ -343,6 +348,89 @@ class SqlSandbox:
         )
         return DelOutcome.CANCELLED
 
+    # -- Billing ----------------------------------------------------------------------------
+
+    def _engagement(self, number: str) -> Engagement | None:
+        row = self._execute(
+            "SELECT record FROM engagements WHERE finess = ? AND number = ?", (self.finess, number)
+        ).fetchone()
+        return None if row is None else decode_engagement(row[0])
+
+    def engagement(self, number: str) -> Engagement | None:
+        found = self._engagement(number)
+        if found is None or found.created is not None:
+            return found
+        return dataclasses.replace(found, created=self._created - found.age_at_reset)
+
+    def set_engagement_state(self, number: str, state: EngagementState) -> None:
+        engagement = self._engagement(number)
+        if engagement is None or engagement.state is state:
+            return
+        changed = dataclasses.replace(engagement, state=state)
+        self._read.clear()
+        self._execute(
+            "UPDATE engagements SET state = ?, record = ? WHERE finess = ? AND number = ?",
+            (state.value, encode_engagement(changed), self.finess, number),
+        )
+
+    def invoice_received(self, amc_number: str, invoice_number: str) -> bool:
+        row = self._execute(
+            "SELECT 1 FROM billing_returns WHERE finess = ? AND amc = ? AND invoice_number = ?",
+            (self.finess, amc_number, invoice_number),
+        ).fetchone()
+        return row is not None
+
+    def keep_return(self, billing_return: BillingReturn) -> None:
+        r = billing_return
+        self._execute(
+            "DELETE FROM billing_returns WHERE finess = ? AND amc = ? AND invoice_number = ?",
+            (self.finess, r.amc_number, r.invoice_number),
+        )
+        self._execute(
+            "INSERT INTO billing_returns (finess, amc, invoice_number, due, acknowledged, record) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                self.finess,
+                r.amc_number,
+                r.invoice_number,
+                r.due,
+                1 if r.acknowledged else 0,
+                encode_return(r),
+            ),
+        )
+
+    def returns_due(self, amc_number: str) -> list[BillingReturn]:
+        rows = self._execute(
+            "SELECT record, due FROM billing_returns WHERE finess = ? AND amc = ? "
+            "AND acknowledged = 0 AND due <= ? ORDER BY due, invoice_number",
+            (self.finess, amc_number, self.now()),
+        ).fetchall()
+        return [dataclasses.replace(decode_return(text), due=float(due)) for text, due in rows]
+
+    def acknowledge(self, amc_number: str, invoice_number: str) -> bool:
+        cursor = self._execute(
+            "UPDATE billing_returns SET acknowledged = 1 WHERE finess = ? AND amc = ? "
+            "AND invoice_number = ? AND acknowledged = 0 AND due <= ?",
+            (self.finess, amc_number, invoice_number, self.now()),
+        )
+        return bool(cursor.rowcount)
+
+    def release_returns(self) -> int:
+        now = self.now()
+        rows = self._execute(
+            "SELECT amc, invoice_number, record FROM billing_returns WHERE finess = ? "
+            "AND acknowledged = 0 AND due > ?",
+            (self.finess, now),
+        ).fetchall()
+        for amc, invoice_number, text in rows:
+            released = dataclasses.replace(decode_return(text), due=now)
+            self._execute(
+                "UPDATE billing_returns SET due = ?, record = ? WHERE finess = ? AND amc = ? "
+                "AND invoice_number = ?",
+                (now, encode_return(released), self.finess, amc, invoice_number),
+            )
+        return len(rows)
+
     def record(self, entry: JournalEntry) -> None:
         self._requests += 1
         if not entry.violations:
@@ -373,7 +461,7 @@ class SqlSandbox:
 
     def reset(self) -> None:
         self._read.clear()
-        for table in ("identifications", "engagements", "journal"):
+        for table in ("identifications", "engagements", "journal", "billing_returns"):
             self._execute(f"DELETE FROM {table} WHERE finess = ?", (self.finess,))  # noqa: S608
         self._created = self._clock.seconds()
         self._clock_offset = 0.0
@@ -394,6 +482,12 @@ class SqlSandbox:
         (identifications,) = self._execute(
             "SELECT COUNT(*) FROM identifications WHERE finess = ?", (self.finess,)
         ).fetchone()
+        returns = {"pending": 0, "due": 0, "acknowledged": 0}
+        for acknowledged, due in self._execute(
+            "SELECT acknowledged, due FROM billing_returns WHERE finess = ?", (self.finess,)
+        ).fetchall():
+            now = self.now()
+            returns["acknowledged" if acknowledged else "due" if due <= now else "pending"] += 1
         return {
             "finess": self.finess,
             "clock_offset_seconds": self.clock_offset,
@@ -402,6 +496,7 @@ class SqlSandbox:
             "signature_policy": self._signature_policy,
             "identifications": int(identifications),
             "engagements": dict(sorted(states.items())),
+            "billing_returns": returns,
             "conformance": self.conformance_summary(),
         }
 

@@ -23,8 +23,9 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from mutuelle.billing import BillingReturn
     from mutuelle.care import CareHistory
-    from mutuelle.engagements import Engagement
+    from mutuelle.engagements import Engagement, EngagementState
     from mutuelle.model import BeneficiaryKey, CareKind, Sector
     from mutuelle.sandbox import DelOutcome, Identification, JournalEntry
 
@@ -93,6 +94,28 @@ class ISandbox(Interface):
 
     def cancel(amc_number: str, beneficiary: BeneficiaryKey, number: str) -> DelOutcome:
         """DEL's state transition."""
+
+    def engagement(number: str) -> Engagement | None:
+        """The engagement of this number, whatever its beneficiary and state, if any; a seeded
+        one's ``created`` is resolved (the sandbox's reset time minus its age)."""
+
+    def set_engagement_state(number: str, state: EngagementState) -> None:
+        """Move engagement *number* to *state* (billing); nothing if there is none."""
+
+    def invoice_received(amc_number: str, invoice_number: str) -> bool:
+        """Whether an invoice of this number to this AMC was accepted in this sandbox."""
+
+    def keep_return(billing_return: BillingReturn) -> None:
+        """Keep the return of an accepted invoice until it is acknowledged."""
+
+    def returns_due(amc_number: str) -> list[BillingReturn]:
+        """This AMC's returns due at sandbox time and not acknowledged, oldest due first."""
+
+    def acknowledge(amc_number: str, invoice_number: str) -> bool:
+        """Mark a due return acknowledged; False when no such due, unacknowledged return."""
+
+    def release_returns() -> int:
+        """Make every pending return due now (admin "produce returns now"); how many."""
 
     def record(entry: JournalEntry) -> None:
         """Add a journal entry (sequence and time set here) and count its conformance."""

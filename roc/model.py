@@ -21,6 +21,8 @@ SERVICE_NS = {
     "CLC": "urn:piano:roc:clc:v1",
     "DEL": "urn:piano:roc:del:v1",
     "ANN": "urn:piano:roc:ann:v1",
+    #: Billing (DemandeDRE, DemandeRetours): served by an AMC directly, never relayed.
+    "DRE": "urn:piano:roc:dre:v1",
 }
 #: SOAPAction value for each service (quotes included on the wire).
 SOAP_ACTION_PREFIX = "urn:piano:roc:"

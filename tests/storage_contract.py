@@ -19,7 +19,8 @@ from lxml import etree
 from zope.interface.verify import verifyObject
 
 from mutuelle import testing
-from mutuelle.care import CareRequest
+from mutuelle.billing import BillingReturn, PaidLine, Rejection, ReturnKind, Shortfall
+from mutuelle.care import CareRequest, LineCode
 from mutuelle.catalogue import Case
 from mutuelle.decisions import DelRequest
 from mutuelle.engagements import Engagement, EngagementState
@@ -214,6 +215,73 @@ class StoreContract:
         billed = dataclasses.replace(made, number="ENG-B-1", state=EngagementState.BILLED)
         in_sandbox(store, lambda s: s.add_engagement(billed))
         assert in_sandbox(store, lambda s: s.cancel(AMC, PERSON, "ENG-B-1")) is DelOutcome.BILLED
+
+    def test_billing_returns_wait_their_delay_then_are_delivered_until_acknowledged(
+        self, stores: MakeStore, store: ISandboxStore, clock: StrictClock
+    ) -> None:
+        made = Engagement("", AMC, PERSON, "SEJ-F", 5000, None, fingerprint="f1")
+        engaged = in_sandbox(store, lambda s: s.engage(made))
+        paid = BillingReturn(
+            ReturnKind.PAYMENT,
+            AMC,
+            "FAC-1",
+            engaged.number,
+            clock.seconds() + 3600,
+            (PaidLine(1, LineCode.PJ, 6000, 5000, Shortfall.MORE_THAN_ENGAGED),),
+        )
+        rejected = BillingReturn(
+            ReturnKind.REJECTION,
+            AMC,
+            "FAC-2",
+            "ENG-X",
+            clock.seconds() + 7200,
+            (),
+            Rejection.LATE,
+        )
+
+        def bill(sandbox: ISandbox) -> None:
+            sandbox.set_engagement_state(engaged.number, EngagementState.BILLED)
+            sandbox.keep_return(paid)
+            sandbox.keep_return(rejected)
+
+        in_sandbox(store, bill)
+        assert in_sandbox(store, lambda s: s.invoice_received(AMC, "FAC-1"))
+        assert not in_sandbox(store, lambda s: s.invoice_received(AMC, "FAC-3"))
+        assert not in_sandbox(store, lambda s: s.invoice_received(AMC, "FAC-1"), HOSPITAL_B)
+        assert in_sandbox(store, lambda s: s.engagement(engaged.number)).state is (
+            EngagementState.BILLED
+        )
+        assert in_sandbox(store, lambda s: s.cancel(AMC, PERSON, engaged.number)) is (
+            DelOutcome.BILLED
+        )
+        assert in_sandbox(store, lambda s: s.returns_due(AMC)) == []
+        assert not in_sandbox(store, lambda s: s.acknowledge(AMC, "FAC-1"))
+        clock.advance(3600)
+        assert in_sandbox(store, lambda s: s.returns_due(AMC)) == [paid]
+        assert in_sandbox(store, lambda s: s.returns_due("990000202")) == []
+        counts = in_sandbox(store, lambda s: s.summary())["billing_returns"]
+        assert (counts["pending"], counts["due"]) == (1, 1)
+        assert in_sandbox(store, lambda s: s.release_returns()) == 1
+        due = in_sandbox(store, lambda s: s.returns_due(AMC))
+        assert [r.invoice_number for r in due] == ["FAC-1", "FAC-2"]
+        assert due[1].rejection is Rejection.LATE and due[1].due == clock.seconds()
+        assert in_sandbox(store, lambda s: s.acknowledge(AMC, "FAC-1"))
+        assert not in_sandbox(store, lambda s: s.acknowledge(AMC, "FAC-1"))
+        if self.durable:
+            store = stores(clock)  # a restart keeps what is still to deliver
+        assert [r.invoice_number for r in in_sandbox(store, lambda s: s.returns_due(AMC))] == [
+            "FAC-2"
+        ]
+        in_sandbox(store, lambda s: s.set_engagement_state(engaged.number, EngagementState.PAID))
+        assert in_sandbox(store, lambda s: s.engagement(engaged.number)).state is (
+            EngagementState.PAID
+        )
+        assert in_sandbox(store, lambda s: s.cancel(AMC, PERSON, engaged.number)) is (
+            DelOutcome.BILLED
+        )
+        in_sandbox(store, lambda s: s.reset())
+        assert not in_sandbox(store, lambda s: s.invoice_received(AMC, "FAC-2"))
+        assert in_sandbox(store, lambda s: s.engagement(engaged.number)) is None
 
     def test_the_journal_keeps_the_last_entries_and_counts_conformance(
         self, store: ISandboxStore

@@ -4,7 +4,9 @@ Starts both twistd plugins with the development configuration (etc/dev/) and the
 PKI (.dev/pki/, generated if missing), sends every business case of the catalogue through the
 relay with hospital A's certificate, each request signed (WS-Security) with hospital A's
 certificate, then the signature cases (each signature broken one way, refused by Mutuelle ANS,
-which requires signatures in the development configuration), prints one line per exchange,
+which requires signatures in the development configuration), then billing straight to the
+simulator (every DRE case of one AMC, and one stay from IDB to its 578R payment, the relay
+refusing the same invoice with RPN-400-DRE), prints one line per exchange,
 then keeps both services running until Ctrl-C (or exits at once with --once, as the
 integration test does).
 """
@@ -12,7 +14,9 @@ integration test does).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
+import json
 import re
 import signal
 import socket
@@ -26,10 +30,13 @@ from types import FrameType
 
 from lxml import etree
 
+from mutuelle.billing import Invoice
+from mutuelle.billing_codec import invoice_element, returns_request_element
 from mutuelle.catalogue import default_catalogue
-from mutuelle.examples import case_request
+from mutuelle.examples import billing_request, case_request
 from mutuelle.faults import MutuelleError
 from roc.messages import Routing, envelope
+from roc.model import Service
 from tools import devpki
 from tools.signing import Signers, signed_as
 
@@ -112,10 +119,12 @@ def _text(body: bytes, name: str) -> str:
     return str(found[0]) if isinstance(found, list) and found else ""
 
 
-def _send(relay_port: int, context: ssl.SSLContext, body: bytes) -> tuple[int, bytes]:
+def _send(
+    relay_port: int, context: ssl.SSLContext, body: bytes, path: str = "/roc"
+) -> tuple[int, bytes]:
     conn = http.client.HTTPSConnection("127.0.0.1", relay_port, context=context, timeout=30)
     try:
-        conn.request("POST", "/roc", body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+        conn.request("POST", path, body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -137,6 +146,90 @@ def reset_sandboxes(mutuelle_admin: int) -> None:
             raise SystemExit(f"cannot reset sandbox {finess}: HTTP {response.status}")
 
 
+def _admin_post(mutuelle_admin: int, path: str) -> dict[str, object]:
+    conn = http.client.HTTPConnection("127.0.0.1", mutuelle_admin, timeout=30)
+    try:
+        conn.request("POST", "/__admin/" + path)
+        response = conn.getresponse()
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+    finally:
+        conn.close()
+
+
+def billing(relay_port: int, mutuelle_port: int, mutuelle_admin: int) -> int:
+    """Billing, straight to Mutuelle ANS (never through the relay): every DRE case of one AMC,
+    then one whole stay through to its payment, and the relay refusing the same invoice."""
+    context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+    context.load_cert_chain(str(PKI / "hospital-a.pem"), str(PKI / "hospital-a.key"))
+    signers = Signers.from_directory(PKI)
+    catalogue = default_catalogue()
+    shown, wrong = "990000101", 0
+    whole = catalogue.get(shown, "DRE_OK_MCO_SEJOUR_COMPLET")
+    assert whole is not None and isinstance(whole.request, Invoice)
+    print(
+        "\nOne stay from IDB to payment (IDB, SIM, CLC through the relay; billing straight to "
+        f"Mutuelle ANS, https://127.0.0.1:{mutuelle_port}/roc/DRE):\n"
+    )
+    invoice = whole.request
+    for service, step in whole.steps:
+        played = dataclasses.replace(
+            whole, spec=dataclasses.replace(whole.spec, service=service), request=step
+        )
+        request = signed_as(case_request(played, str(uuid.uuid4())), None, signers)
+        status, body = _send(relay_port, context, request)
+        code = _text(body, "CodeRetour")
+        wrong += not (status == 200 and code == "00")
+        number = _text(body, "NumeroEngagement")
+        extra = f" NumeroEngagement {number}" if number else ""
+        print(f"  {service.value} via the relay: HTTP {status} {code}{extra}")
+        if service is Service.CLC:
+            invoice = dataclasses.replace(invoice, engagement_number=number)
+    document = billing_request(invoice_element(invoice), shown, whole.version, str(uuid.uuid4()))
+    status, body = _send(mutuelle_port, context, signed_as(document, None, signers), "/roc/DRE")
+    code = _text(body, "CodeRetour")
+    wrong += code != "00"
+    print(f"  DRE-ES {invoice.invoice_number} direct: HTTP {status} ARL {code} "
+          f"{_text(body, 'LibelleRetour')}")  # fmt: skip
+    released = _admin_post(mutuelle_admin, f"sandboxes/{devpki.HOSPITAL_A['site']}/returns")
+    print(f"  admin: produce returns now -> {released.get('released')} return(s) due")
+    poll = billing_request(returns_request_element(), shown, whole.version, str(uuid.uuid4()))
+    status, body = _send(mutuelle_port, context, signed_as(poll, None, signers), "/roc/DRE")
+    kind, paid = _text(body, "Type"), _text(body, "MontantPaye")
+    wrong += kind != "578R"
+    print(
+        f"  DemandeRetours: HTTP {status} {kind} {_text(body, 'ReferencePaiement')} paid "
+        f"{paid} EUR of {_text(body, 'MontantDemande')} (in full: {_text(body, 'Integral')})"
+    )
+    ack = billing_request(
+        returns_request_element([invoice.invoice_number]), shown, whole.version, str(uuid.uuid4())
+    )
+    status, body = _send(mutuelle_port, context, signed_as(ack, None, signers), "/roc/DRE")
+    print(
+        f"  DemandeRetours acknowledging it: HTTP {status}, {_text(body, 'Acquittes')} acknowledged"
+    )
+    status, body = _send(relay_port, context, signed_as(document, None, signers))
+    code = _text(body, "Code")
+    wrong += code != "RPN-400-DRE"
+    print(f"  the same DRE-ES through the relay: HTTP {status} {code} (billing is never relayed)")
+    print(f"\nEvery billing case, straight to Mutuelle ANS (/roc/DRE, {shown}):\n")
+    for case in catalogue:
+        if case.service is not Service.DRE or case.steps or case.amc_number != shown:
+            continue
+        request = signed_as(case_request(case, str(uuid.uuid4())), None, signers)
+        status, body = _send(mutuelle_port, context, request, "/roc/DRE")
+        code = _text(body, "CodeRetour")
+        ok = status == 200 and code == case.expected_code
+        wrong += not ok
+        after = case.expected_return
+        then = "" if after is None else f" -> {after.kind.value} to come"
+        print(
+            f"  {'ok ' if ok else 'BAD'} {case.amc_number} {case.name:<44} HTTP {status} ARL "
+            f"{code} {_text(body, 'LibelleRetour')}{then}"
+        )
+    return wrong
+
+
 def exchanges(relay_port: int) -> int:
     """Send one exchange per catalogue case (and two refusals); return how many went wrong."""
     context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
@@ -148,6 +241,8 @@ def exchanges(relay_port: int) -> int:
     signers = Signers.from_directory(PKI)
     catalogue = default_catalogue()
     for case in catalogue:
+        if case.service is Service.DRE:  # billing never goes through the relay: below
+            continue
         request = signed_as(case_request(case, str(uuid.uuid4())), None, signers)
         status, body = _send(relay_port, context, request)
         code, label = _text(body, "CodeRetour"), _text(body, "LibelleRetour")
@@ -208,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         help="move every demo port by this much (to run beside another demo)",
     )
     args = parser.parse_args(argv)
-    relay_port, admin_port, _, mutuelle_admin, _ = (p + args.port_offset for p in PORTS)
+    relay_port, admin_port, mutuelle_port, mutuelle_admin, _ = (p + args.port_offset for p in PORTS)
     busy = [p + args.port_offset for p in PORTS[:4] if not _port_free(p + args.port_offset)]
     if busy:
         print(f"ports already in use: {busy}; stop the other demo or use --port-offset")
@@ -229,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             "logs in .dev/logs/, access log in .dev/rpn-access.log"
         )
         wrong = exchanges(relay_port)
+        wrong += billing(relay_port, mutuelle_port, mutuelle_admin)
         print(
             f"\n{'All' if not wrong else 'Not all'} exchanges gave their documented answer"
             f"{'' if not wrong else f' ({wrong} did not)'}."

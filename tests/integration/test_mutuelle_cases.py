@@ -6,20 +6,24 @@ simulator) for the whole module; hospital A and hospital B of the test PKI send 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from mutuelle.billing import Invoice
+from mutuelle.billing_codec import invoice_element
 from mutuelle.care import euros
 from mutuelle.catalogue import Case, default_catalogue
-from mutuelle.examples import case_request
+from mutuelle.examples import billing_request, case_request
 from mutuelle.soap import request_headers
+from mutuelle.specs import CaseSpec
 from mutuelle.technical import TechnicalFault
 from roc.model import SERVICE_NS, Service, SoapVersion
 from tests.integration.harness import (
@@ -185,13 +189,53 @@ THROUGH_RELAY = {
 }
 
 
+def send_invoice(
+    direct: SoapClient,
+    relay: SoapClient,
+    case: Case,
+    meanwhile: Callable[[str], object] | None = None,
+) -> tuple[int, bytes, str | None]:
+    """A DRE case, sent straight to the simulator (billing is never relayed): a whole stay's
+    IDB, SIM and CLC first, through the relay, the invoice then quoting the CLC's engagement.
+    *meanwhile* runs between the CLC and the invoice, given the engagement number. The status
+    and body of the ARL, and the engagement billed."""
+    assert isinstance(case.request, Invoice)
+    invoice = case.request
+    for service, step in case.steps:
+        status, body = _send(
+            relay, dataclasses.replace(case, spec=_as(case, service), request=step)
+        )
+        assert status == 200, body[:300]
+        if service is Service.CLC:
+            number = etree.fromstring(body).findtext(f".//{{{SERVICE_NS['CLC']}}}NumeroEngagement")
+            assert number is not None, body[:300]
+            invoice = dataclasses.replace(invoice, engagement_number=number)
+    if meanwhile is not None:
+        meanwhile(invoice.engagement_number)
+    document = billing_request(
+        invoice_element(invoice), case.amc_number, case.version, str(uuid.uuid4())
+    )
+    answer = direct.post(document, "/roc/DRE", request_headers(Service.DRE, SoapVersion.SOAP11))
+    return answer.status, answer.body, invoice.engagement_number
+
+
+def _as(case: Case, service: Service) -> CaseSpec:
+    """*case*'s specification, for a step of another service (routing block only)."""
+    return dataclasses.replace(case.spec, service=service)
+
+
 def test_every_catalogue_case_plays_through_the_relay(stack: Stack, pki: Path) -> None:
-    """Business cases give their CodeRetour, technical ones their fault, on a fresh sandbox."""
+    """Business cases give their CodeRetour, technical ones their fault, on a fresh sandbox;
+    billing cases (DRE) straight to the simulator, as billing never goes through the relay."""
     stack.admin("POST", f"sandboxes/{HOSPITAL_A['site']}/reset")
     client = SoapClient(stack.relay_port, client_context(pki, "hospital-a"))
+    direct = SoapClient(stack.mutuelle_port, client_context(pki, "hospital-a"))
     wrong: list[tuple[object, ...]] = []
     for case in CATALOGUE:
-        status, body = _send(client, case)
+        if case.service is Service.DRE:
+            status, body, _ = send_invoice(direct, client, case)
+        else:
+            status, body = _send(client, case)
         if status != 200 or _code(case, body) != case.expected_code:
             wrong.append((case.amc_number, case.name, status, body[:300]))
         elif _expected_amounts(case) not in (_amounts(case, body), (_amounts(case, body)[0], None)):
@@ -214,6 +258,7 @@ def test_every_catalogue_case_plays_through_the_relay(stack: Stack, pki: Path) -
         if case.technical_fault is TechnicalFault.TIMEOUT:
             assert RELAY_TIMEOUT - 0.5 <= elapsed < MUTUELLE_TIMEOUT_DELAY
     client.close()
+    direct.close()
     status, journal = stack.admin("GET", f"sandboxes/{HOSPITAL_A['site']}/journal?limit=10000")
     assert status == 200
     entries = journal["entries"]

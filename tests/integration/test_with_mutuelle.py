@@ -44,6 +44,12 @@ def test_demo_plays_every_catalogue_case_through_the_relay() -> None:
     assert len(refused) == 7, done.stdout
     assert any("IDB_KO_MCO_SIGNATURE_EMPREINTE" in line for line in refused)
     assert "[SIGNATURE_EMPREINTE] l'empreinte (DigestValue)" in done.stdout
+    # Billing straight to the simulator: one stay through to its payment, the relay refusing
+    # the same invoice.
+    assert "DRE-ES FAC-990000101-" in done.stdout and "ARL 00" in done.stdout
+    assert "DemandeRetours: HTTP 200 578R VIR-990000101-" in done.stdout
+    assert "(in full: true)" in done.stdout
+    assert "the same DRE-ES through the relay: HTTP 400 RPN-400-DRE" in done.stdout
 
 
 def start_mutuelle(pki: Path, directory: Path, public_url: str | None = None) -> tuple[Twistd, int]:

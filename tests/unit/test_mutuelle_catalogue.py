@@ -13,14 +13,24 @@ import pytest
 from lxml import etree
 
 from mutuelle import testing
-from mutuelle.care import euros
+from mutuelle.billing import Invoice, Rejection, ReturnKind
+from mutuelle.billing_codec import read_arl
+from mutuelle.care import CareRequest, euros
 from mutuelle.care_codec import read_care_answer, read_del_answer
 from mutuelle.catalogue import Case, Catalogue, build_catalogue
 from mutuelle.catalogue_cli import main as catalogue_main
 from mutuelle.catalogue_md import render_markdown
 from mutuelle.codec import read_idb_answer
 from mutuelle.datafiles import load_data
-from mutuelle.decisions import DelRequest, calculate, cancel, simulate_in
+from mutuelle.decisions import (
+    DelRequest,
+    calculate,
+    cancel,
+    deliver_returns,
+    invoice,
+    record_identification,
+    simulate_in,
+)
 from mutuelle.examples import case_request, render_examples
 from mutuelle.generate import case_identity, generate
 from mutuelle.idb import IdbRequest, decide
@@ -44,12 +54,13 @@ def case_id(case: Case) -> str:
 
 
 def test_case_names_follow_the_convention_and_are_unique_per_amc() -> None:
-    pattern = re.compile(r"(IDB|SIM|CLC|DEL)_(OK|KO)_(MCO|PSY|HAD|SMR|OQN)_[A-Z0-9_]+")
+    pattern = re.compile(r"(IDB|SIM|CLC|DEL|DRE)_(OK|KO)_(MCO|PSY|HAD|SMR|OQN)_[A-Z0-9_]+")
     for case in CATALOGUE.all_cases:
         assert pattern.fullmatch(case.name), case.name
         assert case.name.split("_")[2] == case.sector.value
         ok = case.expected_code == "00" and case.technical_fault is None
         ok = ok and case.spec.signature is None
+        ok = ok and case.spec.rejection is None  # a 908R follows an accepted invoice
         assert (case.name.split("_")[1] == "OK") == ok
     everything = CATALOGUE.all_cases
     assert len({(c.amc_number, c.name) for c in everything}) == len(everything)
@@ -80,7 +91,7 @@ def test_the_unknown_beneficiary_case_uses_a_nir_no_amc_knows() -> None:
 def test_every_case_is_documented() -> None:
     for case in CATALOGUE.all_cases:
         assert case.description and case.rule and case.expected_label
-        assert case.service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL)
+        assert case.service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.DRE)
 
 
 THIRD_PARTY_AMCS = ("990000101", "990000202", "990000303")
@@ -88,7 +99,7 @@ THIRD_PARTY_AMCS = ("990000101", "990000202", "990000303")
 
 def test_the_catalogue_names_cases_across_services_and_sectors() -> None:
     names = CATALOGUE.names()
-    assert {n.split("_")[0] for n in names} == {"IDB", "SIM", "CLC", "DEL"}
+    assert {n.split("_")[0] for n in names} == {"IDB", "SIM", "CLC", "DEL", "DRE"}
     assert {n.split("_")[2] for n in names} == {"MCO", "PSY", "HAD", "SMR", "OQN"}
     assert len({c.technical_fault for c in CATALOGUE.technical}) == len(TechnicalFault)
 
@@ -100,10 +111,27 @@ def test_each_third_party_amc_has_seventy_cases_ok_and_ko_per_service_and_versio
     cases = CATALOGUE.for_amc(amc)
     assert len(cases) >= 70
     played = {(c.service, c.version, c.name.split("_")[1]) for c in cases}
-    for service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL):
+    for service in (Service.IDB, Service.SIM, Service.CLC, Service.DEL, Service.DRE):
         for version in (RocVersion.V1, RocVersion.V2):
             for verdict in ("OK", "KO"):
                 assert (service, version, verdict) in played, (service, version, verdict)
+
+
+@pytest.mark.parametrize("amc", THIRD_PARTY_AMCS)
+def test_each_third_party_amc_has_every_billing_case(amc: str) -> None:
+    billing = [c for c in CATALOGUE.for_amc(amc) if c.service is Service.DRE]
+    assert len(billing) >= 12
+    assert {c.version for c in billing} == {RocVersion.V1, RocVersion.V2}
+    assert {c.expected_code for c in billing} == {"00", "31", "32", "33"}  # negative ARLs
+    returns = [c.expected_return for c in billing if c.expected_return is not None]
+    assert {r.rejection for r in returns} == {None, *Rejection}  # each 908R reason
+    assert any(r.kind is ReturnKind.PAYMENT and r.full for r in returns)
+    assert any(r.kind is ReturnKind.PAYMENT and not r.full for r in returns)  # partial
+    [whole] = [c for c in billing if c.steps]
+    assert [service for service, _ in whole.steps] == [Service.IDB, Service.SIM, Service.CLC]
+    assert all(c.name.startswith("DRE_KO_") == (c.expected_code != "00" or (
+        c.expected_return is not None and c.expected_return.rejection is not None))
+        for c in billing)  # fmt: skip
 
 
 def test_every_computed_case_balances_line_by_line() -> None:
@@ -192,6 +220,8 @@ def _play(case: Case) -> tuple[str, str]:
     if isinstance(request, IdbRequest):
         answer = decide(request, case.amc_number, case.version, dataset)
         return answer.code, answer.label
+    if isinstance(request, Invoice):
+        return _bill(case, request, sandbox)
     if isinstance(request, DelRequest):
         cancelled = cancel(request, case.amc_number, dataset, sandbox)
         return cancelled.code, cancelled.label
@@ -204,6 +234,34 @@ def _play(case: Case) -> tuple[str, str]:
         care = simulate_in(request, case.amc_number, case.version, dataset, DATA.tariffs, sandbox)
     assert care.statement == case.expected_statement
     return care.code, care.label
+
+
+def _bill(case: Case, request: Invoice, sandbox: Sandbox) -> tuple[str, str]:
+    """A DRE case on a fresh sandbox: the whole stay first if it is one, then the invoice;
+    its return, delivered after the delay, is the documented one."""
+    dataset, amc = DATA.dataset, case.amc_number
+    for service, step in case.steps:
+        if isinstance(step, IdbRequest):
+            record_identification(sandbox, amc, step, decide(step, amc, case.version, dataset))
+        elif service is Service.CLC:
+            assert isinstance(step, CareRequest)
+            made = calculate(step, amc, case.version, dataset, DATA.tariffs, sandbox)
+            assert made.code == "00" and made.engagement_number is not None
+            request = dataclasses.replace(request, engagement_number=made.engagement_number)
+    arl = invoice(request, amc, dataset, sandbox)
+    expected = case.expected_return
+    assert (arl.pending is None) == (expected is None)
+    sandbox.release_returns()
+    _, due = deliver_returns((), amc, sandbox)
+    if expected is not None:
+        [delivered] = due
+        assert (delivered.kind, delivered.rejection) == (expected.kind, expected.rejection)
+        assert delivered.lines == expected.lines and delivered.full == expected.full
+        engagement = sandbox.engagement(request.engagement_number)
+        assert engagement is not None and engagement.state is expected.engagement_state
+    else:
+        assert due == []
+    return arl.code, arl.label
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -235,6 +293,9 @@ def test_soap_exchange_gives_the_documented_answer(case: Case) -> None:
             assert case.sector in answer.rights.sectors
         else:
             assert answer.rights is None
+    elif service is Service.DRE:
+        code, label = read_arl(body)
+        assert (code, label) == (case.expected_code, case.expected_label) or case.steps
     elif service is Service.DEL:
         code, label, number = read_del_answer(body)
         assert (code, label) == (case.expected_code, case.expected_label)

@@ -406,8 +406,9 @@ def test_del_decides_the_same_way_for_every_store() -> None:
     assert cancellation(made, AMC, person, 1_001.0 + window, 0.0) is DelOutcome.EXPIRED
     cancelled = dataclasses.replace(made, state=EngagementState.CANCELLED)
     assert cancellation(cancelled, AMC, person, 0.0, 0.0) is DelOutcome.ALREADY_CANCELLED
-    billed = dataclasses.replace(made, state=EngagementState.BILLED)
-    assert cancellation(billed, AMC, person, 0.0, 0.0) is DelOutcome.BILLED
+    for settled in (EngagementState.BILLED, EngagementState.PAID, EngagementState.REJECTED):
+        billed = dataclasses.replace(made, state=settled)
+        assert cancellation(billed, AMC, person, 0.0, 0.0) is DelOutcome.BILLED
     # A seeded engagement counts its age from the sandbox's reset.
     seeded = dataclasses.replace(made, created=None, age_at_reset=window)
     assert cancellation(seeded, AMC, person, 500.0, 500.0) is DelOutcome.CANCELLED

@@ -10,6 +10,7 @@ from lxml import etree
 
 from mutuelle.faults import MUTUELLE_FAULT_NS, MutuelleError, fault_document
 from mutuelle.schemas import (
+    BILLING_WSDL_FILE,
     SCHEMA_FILES,
     WSDL_FILE,
     schema,
@@ -212,3 +213,49 @@ def test_requests_validated_in_several_threads_at_once_each_get_their_own_errors
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+# -- The billing service (DRE) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def billing_wsdl() -> etree._ElementTree:
+    with resources.as_file(resources.files("roc.schemas").joinpath(BILLING_WSDL_FILE)) as path:
+        return etree.parse(str(path))
+
+
+def test_the_billing_wsdl_says_it_is_a_model_and_its_types_compile(
+    billing_wsdl: etree._ElementTree,
+) -> None:
+    from mutuelle.billing_codec import invoice_element
+    from mutuelle.catalogue import default_catalogue
+
+    assert NOTICE in schema_text(BILLING_WSDL_FILE).decode("utf-8")
+    types = billing_wsdl.find(f"{{{WSDL}}}types/{{{XS}}}schema")
+    assert types is not None
+    combined = etree.XMLSchema(types)
+    played = default_catalogue().get("990000101", "DRE_OK_MCO_PAIEMENT_PARTIEL")
+    assert played is not None
+    assert combined.validate(invoice_element(played.request))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("binding", "soap_ns"),
+    [("FacturationSoap11Binding", WSDL_SOAP11), ("FacturationSoap12Binding", WSDL_SOAP12)],
+)
+def test_billing_bindings_share_the_dre_action_and_carry_the_routing_block(
+    billing_wsdl: etree._ElementTree, binding: str, soap_ns: str
+) -> None:
+    element = billing_wsdl.getroot().find(f"{{{WSDL}}}binding[@name='{binding}']")
+    assert element is not None
+    names = []
+    for operation in element.iterfind(f"{{{WSDL}}}operation"):
+        names.append(operation.get("name"))
+        action = operation.find(f"{{{soap_ns}}}operation")
+        assert action is not None and action.get("soapAction") == "urn:piano:roc:DRE"
+        assert operation.find(f"{{{WSDL}}}input/{{{soap_ns}}}header") is not None
+    assert names == ["DRE", "Retours"]
+    ports = billing_wsdl.getroot().iterfind(f"{{{WSDL}}}service/{{{WSDL}}}port")
+    for port in ports:
+        address = next(iter(port))
+        assert address.get("location", "").endswith("/roc/DRE")

@@ -5,7 +5,8 @@
 //    "calls": [{"operation": "IDB", "port": "IDB_Soap11", "url": "https://...",
 //               "routage": "<rt:Routage ...>...</rt:Routage>" | null, "args": {...}}]}
 // and prints one JSON line per call: {"ok": true, "result": {...}} or {"ok": false, "fault": ...}.
-// The WSDL is consumed as is (roc/schemas/roc.wsdl and the XSDs it imports).
+// The WSDL is consumed as is (roc/schemas/roc.wsdl, or roc-facturation.wsdl for billing, and
+// the XSDs it imports).
 'use strict';
 
 const fs = require('fs');
@@ -36,7 +37,8 @@ async function call(spec, item) {
   if (item.routage) {
     client.addSoapHeader(item.routage);
   }
-  const service = Object.keys(client.describe())[0] === 'RocService' ? 'RocService' : 'AnnuaireService';
+  const first = Object.keys(client.describe())[0];
+  const service = first === 'RocService' || first === 'FacturationService' ? first : 'AnnuaireService';
   const method = client[service][item.port][item.operation];
   return new Promise((resolve) => {
     method(item.args, (err, result) => {
