@@ -2,7 +2,7 @@
 
 ``Simulator.handle`` checks the envelope, the agreement between path, SOAP action, routing
 block and body, the AMC, and the body's schema, then applies the service's rules. Every
-outcome, business answer or fault, comes with an ``ExchangeRecord`` that holds no personal
+outcome, business answer or fault, comes with an ``ExchangeLog`` that holds no personal
 data: the Twisted resource logs it as is.
 """
 
@@ -18,7 +18,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 
 from mutuelle import technical
-from mutuelle.annuaire import look_up
 from mutuelle.billing import ArlAnswer, ArlOutcome, Invoice
 from mutuelle.billing_codec import (
     DRE_NS,
@@ -58,6 +57,7 @@ from mutuelle.decisions import (
     record_identification,
     simulate_in,
 )
+from mutuelle.demo_annuaire import look_up
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
 from mutuelle.sandbox import DelOutcome, JournalEntry, Sandboxes, Violation
@@ -97,7 +97,7 @@ FAULT_VIOLATIONS = 3
 
 
 @dataclass(slots=True)
-class ExchangeRecord:
+class ExchangeLog:
     """What is known of an exchange, safe to log: identifiers and outcome codes only.
 
     Filled in as the exchange is understood (mutable: one per exchange, never shared).
@@ -127,7 +127,7 @@ class Reply:
     status: int
     content_type: str
     body: bytes
-    record: ExchangeRecord
+    record: ExchangeLog
     headers: tuple[tuple[str, str], ...] = field(default=())
     #: Seconds to wait before answering (technical faults REPONSE_TARDIVE, DELAI_DEPASSE).
     delay: float = 0.0
@@ -235,7 +235,7 @@ class Simulator:
         soap_action_header: str | None,
         body: bytes,
     ) -> Reply:
-        record = ExchangeRecord(service=_loggable(service))
+        record = ExchangeLog(service=_loggable(service))
         version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
         record.soap_version = version.value
         try:
@@ -262,7 +262,7 @@ class Simulator:
     def _handle(
         self,
         sandbox: ISandbox,
-        record: ExchangeRecord,
+        record: ExchangeLog,
         path_service: str,
         method: str,
         content_type: str | None,
@@ -394,7 +394,7 @@ class Simulator:
     def _billing(
         self,
         sandbox: ISandbox,
-        record: ExchangeRecord,
+        record: ExchangeLog,
         request: SoapRequest,
         routing: RoutingKey,
         schema_errors: list[tuple[str, str]],
@@ -465,7 +465,7 @@ class Simulator:
 
     def _matched(
         self,
-        record: ExchangeRecord,
+        record: ExchangeLog,
         amc_number: str,
         version: RocVersion,
         parsed: CaseRequest,
@@ -480,7 +480,7 @@ class Simulator:
 
     def _technical(
         self,
-        record: ExchangeRecord,
+        record: ExchangeLog,
         fault: TechnicalFault,
         element: etree._Element,
         version: SoapVersion,
@@ -514,9 +514,7 @@ class Simulator:
         document = fault_document(error, "", record.exchange_id, version)
         return Reply(error.http_status, content_type, document, record)
 
-    def _annuaire(
-        self, record: ExchangeRecord, body: etree._Element, version: SoapVersion
-    ) -> Reply:
+    def _annuaire(self, record: ExchangeLog, body: etree._Element, version: SoapVersion) -> Reply:
         try:
             key = read_ann_request(body)
         except RequestInvalid as exc:
@@ -526,9 +524,7 @@ class Simulator:
         record.outcome = answer.code
         return self._answer(record, ann_answer_element(answer), version)
 
-    def _answer(
-        self, record: ExchangeRecord, element: etree._Element, version: SoapVersion
-    ) -> Reply:
+    def _answer(self, record: ExchangeLog, element: etree._Element, version: SoapVersion) -> Reply:
         return Reply(200, soap_content_type(version), envelope(element, version), record)
 
     def internal_error(self, service: str, content_type: str | None) -> Reply:
@@ -555,7 +551,7 @@ def _server_fault(
     headers: tuple[tuple[str, str], ...] = (),
 ) -> Reply:
     version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
-    record = ExchangeRecord(
+    record = ExchangeLog(
         service=_loggable(service),
         http_status=error.http_status,
         outcome=error.code,
@@ -608,7 +604,7 @@ def sandbox_name(establishment: str | None) -> str:
 class _Failed(Exception):
     """A fault, with what was known of the exchange when it was raised."""
 
-    def __init__(self, record: ExchangeRecord, fault: MutuelleFault) -> None:
+    def __init__(self, record: ExchangeLog, fault: MutuelleFault) -> None:
         super().__init__(str(fault))
         self.record = record
         self.fault = fault
