@@ -149,3 +149,30 @@ def test_sessions_still_resume_after_a_respawn_and_a_reload(
         _, resumed, session, _ = one_exchange(two_workers.port, context, session, f"reload-{i}")
         flags.append(resumed)
     assert all(flags), f"after a reload: {flags.count(False)} full handshakes"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read its status has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_and_their_zygote_end_when_worker_0_is_killed(
+    two_workers: RelayProcess,
+) -> None:
+    assert two_workers.twistd.process is not None
+    worker_0 = two_workers.twistd.process.pid
+    forked = [
+        int(pid) for pid in Path(f"/proc/{worker_0}/task/{worker_0}/children").read_text().split()
+    ]
+    assert len(forked) == 1  # the zygote, parent of worker 1
+    worker_1 = worker_pid(two_workers, 1)
+    two_workers.twistd.process.kill()
+    two_workers.twistd.process.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in (*forked, worker_1)):
+        assert time.monotonic() < deadline, "the zygote or worker 1 outlived worker 0"
+        time.sleep(0.1)
