@@ -175,7 +175,10 @@ def run_zygote(channel: socket.socket, build: WorkerBuilder, install: ReactorIns
     while open_channel or children:
         readable, _, _ = select.select([channel] if open_channel else [], [], [], 0.2)
         if readable:
-            data = channel.recv(4096)
+            try:
+                data = channel.recv(4096)
+            except OSError:
+                data = b""
             if not data:
                 open_channel = False
                 for pid in children:
@@ -316,6 +319,8 @@ class WorkerSupervisor(Service):
     def worker_started(self, index: int, pid: int) -> None:
         self.workers[index] = pid
         self.log.info("worker {index} started (pid {pid})", index=index, pid=pid)
+        if self._stopping:  # asked for just before the stop: stop it too
+            _kill(pid, signal.SIGTERM)
 
     def worker_ended(self, index: int, pid: int, status: int) -> None:
         self.workers.pop(index, None)
