@@ -10,10 +10,15 @@ development PKI under a temporary directory, starts on 127.0.0.1 with free ports
   byte pump over pooled upstream connections, with the relay's TLS settings,
 
 pins the proxy under test to one core and everything else to the other(s), and measures each
-peer in keep-alive and new-TLS-connection-per-request modes, interleaved and repeated
-(``--repeat``, 3 by default) so that a noisy machine hurts every peer alike. It then runs the
-relay-only scenarios: added p99 latency at half the relay's maximum rate, one slow AMC with 500
-exchanges in flight, 10,000 idle client connections, and ``/metrics`` scraped under load.
+peer in three modes: keep-alive, a new TLS connection per request with a full handshake
+(``new-conn``), and a new connection per request that resumes its TLS session with the ticket
+the peer gave (``resumed``; every peer issues tickets: nginx with a ticket key file, HAProxy by
+default), interleaved and repeated (``--repeat``, 3 by default) so that a noisy machine hurts
+every peer alike. The tables show the share of handshakes the peer resumed (the load generator
+reads Go's ``ConnectionState().DidResume``), so a peer that stops resuming is seen. It then
+runs the relay-only scenarios: added p99 latency at half the relay's maximum rate, one slow AMC
+with 500 exchanges in flight, 10,000 idle client connections, ``/metrics`` scraped under load,
+and the relay with 1 then 2 workers in each mode (``workers``: the scaling ratio per mode).
 
 It prints one table per pass, the table of medians, and last the line of ratios
 ``relay/haproxy=… relay/nginx=… relay/direct=…`` (keep-alive throughput, medians). Every
@@ -54,6 +59,7 @@ FAST_AMC = "990000101"
 SLOW_AMC = "990000202"
 SERVICES = ("IDB", "SIM", "CLC", "DEL")
 PEERS = ("direct", "haproxy", "nginx", "relay", "floor")
+MODES = ("keep-alive", "new-conn", "resumed")
 SOAP_HEADERS = ("Content-Type: text/xml; charset=utf-8", 'SOAPAction: "urn:piano:roc:IDB"')
 PR_SET_PDEATHSIG = 1
 
@@ -259,6 +265,8 @@ class Bench:
     # set-up --------------------------------------------------------------------------
 
     def prepare(self) -> None:
+        # nginx's ticket keys (80 bytes: AES-256 and HMAC-SHA256), shared by its workers.
+        (self.work / "nginx-tickets.key").write_bytes(os.urandom(80))
         env = dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod", CGO_ENABLED="0")
         env.setdefault("GOCACHE", str(self.work / "gocache"))
         subprocess.run(
@@ -331,6 +339,8 @@ class Bench:
         ssl_client_certificate {self.pki / "ca.pem"};
         ssl_verify_client on;
         ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        ssl_session_ticket_key {self.work / "nginx-tickets.key"};
         keepalive_requests 1000000;
         keepalive_timeout 300s;"""
 
@@ -534,6 +544,7 @@ access_log = "access.log"
         peer: str,
         *,
         new_conn: bool = False,
+        resume: bool = False,
         rate: float = 0.0,
         conns: int | None = None,
         duration: float | None = None,
@@ -545,8 +556,10 @@ access_log = "access.log"
         warmup = self.args.warmup if warmup is None else warmup
         extra = [f"-c={conns or self.args.connections}", f"-duration={duration}s"]
         extra += [f"-warmup={warmup}s", f"-rate={rate}", f"-label={peer}"]
-        if new_conn:
+        if new_conn or resume:
             extra.append("-new-conn")
+        if resume:
+            extra.append("-resume")
         argv = self.loadgen_argv("load", peer, body, *extra)
         peer_pid = self.peer_process[peer].pid
         with CoreLoad(self.cores.rest).measure() as rest_busy:
@@ -577,26 +590,38 @@ def fmt_failures(report: dict[str, Any]) -> str:
 
 
 def throughput_pass(bench: Bench, pass_index: int) -> dict[tuple[str, str], dict[str, Any]]:
-    """Each peer in both modes, peers rotated from pass to pass."""
+    """Each peer in every mode, peers rotated from pass to pass."""
     results: dict[tuple[str, str], dict[str, Any]] = {}
     order = list(PEERS[pass_index % len(PEERS) :] + PEERS[: pass_index % len(PEERS)])
-    for mode in ("keep-alive", "new-conn"):
+    for mode in MODES:
         for peer in order:
-            results[(mode, peer)] = bench.load(peer, new_conn=mode == "new-conn")
+            results[(mode, peer)] = load_mode(bench, peer, mode)
     return results
+
+
+def load_mode(bench: Bench, peer: str, mode: str) -> dict[str, Any]:
+    report = bench.load(peer, new_conn=mode == "new-conn", resume=mode == "resumed")
+    handshakes = report.get("handshakes", 0)
+    report["resumed_share"] = report.get("resumed", 0) / handshakes if handshakes else 0.0
+    return report
+
+
+def fmt_resumed(mode: str, report: dict[str, Any]) -> str:
+    """The share of new connections that resumed their session ('-' in keep-alive)."""
+    return "-" if mode == "keep-alive" else f"{report.get('resumed_share', 0.0):.3f}"
 
 
 def print_table(title: str, results: dict[tuple[str, str], dict[str, Any]]) -> None:
     print(f"\n{title}")
     print(
         f"{'mode':<11} {'peer':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'failures':>10} {'cpu ms/req':>10} {'gen cores':>9} {'rest busy':>9}"
+        f"{'failures':>10} {'cpu ms/req':>10} {'gen cores':>9} {'rest busy':>9} {'resumed':>8}"
     )
     for (mode, peer), r in results.items():
         print(
             f"{mode:<11} {peer:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{fmt_failures(r):>10} {r['cpu_ms']:>10.3f} {r['cpu_cores']:>9.2f} "
-            f"{r['rest_busy'] * 100:>8.0f}%"
+            f"{r['rest_busy'] * 100:>8.0f}% {fmt_resumed(mode, r):>8}"
         )
 
 
@@ -608,7 +633,15 @@ def median_results(
         runs = [p[key] for p in passes]
         merged[key] = {
             name: statistics.median(r[name] for r in runs)
-            for name in ("rps", "p50_ms", "p99_ms", "cpu_ms", "cpu_cores", "rest_busy")
+            for name in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "cpu_ms",
+                "cpu_cores",
+                "rest_busy",
+                "resumed_share",
+            )
         }
         merged[key]["by_failure"] = {"total": sum(r["failures"] for r in runs)}
         if merged[key]["by_failure"]["total"] == 0:
@@ -829,6 +862,51 @@ def scrape_under_load(bench: Bench, plain_rps: float) -> dict[str, float]:
 # -- main --------------------------------------------------------------------------------
 
 
+def worker_scaling(bench: Bench) -> None:
+    """The relay alone with 1 then 2 workers, every mode, repeated; the 2/1 ratio per mode.
+
+    With one worker the relay is pinned to the proxy core; with two it is not pinned (one
+    worker per core), and shares the load generator's core: on a 2-core machine the ratio is
+    a floor of what a dedicated second core gives.
+    """
+    configured = bench.args.relay_workers
+    medians: dict[int, dict[str, dict[str, float]]] = {}
+    try:
+        for workers in (1, 2):
+            bench.args.relay_workers = workers
+            bench.start_relay()
+            runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+            for _ in range(bench.args.repeat):
+                for mode in MODES:
+                    runs[mode].append(load_mode(bench, "relay", mode))
+            medians[workers] = {
+                mode: {
+                    "rps": statistics.median(r["rps"] for r in rs),
+                    "resumed_share": statistics.median(r["resumed_share"] for r in rs),
+                    "rest_busy": statistics.median(r["rest_busy"] for r in rs),
+                }
+                for mode, rs in runs.items()
+            }
+    finally:
+        bench.args.relay_workers = configured
+        bench.start_relay()
+    print(f"\nscenario workers (medians of {bench.args.repeat} runs per mode)")
+    print(f"{'mode':<11} {'1 worker':>9} {'2 workers':>9} {'2/1':>6} {'resumed 1/2':>13}")
+    for mode in MODES:
+        one, two = medians[1][mode], medians[2][mode]
+        shares = (
+            "-"
+            if mode == "keep-alive"
+            else (f"{one['resumed_share']:.3f}/{two['resumed_share']:.3f}")
+        )
+        print(
+            f"{mode:<11} {one['rps']:>9.0f} {two['rps']:>9.0f} "
+            f"{two['rps'] / max(1.0, one['rps']):>6.2f} {shares:>13}"
+        )
+    print("(2 workers share the load generator's core: the ratio is a lower bound)")
+    sys.stdout.flush()
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="passes over every peer and mode")
@@ -843,7 +921,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-delay", type=float, default=2.0)
     parser.add_argument(
         "--scenarios",
-        default="latency,slow,idle,scrape",
+        default="latency,slow,idle,scrape,workers",
         help="comma-separated relay scenarios after the passes ('' for none)",
     )
     parser.add_argument(
@@ -911,8 +989,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     bench.start_relay()
                 elif name == "scrape":
                     runs.append(scrape_under_load(bench, relay_rps))
+                elif name == "workers":
+                    worker_scaling(bench)
+                    break
                 else:
                     raise SystemExit(f"unknown scenario {name!r}")
+            if not runs:
+                continue
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             shown = ", ".join(f"{k}={v:.2f}" for k, v in med.items())
             print(f"\nscenario {name} (median of {len(runs)}): {shown}")
@@ -931,7 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             relay_ms = medians[(mode, "relay")]["cpu_ms"]
             return f"{medians[(mode, peer)]['cpu_ms'] / max(1e-6, relay_ms):.3f}"
 
-        for mode in ("keep-alive", "new-conn"):
+        for mode in MODES:
             print(
                 f"\nCPU per exchange, peer/relay ({mode}): "
                 + " ".join(f"relay/{p}={cpu_ratio(mode, p)}" for p in ("haproxy", "nginx"))
@@ -939,13 +1022,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "floor" in PEERS and "relay" in PEERS:
             # What no Twisted + pyOpenSSL relay can beat on this machine (bench/floor.py).
             line = []
-            for mode in ("keep-alive", "new-conn"):
+            for mode in MODES:
                 line.append(f"relay/floor={ratio(mode, 'floor')}")
                 if "haproxy" in PEERS:
                     haproxy = max(1.0, medians[(mode, "haproxy")]["rps"])
                     line.append(f"floor/haproxy={medians[(mode, 'floor')]['rps'] / haproxy:.3f}")
                 line[-1] += f" ({mode})"
             print("\nfloor: " + " ".join(line))
+        if "relay" in PEERS:
+            full = max(1.0, medians[("new-conn", "relay")]["rps"])
+            own = medians[("resumed", "relay")]["rps"] / full
+            others = " ".join(
+                f"relay/{p}={ratio('resumed', p)}" for p in ("haproxy", "nginx", "direct")
+            )
+            print(f"\nresumed: {others} relay resumed/relay new-conn={own:.3f}")
         print(
             "\nnew-conn: "
             + " ".join(f"relay/{p}={ratio('new-conn', p)}" for p in ("haproxy", "nginx", "direct"))

@@ -5,6 +5,7 @@ Contexts are built once from files and swapped whole on reload, never per connec
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,16 +127,36 @@ def server_options(
 
 @implementer(IOpenSSLServerConnectionCreator)
 class SwappableServerContext:
-    """Hands each new connection the current context; ``swap`` replaces it for new ones."""
+    """Hands each new connection the current context; ``swap`` replaces it for new ones.
+
+    Session tickets are sealed with the keys of the *first* context, kept for the process's
+    lifetime: each connection starts on that context (OpenSSL takes the ticket keys from the
+    context an ``SSL`` object was created with) and is then moved onto the current one
+    (certificate, key, CAs). So a reload that changes certificates does not make returning
+    clients pay a full handshake, and processes forked after this object was built (the
+    relay's workers, ``rpn.workers``) all seal and open each other's tickets. Every context
+    gets the same session ID context (Twisted draws a random one per context, and OpenSSL
+    refuses a ticket sealed under another).
+    """
 
     def __init__(self, options: ssl.CertificateOptions) -> None:
-        self._context: SSL.Context = options.getContext()
+        self._session_id_context = secrets.token_hex(8).encode("ascii")
+        self._sessions: SSL.Context = self._prepared(options)
+        self._context: SSL.Context = self._sessions
+
+    def _prepared(self, options: ssl.CertificateOptions) -> SSL.Context:
+        context: SSL.Context = options.getContext()
+        context.set_session_id(self._session_id_context)
+        return context
 
     def swap(self, options: ssl.CertificateOptions) -> None:
-        self._context = options.getContext()
+        self._context = self._prepared(options)
 
     def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
-        return SSL.Connection(self._context, None)
+        connection = SSL.Connection(self._sessions, None)
+        if self._context is not self._sessions:
+            connection.set_context(self._context)
+        return connection
 
 
 def client_options(files: TLSFiles, hostname: str) -> IOpenSSLClientConnectionCreator:

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults, maybeDeferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.systemd import ListenFDs
 
 from piano.config import ConfigError
 from piano.reactors import IServiceReactor
@@ -45,6 +46,8 @@ from rpn.upstream import UpstreamRegistry, UpstreamSettings, delay_until
 from rpn.workers import (
     SINGLE_PROCESS,
     AdoptedPortService,
+    ReactorInstaller,
+    WorkerBuilder,
     WorkerRole,
     WorkerSupervisor,
     admin_endpoint_for,
@@ -307,13 +310,18 @@ def build_service(
     registry: CollectorRegistry,
     config_path: Path | None = None,
     role: WorkerRole = SINGLE_PROCESS,
+    server_tls: SwappableServerContext | None = None,
+    install_reactor: ReactorInstaller | None = None,
 ) -> RelayService:
     """Every part of the relay wired together; nothing listens until the service starts.
 
     With *config_path*, SIGHUP re-reads that file (see ``RelayService.reload``). *role*
-    says which worker this process is when ``listen.workers`` > 1 (see ``rpn.workers``).
+    says which worker this process is when ``listen.workers`` > 1 (see ``rpn.workers``);
+    a forked worker passes the *server_tls* it inherited (its session-ticket keys), and
+    worker 0 needs *install_reactor* for the workers it forks (``rpn.tap`` gives it).
     """
-    server_tls = SwappableServerContext(server_options(inbound_tls_files(config)))
+    if server_tls is None:
+        server_tls = SwappableServerContext(server_options(inbound_tls_files(config)))
     extractor = build_extractor(config.routing.policy, config.routing.options)
     ann = config.annuaire
     annuaire = CachedAnnuaire(
@@ -339,7 +347,7 @@ def build_service(
     http = relay_factory(lambda: relay, reactor, config.http.idle_timeout)
     service.http = http
     tls_factory = WholeMessageTLSFactory(server_tls, False, http, clock=reactor)
-    _listen(service, config, reactor, tls_factory, role)
+    _listen(service, config, reactor, tls_factory, role, install_reactor)
     admin = QuietSite(
         admin_resource(
             registry,
@@ -362,6 +370,7 @@ def _listen(
     reactor: IServiceReactor,
     factory: Any,
     role: WorkerRole,
+    install_reactor: ReactorInstaller | None,
 ) -> None:
     """One process: the configured endpoint. Several: a socket shared by every worker."""
     endpoint = config.listen.endpoint
@@ -372,22 +381,63 @@ def _listen(
     if config.listen.workers == 1:
         listen(endpoint, factory, reactor, "listen.endpoint", service)
         return
+    if install_reactor is None:
+        raise ValueError("listen.workers > 1: workers are forked by twistd rpn only")
     if endpoint.startswith("systemd:"):
-        fds = ListenFDs.fromEnvironment()
-        name = endpoint.partition("name=")[2].split(":")[0]
-        index = endpoint.partition("index=")[2].split(":")[0]
-        fileno = (
-            fds.inheritedNamedDescriptors()[name]
-            if name
-            else (fds.inheritedDescriptors()[int(index or 0)])
-        )
+        # Twisted's systemd parser read (and removed) LISTEN_FDS when it was imported: ask
+        # it for the descriptor instead of the environment.
+        try:
+            adopted = serverFromString(reactor, endpoint)
+            fileno = int(adopted.fileno)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise ValueError(f"listen.endpoint: no socket passed by systemd ({exc})") from None
         os.set_inheritable(fileno, True)
+        os.set_blocking(fileno, False)  # systemd passes it blocking: accept would block
         family = socket.fromfd(fileno, socket.AF_INET, socket.SOCK_STREAM).family
     else:
         sock = open_listening_socket(endpoint)
         service.listening_socket = sock  # kept open for the workers' lifetime
         fileno, family = sock.fileno(), sock.family
     AdoptedPortService(reactor, fileno, family, factory).setServiceParent(service)
-    supervisor = WorkerSupervisor(reactor, config.listen.workers, fileno)
+    supervisor = WorkerSupervisor(
+        reactor, config.listen.workers, _worker_builder(service, fileno), install_reactor
+    )
     supervisor.setServiceParent(service)
     service.supervisor = supervisor
+
+
+def _worker_builder(service: RelayService, fileno: int) -> WorkerBuilder:
+    """How the zygote (forked by worker 0, see ``rpn.workers``) makes worker *index*.
+
+    The worker keeps the TLS context inherited through the fork (the ticket keys every
+    worker shares) and takes the configuration as it is on disk now, so a worker respawned
+    after a reload serves the reloaded certificates and settings like the others.
+    """
+    config, config_path, server_tls = service.config, service.config_path, service.server_tls
+
+    def build(reactor: IServiceReactor, index: int) -> RelayService:
+        current = config
+        if config_path is not None:
+            try:
+                current = load_config(config_path)
+                server_tls.swap(server_options(inbound_tls_files(current)))
+            except (ConfigError, TLSConfigError, ValueError) as exc:
+                Logger().error(
+                    "worker {index}: configuration file unusable ({error}); "
+                    "serving the one worker 0 started with",
+                    index=index,
+                    error=str(exc),
+                )
+                current = config
+        # Like a reload: listen, admin and log changes wait for a restart.
+        current = replace(current, listen=config.listen, admin=config.admin, log=config.log)
+        return build_service(
+            current,
+            reactor,
+            CollectorRegistry(auto_describe=True),
+            config_path,
+            WorkerRole(index, fileno),
+            server_tls,
+        )
+
+    return build

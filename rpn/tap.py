@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -30,6 +31,18 @@ class Options(
     ]
 
 
+def fresh_reactor() -> IServiceReactor:
+    """In a worker forked by the zygote (``rpn.workers``): forget the reactor inherited
+    through the fork (its descriptors are closed) and install a new one."""
+    sys.modules.pop("twisted.internet.reactor", None)
+    from twisted.internet import default
+
+    default.install()
+    from twisted.internet import reactor as installed
+
+    return cast(IServiceReactor, installed)
+
+
 def makeService(options: Options) -> IService:
     from prometheus_client import disable_created_metrics
     from twisted.internet import reactor as installed
@@ -50,6 +63,7 @@ def makeService(options: Options) -> IService:
                 int(options["worker"]),
                 None if options["inherit-fd"] is None else int(options["inherit-fd"]),
             ),
+            install_reactor=fresh_reactor,
         )
     except (ConfigError, TLSConfigError, ValueError) as exc:
         raise usage.UsageError(f"cannot start: {exc}") from None

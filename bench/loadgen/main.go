@@ -158,9 +158,11 @@ func (c *conn) exchange(request []byte, deadline time.Time) (int, string) {
 }
 
 type workerResult struct {
-	latencies []time.Duration
-	ok        int
-	failures  map[string]int
+	latencies  []time.Duration
+	ok         int
+	failures   map[string]int
+	handshakes int // new connections whose exchange was measured
+	resumed    int // ... of which resumed their TLS session
 }
 
 func runLoad(args []string) {
@@ -176,6 +178,7 @@ func runLoad(args []string) {
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up before it")
 	maxRequests := fs.Int64("max-requests", 2_000_000, "stop after this many requests in all")
 	newConn := fs.Bool("new-conn", false, "a new TLS connection (full handshake) per request")
+	resume := fs.Bool("resume", false, "with -new-conn: resume the TLS session (tickets) on each new connection")
 	rate := fs.Float64("rate", 0, "total requests per second (0: as fast as answers come)")
 	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
 	label := fs.String("label", "", "echoed in the report")
@@ -183,6 +186,9 @@ func runLoad(args []string) {
 	failPause := fs.Duration("fail-pause", 0, "pause after a failure, as a client backing off")
 	fail(fs.Parse(args))
 	tg := newTarget(*rawURL, *bodyFile, headers, t)
+	if *resume {
+		tg.config.ClientSessionCache = tls.NewLRUClientSessionCache(4 * *conns)
+	}
 
 	start := time.Now()
 	measureFrom := start.Add(*warmup)
@@ -228,11 +234,14 @@ func runLoad(args []string) {
 					break
 				}
 				status, kind := 0, ""
+				handshake, didResume := false, false
 				if c == nil {
 					var err error
 					c, err = tg.dial(*timeout)
 					if err != nil {
 						kind = "connect"
+					} else {
+						handshake, didResume = true, c.tc.ConnectionState().DidResume
 					}
 				}
 				if c != nil {
@@ -252,6 +261,12 @@ func runLoad(args []string) {
 				}
 				if done.Before(measureFrom) || done.After(stopAt) {
 					continue
+				}
+				if handshake {
+					r.handshakes++
+					if didResume {
+						r.resumed++
+					}
 				}
 				if kind == "closed" && *newConn {
 					kind = ""
@@ -283,10 +298,12 @@ func runLoad(args []string) {
 	cpu0, _ := cpuAtMeasure.Load().(float64)
 	var all []time.Duration
 	failures := map[string]int{}
-	ok := 0
+	ok, handshakes, resumed := 0, 0, 0
 	for _, r := range results {
 		all = append(all, r.latencies...)
 		ok += r.ok
+		handshakes += r.handshakes
+		resumed += r.resumed
 		for k, v := range r.failures {
 			failures[k] += v
 		}
@@ -314,6 +331,8 @@ func runLoad(args []string) {
 		"max_ms":     pct(1.0),
 		"cpu_cores":  (cpuSeconds() - cpu0) / wall,
 		"gomaxprocs": runtime.GOMAXPROCS(0),
+		"handshakes": handshakes,
+		"resumed":    resumed,
 	})
 }
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
+from OpenSSL._util import lib as _openssl
 from twisted.internet import ssl
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -427,3 +428,69 @@ def test_an_unknown_attribute_name_is_refused() -> None:
 def test_devpki_client_certificates_carry_their_finess(pki: Pki) -> None:
     cert = pki.issued["hospital"].certificate
     assert finess_from_certificate(cert) == HOSPITAL_FINESS
+
+
+def _resumed(
+    server: SwappableServerContext, client: SSL.Context, session: SSL.Session | None
+) -> tuple[bool, SSL.Session]:
+    """One in-memory connection; the client offers *session*: (resumed, its new session)."""
+    server_side = server.serverConnectionForTLS(None)  # type: ignore[arg-type]
+    server_side.set_accept_state()
+    client_side = SSL.Connection(client, None)
+    client_side.set_connect_state()
+    if session is not None:
+        client_side.set_session(session)
+    sent = handshaken = False
+    for _ in range(20):  # pump both ways; the server answers so that TLS 1.3 tickets arrive
+        for one, other in ((client_side, server_side), (server_side, client_side)):
+            try:
+                one.do_handshake()
+                handshaken = handshaken or one is client_side
+            except SSL.WantReadError:
+                pass
+            try:
+                data = one.bio_read(65536)
+            except SSL.WantReadError:
+                data = b""
+            if data:
+                other.bio_write(data)
+        if handshaken and not sent:
+            client_side.sendall(b"ping")
+            sent = True
+            continue
+        try:
+            if server_side.recv(4) == b"ping":
+                server_side.sendall(b"pong")
+        except SSL.WantReadError:
+            pass
+        try:
+            if client_side.recv(4) == b"pong":
+                break
+        except SSL.WantReadError:
+            pass
+    else:
+        raise AssertionError("no answer")
+    client_side.shutdown()  # else OpenSSL marks the session not resumable when it is freed
+    new_session = client_side.get_session()
+    assert new_session is not None
+    # pyOpenSSL has no session_reused(): its binding of OpenSSL's SSL_session_reused.
+    return bool(_openssl.SSL_session_reused(client_side._ssl)), new_session
+
+
+@pytest.mark.parametrize("version", [SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION])
+def test_a_session_resumes_after_a_swap_of_certificate_and_cas(pki: Pki, version: int) -> None:
+    server = relay_server(pki, "server")
+    client = SSL.Context(SSL.TLS_METHOD)
+    client.use_certificate_file(str(pki.folder / "hospital.pem"))
+    client.use_privatekey_file(str(pki.folder / "hospital.key"))
+    client.set_min_proto_version(version)
+    client.set_max_proto_version(version)
+    resumed, session = _resumed(server, client, None)
+    assert not resumed
+    resumed, session = _resumed(server, client, session)
+    assert resumed
+    server.swap(server_options(pki.files("server-b")))
+    resumed, session = _resumed(server, client, session)
+    assert resumed  # the ticket keys did not change with the certificate
+    fresh = relay_server(pki, "server")  # another process: other keys
+    assert not _resumed(fresh, client, session)[0]
