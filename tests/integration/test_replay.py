@@ -1,0 +1,151 @@
+"""A publisher's non-regression run: the catalogue exported as a suite, replayed through the
+relay against the simulator (real ``twistd`` processes, real TLS) with ``python -m
+mutuelle.replay`` as a process, as a CI job would run it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.integration.test_mutuelle_cases import Stack, start_stack
+
+pytestmark = pytest.mark.integration
+
+JUNIT_XSD = Path(__file__).parent.parent / "junit.xsd"
+
+
+@pytest.fixture(scope="module")
+def stack(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = start_stack(pki, tmp_path_factory.mktemp("replay-stack"))
+    yield started
+    started.stop()
+
+
+def _replay(
+    stack: Stack, pki: Path, suite: Path, *extra: str, reset: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mutuelle.replay",
+            str(suite),
+            "--url",
+            f"https://127.0.0.1:{stack.relay_port}/roc",
+            "--billing-url",
+            f"https://127.0.0.1:{stack.mutuelle_port}/roc/{{service}}",
+            "--cert",
+            str(pki / "hospital-a.pem"),
+            "--key",
+            str(pki / "hospital-a.key"),
+            "--cacert",
+            str(pki / "ca.pem"),
+            "--admin",
+            f"http://127.0.0.1:{stack.mutuelle_admin}",
+            *(["--sandbox-reset"] if reset else []),
+            "--concurrency",
+            "4",
+            "--quiet",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_exported_catalogue_replays_clean_then_an_edited_expectation_is_named(
+    stack: Stack, pki: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    exported = subprocess.run(
+        [sys.executable, "-m", "mutuelle.suite", "export", str(suite)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "steps" in exported.stdout
+    junit = tmp_path / "junit.xml"
+    report = tmp_path / "report.json"
+    run = _replay(stack, pki, suite, "--junit", str(junit), "--json", str(report))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["failed"] == 0 and data["passed"] == data["steps"] > 300
+    schema = etree.XMLSchema(etree.parse(str(JUNIT_XSD)))
+    document = etree.parse(str(junit))
+    schema.assertValid(document)
+    assert len(document.findall(".//testcase")) == data["steps"]
+    assert document.find(".//failure") is None
+
+    # One expectation edited: that step, and only it, is reported.
+    manifest = suite / "suite.toml"
+    text = manifest.read_text()
+    step = "990000202/SIM_OK_MCO_PRISE_EN_CHARGE_TOTALE"
+    at = text.index(f'id = "{step}"')
+    edited = re.sub(r'code = "00"', 'code = "01"', text[at:], count=1)
+    manifest.write_text(text[:at] + edited)
+    run = _replay(stack, pki, suite, "--junit", str(junit))
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    assert step in run.stdout
+    assert "of" in run.stdout and "steps matched" in run.stdout
+    document = etree.parse(str(junit))
+    schema.assertValid(document)
+    failed = [
+        t.get("name") for t in document.iterfind(".//testcase") if t.find("failure") is not None
+    ]
+    assert failed == [step]
+
+
+def test_an_unreachable_target_is_a_connection_error_not_a_crash(
+    stack: Stack, pki: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    subprocess.run([sys.executable, "-m", "mutuelle.suite", "export", str(suite)], check=True)
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "mutuelle.replay", str(suite),
+            "--url", "https://127.0.0.1:1/roc",
+            "--cacert", str(pki / "ca.pem"), "--quiet",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "cannot reach https://127.0.0.1:1/roc" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_signed_suite_replays_clean_against_a_sandbox_requiring_signatures(
+    stack: Stack, pki: Path, tmp_path: Path
+) -> None:
+    """Every request signed with hospital A's certificate (the invoices at replay, once their
+    engagement is known), the unsigned one refused with MUT-400-SIGNATURE as expected."""
+    suite = tmp_path / "signed"
+    subprocess.run(
+        [
+            sys.executable, "-m", "mutuelle.suite", "export", str(suite),
+            "--sign-cert", str(pki / "hospital-a.pem"), "--sign-key", str(pki / "hospital-a.key"),
+        ],
+        check=True,
+    )  # fmt: skip
+    site = "990000028"
+    stack.admin("POST", f"sandboxes/{site}/reset")
+    assert stack.admin("PUT", f"sandboxes/{site}/signature", {"policy": "require"})[0] == 200
+    try:
+        report = tmp_path / "signed.json"
+        # (a reset would also drop the sandbox's signature policy)
+        run = _replay(stack, pki, suite, "--json", str(report), reset=False)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        data = json.loads(report.read_text())
+        faults = [r for r in data["results"] if r["status"] == 400]
+        assert [r["step"] for r in faults] == [
+            f"{amc}/IDB_KO_MCO_SIGNATURE_ABSENTE" for amc in ("990000101", "990000202", "990000303")
+        ] or len(faults) >= 1
+    finally:
+        stack.admin("PUT", f"sandboxes/{site}/signature", {"policy": "off"})
