@@ -23,6 +23,7 @@ from mutuelle.admin import AdminApi
 from mutuelle.sandbox import MemoryStore
 from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator, sandbox_name
 from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
+from mutuelle.trainees import BadTrainee, trainee_of_body, trainee_sandbox
 from piano.web import HealthResource, QuietSite
 from roc.certificates import finess_from_certificate
 from roc.identifiers import finess_error
@@ -50,10 +51,14 @@ class RocResource(Resource):
     def render(self, request: Request) -> bytes | int:
         segments = request.postpath or []
         prefix: str | None = None
-        if len(segments) == 4 and segments[0] == SANDBOX_PREFIX:
-            # /bac/<FINESS>/roc/<SERVICE>: the sandbox named in the path (see establishment_of)
+        trainee: str | None = None
+        if len(segments) in (4, 5) and segments[0] == SANDBOX_PREFIX:
+            # /bac/<FINESS>[/<trainee>]/roc/<SERVICE>: the sandbox named in the path (see
+            # establishment_of), and a trainee's within it (mutuelle.trainees)
             prefix = segments[1].decode("ascii", "replace")
-            segments = segments[2:]
+            if len(segments) == 5:
+                trainee = segments[2].decode("ascii", "replace")
+            segments = segments[len(segments) - 2 :]
         on_roc_path = len(segments) == 2 and segments[0] == b"roc"
         service = segments[1].decode("ascii", "replace") if on_roc_path else ""
         method = (request.method or b"").decode("ascii", "replace")
@@ -69,7 +74,13 @@ class RocResource(Resource):
 
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        answered = self.store.transact(sandbox_name(establishment), play)
+        try:
+            trainee = trainee_of_body(body) or trainee
+            name = trainee_sandbox(sandbox_name(establishment), trainee)
+        except BadTrainee as bad:
+            self._respond(request, self.simulator.bad_trainee(service, content_type, str(bad)))
+            return NOT_DONE_YET
+        answered = self.store.transact(name, play)
         answered.addErrback(self._failed, service, content_type)
         answered.addCallback(lambda reply: None if gone else self._respond(request, reply))
         answered.addErrback(lambda failure: self.log.failure("Writing a reply failed", failure))

@@ -531,6 +531,10 @@ class Simulator:
         """The fault answering an exchange the simulator failed on (a defect)."""
         return _server_fault(MutuelleError.INTERNAL, service, content_type)
 
+    def bad_trainee(self, service: str, content_type: str | None, reason: str) -> Reply:
+        """The fault answering an exchange naming a trainee that is not one (``trainees``)."""
+        return _server_fault(MutuelleError.REQUEST_INVALID, service, content_type, detail=reason)
+
     def storage_unavailable(self, service: str, content_type: str | None) -> Reply:
         """The fault answering an exchange whose sandbox could not be read or written.
 
@@ -549,6 +553,7 @@ def _server_fault(
     service: str,
     content_type: str | None,
     headers: tuple[tuple[str, str], ...] = (),
+    detail: str = "",
 ) -> Reply:
     version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
     record = ExchangeLog(
@@ -557,7 +562,7 @@ def _server_fault(
         outcome=error.code,
         soap_version=version.value,
     )
-    document = fault_document(error, version=version)
+    document = fault_document(error, detail, version=version)
     return Reply(error.http_status, soap_content_type(version), document, record, headers)
 
 
