@@ -12,7 +12,9 @@ Routes (``<F>`` is a FINESS, or ``<FINESS>.<trainee>`` a trainee's sandbox, ``mu
 - ``GET  /__admin/sandboxes/<F>``              one sandbox's summary
 - ``POST /__admin/sandboxes/<F>/reset``        back to the seed (or ``DELETE`` the sandbox)
 - ``GET  /__admin/sandboxes/<F>/journal``      last exchanges with their conformance report
-                                               (``?limit=N``, default 100)
+                                               (``?limit=N``, default 100; ``&bodies=1``
+                                               adds request and answer bodies, fictitious
+                                               data, for ``mutuelle.suite record``)
 - ``GET  /__admin/sandboxes/<F>/conformance``  conformance summary
 - ``POST /__admin/sandboxes/<F>/seed``         add identifications and engagements (JSON)
 - ``PUT  /__admin/sandboxes/<F>/fault``        ``{"fault": "HTTP_503"}``; ``DELETE`` switches off
@@ -124,10 +126,12 @@ class AdminApi:
             return self._reset(finess)
         if action == "journal" and method == "GET":
             limit = _int(query.get("limit", "100"), "limit", 1, 10_000)
+            bodies = query.get("bodies", "0") == "1"
 
             def journal(sandbox: ISandbox | None) -> Answer:
                 entries = [] if sandbox is None else sandbox.journal_tail(limit)
-                return 200, {"finess": finess, "entries": [e.as_dict() for e in entries]}
+                shown = [e.as_dict(bodies) for e in entries]
+                return 200, {"finess": finess, "entries": shown}
 
             return self.store.inspect(finess, journal)
         if action == "conformance" and method == "GET":

@@ -60,7 +60,7 @@ from mutuelle.decisions import (
 from mutuelle.demo_annuaire import look_up
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
-from mutuelle.sandbox import DelOutcome, JournalEntry, Sandboxes, Violation
+from mutuelle.sandbox import BODY_KEPT_BYTES, DelOutcome, JournalEntry, Sandboxes, Violation
 from mutuelle.schemas import validation_errors
 from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy, signature_violation
 from mutuelle.soap import (
@@ -222,6 +222,8 @@ class Simulator:
                     case=r.case,
                     violations=r.violations,
                     technical_fault=r.technical_fault,
+                    request=body if len(body) <= BODY_KEPT_BYTES else b"",
+                    answer=reply.body if len(reply.body) <= BODY_KEPT_BYTES else b"",
                 )
             )
         return reply

@@ -149,3 +149,43 @@ def test_a_signed_suite_replays_clean_against_a_sandbox_requiring_signatures(
         ] or len(faults) >= 1
     finally:
         stack.admin("PUT", f"sandboxes/{site}/signature", {"policy": "off"})
+
+
+def test_a_recorded_trainee_session_replays_clean(stack: Stack, pki: Path, tmp_path: Path) -> None:
+    """A trainee plays a few exchanges through the relay; ``suite record`` turns its sandbox's
+    journal into a suite, which replays clean on the reset sandbox, and names a change."""
+    from tests.integration.harness import SoapClient, client_context
+    from tests.integration.test_trainees import _case, _play
+
+    sandbox = "990000028.poste-9"
+    assert stack.admin("POST", f"sandboxes/{sandbox}/reset")[0] == 200
+    relay = SoapClient(stack.relay_port, client_context(pki, "hospital-a"))
+    played = [
+        "IDB_OK_MCO_DROITS_OUVERTS",
+        "SIM_OK_MCO_PRISE_EN_CHARGE_TOTALE",
+        "CLC_OK_MCO_ENGAGEMENT",
+        "DEL_OK_MCO_ANNULATION",
+        "DEL_OK_MCO_ANNULATION",
+    ]
+    codes = [_play(relay, _case(name), "poste-9")[1] for name in played]
+    assert codes == ["00", "00", "00", "00", "11"]
+    relay.close()
+    suite = tmp_path / "recorded"
+    recorded = subprocess.run(
+        [
+            sys.executable, "-m", "mutuelle.suite", "record",
+            "--admin", f"http://127.0.0.1:{stack.mutuelle_admin}",
+            "--sandbox", "990000028", "--trainee", "poste-9", str(suite),
+        ],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert "5 steps recorded" in recorded.stdout
+    manifest = (suite / "suite.toml").read_text()
+    assert manifest.count('code = "11"') == 1 and "totals" in manifest
+    run = _replay(stack, pki, suite, "--sandbox", sandbox, "--json", str(tmp_path / "r.json"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] == 5
+    # Replayed without the reset, the first cancellation now finds the engagement cancelled.
+    run = _replay(stack, pki, suite, reset=False)
+    assert run.returncode == 1 and "00004-DEL" in run.stdout

@@ -15,7 +15,7 @@ from lxml import etree
 from mutuelle import replay
 from mutuelle.catalogue import Catalogue, default_catalogue
 from mutuelle.faults import MutuelleError, fault_document
-from mutuelle.suite import export_suite
+from mutuelle.suite import export_suite, record_suite
 from mutuelle.suite_model import (
     Expectation,
     Observed,
@@ -254,3 +254,34 @@ def test_the_manifest_text_is_toml_a_person_can_edit(exported) -> None:
     text = manifest_text(suite)
     assert parse_manifest(tomllib.loads(text)) == suite
     assert '[[steps]]\nid = "990000101/IDB_OK_MCO_DROITS_OUVERTS"' in text
+
+
+def _entry(sequence: int, service: str, request: str, answer: bytes, **extra: object) -> dict:
+    return {
+        "sequence": sequence,
+        "time": f"2026-03-02T10:00:0{sequence}+00:00",
+        "service": service,
+        "http_status": 200,
+        "request": request,
+        "answer": answer.decode(),
+        "technical_fault": "",
+        "case": "",
+        **extra,
+    }
+
+
+def test_a_recorded_session_captures_the_engagement_its_later_requests_quote() -> None:
+    entries = [
+        _entry(1, "CLC", "<clc/>", _answer("00", "<r:NumeroEngagement>ENG-9</r:NumeroEngagement>")),
+        _entry(2, "DEL", "<del><n>ENG-9</n></del>", _answer("00")),
+        _entry(3, "IDB", "<idb/>", b"", technical_fault="CONNEXION_COUPEE"),
+        _entry(4, "IDB", "", _answer("00")),  # body not kept
+    ]
+    suite, files, skipped = record_suite(entries)
+    assert skipped == 2
+    assert [s.id for s in suite.steps] == ["00001-CLC", "00002-DEL"]
+    assert suite.steps[0].capture == {"engagement_1": "NumeroEngagement"}
+    assert files["requests/00002-DEL.xml"] == b"<del><n>${engagement_1}</n></del>"
+    assert [s.expect.code for s in suite.steps] == ["00", "00"]
+    since = datetime.datetime(2026, 3, 2, 10, 0, 2, tzinfo=datetime.UTC)
+    assert [s.id for s in record_suite(entries, since)[0].steps] == ["00002-DEL"]
