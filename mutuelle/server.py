@@ -49,7 +49,7 @@ class RocResource(Resource):
         self.simulator = simulator
         self.clock = clock
         self.store: ISandboxStore = store if store is not None else MemoryStore(simulator.sandboxes)
-        self.training = TrainingView(self.store)
+        self.training = TrainingView(self.store, simulator.catalogue)
 
     def render(self, request: Request) -> bytes | int:
         segments = request.postpath or []

@@ -6,7 +6,8 @@ the establishment's own sandbox and each trainee's (``mutuelle.trainees``), the 
 order with the answer's code, a French reason saying what to check, the case reached and the
 conformance violations; a form resets one trainee, another the whole room (``POST
 /formation/<FINESS>/reinitialiser`` with ``stagiaire=<name>`` or ``salle=1``, answered 303 back
-to the page). Plain HTML, no JavaScript. A POST whose ``Origin`` is another site is refused
+to the page), and ticks the exercises each trainee has done (``mutuelle.exercises``). Plain
+HTML, no JavaScript. A POST whose ``Origin`` is another site is refused
 (a form elsewhere cannot reset a room through a trainer's browser). ``training_page`` is pure.
 """
 
@@ -24,6 +25,8 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.server import NOT_DONE_YET
 
+from mutuelle.catalogue import Catalogue
+from mutuelle.exercises import progress
 from mutuelle.sandbox import JournalEntry
 from mutuelle.storage import ISandbox, ISandboxStore
 from mutuelle.trainees import split_sandbox, trainee_error, trainee_sandbox
@@ -86,8 +89,20 @@ def _rows(entries: Sequence[JournalEntry]) -> str:
     return "".join(out)
 
 
-def training_page(establishment: str, rooms: Sequence[Room]) -> bytes:
-    """The page for *establishment*: its own sandbox (trainee None) and each trainee's."""
+def _exercises(entries: Sequence[JournalEntry], catalogue: Catalogue) -> str:
+    items = "".join(
+        f'<li class="{"ok" if ok else "ko"}">{"✓ réussi" if ok else "☐ à faire"} : '
+        f"<strong>{_e(exercise.title)}</strong> — {_e(exercise.goal)}</li>"
+        for exercise, ok in progress(entries, catalogue)
+    )
+    return f'<h3>Exercices</h3><ul class="exercices">{items}</ul>'
+
+
+def training_page(
+    establishment: str, rooms: Sequence[Room], catalogue: Catalogue | None = None
+) -> bytes:
+    """The page for *establishment*: its own sandbox (trainee None) and each trainee's, with
+    the exercises (``mutuelle.exercises``) each has done when *catalogue* is given."""
     parts = [
         '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">',
         f"<title>Salle de formation — {_e(establishment)}</title><style>{_STYLE}</style></head>",
@@ -106,6 +121,8 @@ def training_page(establishment: str, rooms: Sequence[Room]) -> bytes:
         anchor = "etablissement" if trainee is None else f"stagiaire-{trainee}"
         parts.append(f'<section id="{_e(anchor)}"><h2>{_e(title)}</h2>')
         parts.append(f"<p>{len(entries)} échange(s).</p>")
+        if catalogue is not None:
+            parts.append(_exercises(entries, catalogue))
         parts.append(_rows(entries))
         parts.append(
             _reset_form(
@@ -140,8 +157,9 @@ class TrainingView:
 
     log = Logger()
 
-    def __init__(self, store: ISandboxStore) -> None:
+    def __init__(self, store: ISandboxStore, catalogue: Catalogue | None = None) -> None:
         self.store = store
+        self.catalogue = catalogue
 
     def render(self, request: Request, segments: Sequence[bytes], certified: str | None) -> Any:
         method = request.method or b""
@@ -217,7 +235,7 @@ class TrainingView:
         return self.store.transact(trainee_sandbox(establishment, trainee), reset)
 
     def _page(self, request: Request, establishment: str, rooms: list[Room]) -> None:
-        self._write(request, 200, training_page(establishment, rooms))
+        self._write(request, 200, training_page(establishment, rooms, self.catalogue))
 
     def _back(self, request: Request, establishment: str) -> None:
         request.setResponseCode(303)

@@ -73,6 +73,10 @@ def test_the_trainer_reads_the_room_in_chromium_and_resets_one_trainee(
     assert "DEL_OK_MCO_ANNULATION" in dom and "Engagement déjà annulé" in dom
     assert "CLC_KO_MCO_SANS_IDB_PREALABLE" in dom  # the case reached, code 07 explained
     assert "<script" not in dom.lower()
+    # poste-1 cancelled the engagement right: that exercise, and only it, is ticked.
+    poste_1, poste_2 = dom.split("Stagiaire poste-2")[0], dom.split("Stagiaire poste-2")[1]
+    assert poste_1.count("✓ réussi") == 1 and "Annuler l'engagement" in poste_1
+    assert "✓ réussi" not in poste_2
     assert dom.count("Réinitialiser ce stagiaire") == 2 and "Réinitialiser toute la salle" in dom
 
     # Another establishment's certificate is refused, whatever it asks.
