@@ -189,3 +189,27 @@ def test_a_recorded_trainee_session_replays_clean(stack: Stack, pki: Path, tmp_p
     # Replayed without the reset, the first cancellation now finds the engagement cancelled.
     run = _replay(stack, pki, suite, reset=False)
     assert run.returncode == 1 and "00004-DEL" in run.stdout
+
+
+def test_dropped_connections_and_non_soap_answers_are_differences_not_crashes(
+    stack: Stack, pki: Path, tmp_path: Path
+) -> None:
+    """Straight to the simulator, with a technical fault switched on for the sandbox: every
+    step is reported as a difference, the run goes to its end and exits 1."""
+    from mutuelle.suite_model import Suite, load_suite, manifest_text
+
+    suite_dir = tmp_path / "two"
+    subprocess.run([sys.executable, "-m", "mutuelle.suite", "export", str(suite_dir)], check=True)
+    suite = load_suite(suite_dir)
+    (suite_dir / "suite.toml").write_text(manifest_text(Suite(suite.name, suite.steps[:2])))
+    site = "990000028"
+    direct = f"https://127.0.0.1:{stack.mutuelle_port}/roc/{{service}}"
+    try:
+        for fault, seen in (("CONNEXION_COUPEE", "connection failed"), ("HTTP_500", "not a SOAP")):
+            assert stack.admin("PUT", f"sandboxes/{site}/fault", {"fault": fault})[0] == 200
+            run = _replay(stack, pki, suite_dir, "--url", direct, "--timeout", "5", reset=False)
+            assert run.returncode == 1, run.stdout + run.stderr
+            assert run.stdout.count(seen) == 2 and "Traceback" not in run.stderr
+            assert "0 of 2 steps matched" in run.stdout
+    finally:
+        stack.admin("DELETE", f"sandboxes/{site}/fault")
