@@ -6,13 +6,15 @@ change one unit of work of the sandbox store (``mutuelle.storage``). ``mutuelle.
 serves it on the loopback admin endpoint only. Answers carry codes and counts, never personal
 data; seeding takes beneficiaries' identifiers (fictitious ones) but never echoes them.
 
-Routes (``<F>`` is a FINESS):
+Routes (``<F>`` is a FINESS, or ``<FINESS>.<trainee>`` a trainee's sandbox, ``mutuelle.trainees``):
 
 - ``GET  /__admin/sandboxes``                  every sandbox's summary
 - ``GET  /__admin/sandboxes/<F>``              one sandbox's summary
 - ``POST /__admin/sandboxes/<F>/reset``        back to the seed (or ``DELETE`` the sandbox)
 - ``GET  /__admin/sandboxes/<F>/journal``      last exchanges with their conformance report
-                                               (``?limit=N``, default 100)
+                                               (``?limit=N``, default 100; ``&bodies=1``
+                                               adds request and answer bodies, fictitious
+                                               data, for ``mutuelle.suite record``)
 - ``GET  /__admin/sandboxes/<F>/conformance``  conformance summary
 - ``POST /__admin/sandboxes/<F>/seed``         add identifications and engagements (JSON)
 - ``PUT  /__admin/sandboxes/<F>/fault``        ``{"fault": "HTTP_503"}``; ``DELETE`` switches off
@@ -39,6 +41,7 @@ from mutuelle.model import BeneficiaryKey, Sector
 from mutuelle.sandbox import Identification
 from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
 from mutuelle.technical import TechnicalFault, by_name
+from mutuelle.trainees import split_sandbox, trainee_error
 from roc.identifiers import amc_number_error, finess_error, nir_error
 
 Answer = tuple[int, dict[str, Any]]
@@ -105,8 +108,11 @@ class AdminApi:
                 return _error(405, "GET only")
             return self.store.summaries().addCallback(lambda all: (200, {"sandboxes": all}))
         finess = segments[1]
-        if finess != "anonyme" and finess_error(finess) is not None:
+        establishment, trainee = split_sandbox(finess)
+        if establishment != "anonyme" and finess_error(establishment) is not None:
             return _error(400, "sandbox: not a FINESS")
+        if trainee is not None and trainee_error(trainee) is not None:
+            return _error(400, "sandbox: not <FINESS>.<trainee> (a-z, 0-9, '-', 1 to 32)")
         action = segments[2] if len(segments) == 3 else None
         if len(segments) > 3:
             return _error(404, "unknown admin path")
@@ -120,10 +126,12 @@ class AdminApi:
             return self._reset(finess)
         if action == "journal" and method == "GET":
             limit = _int(query.get("limit", "100"), "limit", 1, 10_000)
+            bodies = query.get("bodies", "0") == "1"
 
             def journal(sandbox: ISandbox | None) -> Answer:
                 entries = [] if sandbox is None else sandbox.journal_tail(limit)
-                return 200, {"finess": finess, "entries": [e.as_dict() for e in entries]}
+                shown = [e.as_dict(bodies) for e in entries]
+                return 200, {"finess": finess, "entries": shown}
 
             return self.store.inspect(finess, journal)
         if action == "conformance" and method == "GET":

@@ -7,6 +7,8 @@ change, made with a migration (``mutuelle/migrations``).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime
 import json
 from typing import Any
@@ -144,6 +146,21 @@ def decode_entry(text: str) -> JournalEntry:
         tuple(Violation(*v) for v in found),
         fault,
     )
+
+
+def encode_bodies(entry: JournalEntry) -> str | None:
+    """The journal row's ``bodies`` column (migration 0004), None when none was kept."""
+    if not entry.request and not entry.answer:
+        return None
+    return json.dumps([base64.b64encode(b).decode("ascii") for b in (entry.request, entry.answer)])
+
+
+def decode_bodies(entry: JournalEntry, text: str | None) -> JournalEntry:
+    """*entry* with the bodies of its ``bodies`` column."""
+    if not text:
+        return entry
+    request, answer = (base64.b64decode(b) for b in json.loads(text))
+    return dataclasses.replace(entry, request=request, answer=answer)
 
 
 def encode_return(billing_return: BillingReturn) -> str:

@@ -124,6 +124,10 @@ class Violation:
         return {"champ": self.field, "regle": self.rule, "raison": self.reason}
 
 
+#: Bodies larger than this are not kept in the journal (a recorded suite skips their step).
+BODY_KEPT_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One exchange as the sandbox's establishment may review it: codes, never personal data."""
@@ -139,9 +143,21 @@ class JournalEntry:
     case: str
     violations: tuple[Violation, ...] = ()
     technical_fault: str = ""
+    #: The request and answer bodies (fictitious data; kept for ``mutuelle.suite record``,
+    #: shown by the admin API only when asked, never logged). Empty when over BODY_KEPT_BYTES.
+    request: bytes = b""
+    answer: bytes = b""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, bodies: bool = False) -> dict[str, Any]:
+        shown = (
+            {
+                "request": self.request.decode("utf-8", "replace"),
+                "answer": self.answer.decode("utf-8", "replace"),
+            }
+            if bodies
+            else {}
+        )
+        return shown | {
             "sequence": self.sequence,
             "time": datetime.datetime.fromtimestamp(self.time, datetime.UTC).isoformat(),
             "service": self.service,

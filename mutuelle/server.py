@@ -23,6 +23,9 @@ from mutuelle.admin import AdminApi
 from mutuelle.sandbox import MemoryStore
 from mutuelle.simulator import DEFAULT_MAX_BODY_BYTES, Reply, Simulator, sandbox_name
 from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
+from mutuelle.trainees import BadTrainee, trainee_of_body, trainee_sandbox
+from mutuelle.training import PREFIX as TRAINING_PREFIX
+from mutuelle.training import TrainingView
 from piano.web import HealthResource, QuietSite
 from roc.certificates import finess_from_certificate
 from roc.identifiers import finess_error
@@ -46,14 +49,25 @@ class RocResource(Resource):
         self.simulator = simulator
         self.clock = clock
         self.store: ISandboxStore = store if store is not None else MemoryStore(simulator.sandboxes)
+        self.training = TrainingView(self.store, simulator.catalogue)
 
     def render(self, request: Request) -> bytes | int:
         segments = request.postpath or []
+        if segments and segments[0] == TRAINING_PREFIX:
+            # /formation/<FINESS>: the trainers' view, by the client certificate only
+            view: bytes | int = self.training.render(
+                request, segments[1:], certificate_finess(request)
+            )
+            return view
         prefix: str | None = None
-        if len(segments) == 4 and segments[0] == SANDBOX_PREFIX:
-            # /bac/<FINESS>/roc/<SERVICE>: the sandbox named in the path (see establishment_of)
+        trainee: str | None = None
+        if len(segments) in (4, 5) and segments[0] == SANDBOX_PREFIX:
+            # /bac/<FINESS>[/<trainee>]/roc/<SERVICE>: the sandbox named in the path (see
+            # establishment_of), and a trainee's within it (mutuelle.trainees)
             prefix = segments[1].decode("ascii", "replace")
-            segments = segments[2:]
+            if len(segments) == 5:
+                trainee = segments[2].decode("ascii", "replace")
+            segments = segments[len(segments) - 2 :]
         on_roc_path = len(segments) == 2 and segments[0] == b"roc"
         service = segments[1].decode("ascii", "replace") if on_roc_path else ""
         method = (request.method or b"").decode("ascii", "replace")
@@ -69,7 +83,13 @@ class RocResource(Resource):
 
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        answered = self.store.transact(sandbox_name(establishment), play)
+        try:
+            trainee = trainee_of_body(body) or trainee
+            name = trainee_sandbox(sandbox_name(establishment), trainee)
+        except BadTrainee as bad:
+            self._respond(request, self.simulator.bad_trainee(service, content_type, str(bad)))
+            return NOT_DONE_YET
+        answered = self.store.transact(name, play)
         answered.addErrback(self._failed, service, content_type)
         answered.addCallback(lambda reply: None if gone else self._respond(request, reply))
         answered.addErrback(lambda failure: self.log.failure("Writing a reply failed", failure))
@@ -157,20 +177,27 @@ def establishment_of(request: Request, path_prefix: str | None = None) -> str | 
     prefix (an annuaire entry per establishment, or a tool without either). A certificate
     that names an establishment can never reach another one's sandbox.
     """
-    channel: Any = request.channel
-    cached = getattr(channel, "_mutuelle_finess", False)
-    if cached is False:
-        peer = getattr(channel.transport, "getPeerCertificate", lambda: None)()
-        cached = None if peer is None else finess_from_certificate(peer.to_cryptography())
-        channel._mutuelle_finess = cached
+    cached = certificate_finess(request)
     if cached is not None:
-        return str(cached)
+        return cached
     header = _header(request, SENDER_HEADER)
     if header is not None and finess_error(header.strip()) is None:
         return header.strip()
     if path_prefix is not None and finess_error(path_prefix) is None:
         return path_prefix
     return None
+
+
+def certificate_finess(request: Request) -> str | None:
+    """The FINESS the client certificate names (kept on the connection), or None."""
+    channel: Any = request.channel
+    cached = getattr(channel, "_mutuelle_finess", False)
+    if cached is False:
+        transport = getattr(channel, "transport", None)
+        peer = getattr(transport, "getPeerCertificate", lambda: None)()
+        cached = None if peer is None else finess_from_certificate(peer.to_cryptography())
+        channel._mutuelle_finess = cached
+    return None if cached is None else str(cached)
 
 
 def _header(request: Request, name: bytes) -> str | None:

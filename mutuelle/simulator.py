@@ -60,7 +60,7 @@ from mutuelle.decisions import (
 from mutuelle.demo_annuaire import look_up
 from mutuelle.faults import MutuelleError, MutuelleFault, fault_document
 from mutuelle.idb import IdbAnswer, IdbRequest, decide
-from mutuelle.sandbox import DelOutcome, JournalEntry, Sandboxes, Violation
+from mutuelle.sandbox import BODY_KEPT_BYTES, DelOutcome, JournalEntry, Sandboxes, Violation
 from mutuelle.schemas import validation_errors
 from mutuelle.signatures import SIGNATURE_FIELD, SignaturePolicy, signature_violation
 from mutuelle.soap import (
@@ -222,6 +222,8 @@ class Simulator:
                     case=r.case,
                     violations=r.violations,
                     technical_fault=r.technical_fault,
+                    request=body if len(body) <= BODY_KEPT_BYTES else b"",
+                    answer=reply.body if len(reply.body) <= BODY_KEPT_BYTES else b"",
                 )
             )
         return reply
@@ -531,6 +533,10 @@ class Simulator:
         """The fault answering an exchange the simulator failed on (a defect)."""
         return _server_fault(MutuelleError.INTERNAL, service, content_type)
 
+    def bad_trainee(self, service: str, content_type: str | None, reason: str) -> Reply:
+        """The fault answering an exchange naming a trainee that is not one (``trainees``)."""
+        return _server_fault(MutuelleError.REQUEST_INVALID, service, content_type, detail=reason)
+
     def storage_unavailable(self, service: str, content_type: str | None) -> Reply:
         """The fault answering an exchange whose sandbox could not be read or written.
 
@@ -549,6 +555,7 @@ def _server_fault(
     service: str,
     content_type: str | None,
     headers: tuple[tuple[str, str], ...] = (),
+    detail: str = "",
 ) -> Reply:
     version = soap_version_of_content_type(content_type) or SoapVersion.SOAP11
     record = ExchangeLog(
@@ -557,7 +564,7 @@ def _server_fault(
         outcome=error.code,
         soap_version=version.value,
     )
-    document = fault_document(error, version=version)
+    document = fault_document(error, detail, version=version)
     return Reply(error.http_status, soap_content_type(version), document, record, headers)
 
 

@@ -33,9 +33,11 @@ from mutuelle.engagements import Engagement, EngagementState
 from mutuelle.model import BeneficiaryKey, CareKind, Sector
 from mutuelle.rows import (
     beneficiary_columns,
+    decode_bodies,
     decode_engagement,
     decode_entry,
     decode_return,
+    encode_bodies,
     encode_engagement,
     encode_entry,
     encode_return,
@@ -440,8 +442,8 @@ class SqlSandbox:
         self._dirty = True
         kept = dataclasses.replace(entry, sequence=self._requests, time=self.now())
         self._execute(
-            "INSERT INTO journal (finess, sequence, entry) VALUES (?, ?, ?)",
-            (self.finess, kept.sequence, encode_entry(kept)),
+            "INSERT INTO journal (finess, sequence, entry, bodies) VALUES (?, ?, ?, ?)",
+            (self.finess, kept.sequence, encode_entry(kept), encode_bodies(kept)),
         )
         if self._requests > JOURNAL_SIZE and self._requests % _TRIM_EVERY == 0:
             # Older entries go in batches (one statement saved per exchange); the tail never
@@ -453,11 +455,11 @@ class SqlSandbox:
 
     def journal_tail(self, limit: int) -> list[JournalEntry]:
         rows = self._execute(
-            "SELECT entry FROM journal WHERE finess = ? AND sequence > ? "
+            "SELECT entry, bodies FROM journal WHERE finess = ? AND sequence > ? "
             "ORDER BY sequence DESC LIMIT ?",
             (self.finess, self._requests - JOURNAL_SIZE, limit),
         ).fetchall()
-        return [decode_entry(text) for (text,) in reversed(rows)]
+        return [decode_bodies(decode_entry(text), bodies) for (text, bodies) in reversed(rows)]
 
     def reset(self) -> None:
         self._read.clear()

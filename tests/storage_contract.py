@@ -283,6 +283,22 @@ class StoreContract:
         assert not in_sandbox(store, lambda s: s.invoice_received(AMC, "FAC-2"))
         assert in_sandbox(store, lambda s: s.engagement(engaged.number)) is None
 
+    def test_the_journal_keeps_request_and_answer_bodies_for_recording(
+        self, store: ISandboxStore
+    ) -> None:
+        played = dataclasses.replace(entry("00"), request=b"<a>\xc3\xa9</a>", answer=b"<b/>")
+
+        def two(sandbox: ISandbox) -> None:
+            sandbox.record(played)
+            sandbox.record(entry("01"))
+
+        in_sandbox(store, two)
+        first, second = in_sandbox(store, lambda s: s.journal_tail(10))
+        assert (first.request, first.answer) == (b"<a>\xc3\xa9</a>", b"<b/>")
+        assert (second.request, second.answer) == (b"", b"")
+        in_sandbox(store, lambda s: s.reset())
+        assert in_sandbox(store, lambda s: s.journal_tail(10)) == []
+
     def test_the_journal_keeps_the_last_entries_and_counts_conformance(
         self, store: ISandboxStore
     ) -> None:
