@@ -21,8 +21,8 @@ from mutuelle.care import CareRequest, euros
 from mutuelle.catalogue import Case, default_catalogue
 from mutuelle.examples import routing_for
 from mutuelle.idb import IdbRequest
-from mutuelle.soap import routing_element
 from roc.model import Service
+from roc.routing import routing_block
 from tests.integration.test_mutuelle_cases import Stack, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +32,11 @@ CATALOGUE = default_catalogue()
 AMC = "990000202"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
-
 
 @pytest.fixture(scope="module")
 def stack(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if NODE is None:
+        pytest.fail("node is required (the Node.js SOAP client; make test-integration runs npm ci)")
     if not (CLIENTS / "node_modules" / "soap").is_dir():
         pytest.fail("node-soap missing: run `npm ci --prefix tests/integration/soap_clients`")
     started = start_stack(pki, tmp_path_factory.mktemp("node-stack"))
@@ -56,7 +56,7 @@ def routage(played: Case, service: Service) -> str:
         service, key.roc_version, key.amc, key.sender_finess_legal, key.sender_finess_site,
         key.exchange_id,
     )  # fmt: skip
-    return etree.tostring(routing_element(key)).decode()
+    return etree.tostring(routing_block(key)).decode()
 
 
 def beneficiaire(request: IdbRequest | CareRequest) -> dict[str, Any]:

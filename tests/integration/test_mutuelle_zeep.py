@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import zeep
 
 from mutuelle.care import CareRequest, euros
 from mutuelle.catalogue import Case, default_catalogue
@@ -16,9 +18,6 @@ from mutuelle.decisions import DelRequest
 from mutuelle.idb import IdbRequest
 from tests.integration.test_mutuelle_cases import Stack, start_stack
 from tools.devpki import HOSPITAL_A
-
-zeep = pytest.importorskip("zeep")
-requests = pytest.importorskip("requests")
 
 WSDL = Path(__file__).resolve().parents[2] / "roc" / "schemas" / "roc.wsdl"
 CATALOGUE = default_catalogue()
