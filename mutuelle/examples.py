@@ -20,8 +20,9 @@ from mutuelle.care_codec import care_request_element, del_request_element
 from mutuelle.catalogue import Case, Catalogue, default_catalogue
 from mutuelle.codec import ann_request_element, idb_request_element
 from mutuelle.decisions import DelRequest
-from mutuelle.soap import envelope, routing_element
+from mutuelle.soap import envelope
 from roc.model import AmcKey, RocVersion, RoutingKey, Service, SoapVersion
+from roc.routing import routing_block
 
 #: The sending establishment of every example: hospital A of the development PKI.
 SENDER_FINESS_LEGAL = "990000010"
@@ -78,7 +79,7 @@ def billing_request(
         sender_finess_site=SENDER_FINESS_SITE,
         exchange_id=exchange_id,
     )
-    return envelope(body, version, [routing_element(routing)])
+    return envelope(body, version, [routing_block(routing)])
 
 
 def body_element(case: Case) -> etree._Element:
@@ -100,7 +101,7 @@ def case_request(
     return envelope(
         body_element(case),
         version,
-        [routing_element(routing_for(case, exchange_id))],
+        [routing_block(routing_for(case, exchange_id))],
         pretty=pretty,
     )
 

@@ -24,7 +24,7 @@ from roc.model import (
     SoapVersion,
     soap_action,
 )
-from roc.routing import RoutingProblem, block_texts, routing_block, routing_key_from_block
+from roc.routing import RoutingProblem, block_texts, routing_key_from_block
 from roc.xmlsafe import MalformedXml, UnsafeXml, parse_document
 
 _ENVELOPE_NS = {SOAP11_NS: SoapVersion.SOAP11, SOAP12_NS: SoapVersion.SOAP12}
@@ -105,10 +105,6 @@ def read_routing(request: SoapRequest) -> RoutingKey:
         return routing_key_from_block(block_texts(element), request.version)
     except RoutingProblem as problem:
         raise MutuelleFault(MutuelleError.ROUTING_INVALID, problem.reason.fr) from None
-
-
-#: The ``Routage`` header block naming a routing key (for clients, examples and tests).
-routing_element = routing_block
 
 
 def envelope(

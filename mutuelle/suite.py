@@ -32,10 +32,11 @@ from mutuelle.care import Statement, euros
 from mutuelle.catalogue import Case, Catalogue, default_catalogue
 from mutuelle.examples import CONVENTION_TYPE, SECONDARY_CRITERION, body_element
 from mutuelle.faults import MutuelleError
-from mutuelle.soap import envelope, routing_element
+from mutuelle.soap import envelope
 from mutuelle.suite_model import Expectation, Step, Suite, read_answer, write_suite
 from mutuelle.trainees import BadTrainee, trainee_sandbox
 from roc.model import AmcKey, RoutingKey, Service, SoapVersion
+from roc.routing import routing_block
 from roc.signature import Defect, sign
 
 #: The placeholder engagement number DRE cases carry in the catalogue.
@@ -57,7 +58,7 @@ def _request(case: Case, exchange_id: str, sender: Sender) -> bytes:
         sender_finess_site=sender.site,
         exchange_id=exchange_id,
     )
-    return envelope(body_element(case), SoapVersion.SOAP11, [routing_element(routing)], pretty=True)
+    return envelope(body_element(case), SoapVersion.SOAP11, [routing_block(routing)], pretty=True)
 
 
 def _statement_expectation(statement: Statement | None) -> dict[str, object]:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import zeep
 from lxml import etree
 
 from mutuelle.billing import Invoice
@@ -28,8 +30,9 @@ from mutuelle.billing_codec import (
 )
 from mutuelle.catalogue import Case, default_catalogue
 from mutuelle.examples import billing_request, case_request, routing_for
-from mutuelle.soap import read_envelope, request_headers, routing_element
+from mutuelle.soap import read_envelope, request_headers
 from roc.model import SERVICE_NS, Service, SoapVersion
+from roc.routing import routing_block
 from tests.integration.harness import SoapClient, client_context
 from tests.integration.test_mutuelle_cases import Stack, _send, send_invoice, start_stack
 from tests.integration.test_mutuelle_node_soap import CLIENTS, NODE, beneficiaire
@@ -241,8 +244,6 @@ def _invoice_arguments(invoice: Invoice) -> dict[str, Any]:
 def test_zeep_calls_the_billing_service_from_its_wsdl(
     stack: Stack, pki: Path, clients: tuple[SoapClient, SoapClient]
 ) -> None:
-    zeep = pytest.importorskip("zeep")
-    requests = pytest.importorskip("requests")
     session = requests.Session()
     session.trust_env = False
     session.verify = str(pki / "ca.pem")
@@ -277,7 +278,7 @@ def test_node_soap_calls_the_billing_service_from_its_wsdl(
     stack: Stack, pki: Path, clients: tuple[SoapClient, SoapClient]
 ) -> None:
     if NODE is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is required (the Node.js SOAP client; make test-integration runs npm ci)")
     if not (CLIENTS / "node_modules" / "soap").is_dir():
         pytest.fail("node-soap missing: run `npm ci --prefix tests/integration/soap_clients`")
     played = case("DRE_OK_PSY_PAIEMENT_INTEGRAL")
@@ -286,7 +287,7 @@ def test_node_soap_calls_the_billing_service_from_its_wsdl(
     url = f"https://127.0.0.1:{stack.mutuelle_port}/roc/DRE"
 
     def routage(c: Case) -> str:
-        return etree.tostring(routing_element(routing_for(c, str(uuid.uuid4())))).decode()
+        return etree.tostring(routing_block(routing_for(c, str(uuid.uuid4())))).decode()
 
     def call(operation: str, c: Case, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -13,9 +13,10 @@ from lxml import etree
 
 from mutuelle.catalogue import Case, default_catalogue
 from mutuelle.examples import body_element, routing_for
-from mutuelle.soap import envelope, request_headers, routing_element
+from mutuelle.soap import envelope, request_headers
 from mutuelle.trainees import trainee_header
 from roc.model import SERVICE_NS, SoapVersion
+from roc.routing import routing_block
 from tests.integration.harness import SoapClient, client_context
 from tests.integration.test_mutuelle_cases import Stack, start_stack
 
@@ -33,7 +34,7 @@ def stack(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
 
 
 def _document(case: Case, trainee: str | None) -> bytes:
-    headers = [routing_element(routing_for(case, str(uuid.uuid4())))]
+    headers = [routing_block(routing_for(case, str(uuid.uuid4())))]
     if trainee is not None:
         headers.append(trainee_header(trainee))
     return envelope(body_element(case), SoapVersion.SOAP11, headers)

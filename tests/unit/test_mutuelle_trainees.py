@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mutuelle.examples import body_element, routing_for
-from mutuelle.soap import envelope, routing_element
+from mutuelle.soap import envelope
 from mutuelle.trainees import (
     BadTrainee,
     split_sandbox,
@@ -15,12 +15,13 @@ from mutuelle.trainees import (
     trainee_sandbox,
 )
 from roc.model import SoapVersion
+from roc.routing import routing_block
 from tests.unit.test_mutuelle_sandbox import HOSPITAL_A, admin, case, fresh
 
 
 def _request(trainee: str | None, version: SoapVersion = SoapVersion.SOAP11) -> bytes:
     played = case("DEL_OK_MCO_ANNULATION")
-    headers = [routing_element(routing_for(played, "x-1"))]
+    headers = [routing_block(routing_for(played, "x-1"))]
     if trainee is not None:
         headers.append(trainee_header(trainee))
     return envelope(body_element(played), version, headers)
