@@ -9,6 +9,7 @@ and ``describe`` renders the same schema for the configuration reference.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import tomllib
@@ -60,6 +61,20 @@ def one_of(*choices: str) -> Check:
     return check
 
 
+def _date(value: Any, path: str) -> datetime.date:
+    """A TOML date (``2026-12-01``) or the same as a string."""
+    if isinstance(value, datetime.datetime):
+        raise ConfigError(f"{path}: must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{path}: must be a date (YYYY-MM-DD)")
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -80,6 +95,8 @@ def _convert(tp: Any, value: Any, path: str, base: Path) -> Any:
             raise ConfigError(f"{path}: must be a file path")
         p = Path(value)
         return p if p.is_absolute() else Path(os.path.normpath(base / p))
+    if tp is datetime.date:
+        return _date(value, path)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: must be true or false")
@@ -176,9 +193,9 @@ def _type_name(tp: Any) -> str:
         return f"list of {_type_name(typing.get_args(tp)[0])}"
     if origin is dict:
         return "table"
-    return {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+    names: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    names |= {Path: "path", datetime.date: "date"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def describe(cls: type[Any], path: str = "") -> Iterator[tuple[str, str, str, str]]:

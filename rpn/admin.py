@@ -18,6 +18,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from piano.web import HealthResource
 from rpn.breaker import BreakerState
 from rpn.metric_tables import MetricTable, exposition
+from rpn.registration import Registration
 from rpn.relay import Relay
 from rpn.upstream import UpstreamRegistry
 
@@ -192,3 +193,30 @@ class RelayCollector:
             for site in sorted(sites):
                 registered.add_metric((site, "site"), 1)
         yield registered
+        yield from _lifecycle_metrics(registration)
+
+
+def _lifecycle_metrics(registration: Registration) -> Iterator[Metric]:
+    """Each registered FINESS's state and since when (docs/raccordement.md), and the watch."""
+    since = GaugeMetricFamily(
+        "rpn_establishment_lifecycle_since_timestamp_seconds",
+        "Unix time of the day each registered FINESS's state began (0 when not given), with "
+        "its state (qualification, production_sous_surveillance, production, suspendue), its "
+        "legal entity and role, and the sectors that choose its qualification suite.",
+        labels=("finess", "legal_entity", "role", "state", "sectors"),
+    )
+    for entity, sites in sorted(registration.sites_of_entity.items()):
+        lifecycle = registration.lifecycle(entity)
+        sectors = ",".join(sorted(lifecycle.sectors))
+        state = lifecycle.state.value
+        when = lifecycle.since_timestamp
+        since.add_metric((entity, entity, "legal_entity", state, sectors), when)
+        for site in sorted(sites):
+            since.add_metric((site, entity, "site", state, sectors), when)
+    yield since
+    yield GaugeMetricFamily(
+        "rpn_lifecycle_watch_days",
+        "Days after going live (since of production_sous_surveillance) an establishment is "
+        "under the tighter anomaly rules.",
+        value=registration.watch_days,
+    )

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from piano.config import ConfigError, load, non_negative, positive, read_toml, setting
+from piano.config import ConfigError, load, non_negative, one_of, positive, read_toml, setting
 from piano.tls import ServerTLSConfig
-from roc.identifiers import finess_error
+from roc.identifiers import amc_number_error, finess_error
 from rpn.breaker import BreakerPolicy
+from rpn.lifecycle import SECTORS, State
 from rpn.workers import check_worker_endpoint
 
 
 def _finess_list(values: Any) -> str | None:
     for i, value in enumerate(values):
         problem = finess_error(value)
+        if problem:
+            return f"[{i}]: {problem}"
+    return None
+
+
+def _amc_numbers(values: Any) -> str | None:
+    for i, value in enumerate(values):
+        problem = amc_number_error(value)
         if problem:
             return f"[{i}]: {problem}"
     return None
@@ -111,11 +121,42 @@ def _sites(values: Any) -> str | None:
     return _finess_list(values)
 
 
+def _sectors(values: Any) -> str | None:
+    if not values:
+        return "must list at least one sector"
+    for value in values:
+        if value not in SECTORS:
+            return f"{value!r}: must be one of {', '.join(SECTORS)}"
+    if len(set(values)) != len(values):
+        return "lists a sector twice"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LegalEntityConfig:
     finess: str = setting("FINESS juridique of the legal entity.", check=_one_finess)
     sites: tuple[str, ...] = setting(
         "FINESS géographiques of its sites registered with the relay.", check=_sites
+    )
+    state: str = setting(
+        "Where the entity stands on its way to production (docs/raccordement.md): "
+        "qualification (reaches only lifecycle.simulated_amcs), production_sous_surveillance "
+        "(live, tighter anomaly rules for lifecycle.watch_days), production, or suspendue "
+        "(only lifecycle.simulated_amcs). Its sites share it. Change it with "
+        "`python -m rpn.lifecycle set`, then reload.",
+        State.PRODUCTION.value,
+        one_of(*(s.value for s in State)),
+    )
+    since: datetime.date | None = setting(
+        "The day the state began (YYYY-MM-DD): pages count the days in a state, and the "
+        "watch of production_sous_surveillance ends lifecycle.watch_days after it.",
+        None,
+    )
+    sectors: tuple[str, ...] = setting(
+        "Sectors of the entity's activity (MCO, PSY, HAD, SMR, OQN): they choose its "
+        "qualification suite (ROC V1 for MCO only, V2 otherwise).",
+        ("MCO",),
+        _sectors,
     )
 
 
@@ -169,6 +210,27 @@ class EstablishmentsConfig:
                         f"under {sites[site]}"
                     )
                 sites[site] = entity.finess
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleConfig:
+    simulated_amcs: tuple[str, ...] = setting(
+        "AMC numbers Mutuelle ANS plays (fictitious AMCs): the only ones an establishment in "
+        "qualification or suspended reaches.",
+        (),
+        _amc_numbers,
+    )
+    watch_days: int = setting(
+        "Days after going live (the since of production_sous_surveillance) during which an "
+        "establishment is under the tighter anomaly rules (exported as rpn_lifecycle_watch_days).",
+        30,
+        positive,
+    )
+    audit_log: Path | None = setting(
+        "File where `python -m rpn.lifecycle set` appends one JSON line per state change "
+        "(who, why, from, to, when).",
+        None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +308,9 @@ class RpnConfig:
     establishments: EstablishmentsConfig = setting(
         "Registered establishments.", default_factory=EstablishmentsConfig
     )
+    lifecycle: LifecycleConfig = setting(
+        "Establishments' path to production.", default_factory=LifecycleConfig
+    )
     annuaire: AnnuaireConfig = setting("The AMC directory.", default_factory=AnnuaireConfig)
     admin: AdminConfig = setting("Admin endpoint.", default_factory=AdminConfig)
     log: LogConfig = setting("Logging.", default_factory=LogConfig)
@@ -255,6 +320,13 @@ class RpnConfig:
         problem = check_worker_endpoint(self.listen.endpoint, self.listen.workers)
         if problem:
             raise ConfigError(f"listen.endpoint: {problem}")
+        if not self.lifecycle.simulated_amcs:
+            for entity in self.establishments.legal_entities:
+                if entity.state in (State.QUALIFICATION.value, State.SUSPENDED.value):
+                    raise ConfigError(
+                        f"lifecycle.simulated_amcs: empty, so legal entity {entity.finess} "
+                        f"({entity.state}) could reach no AMC; list Mutuelle ANS's AMC numbers"
+                    )
         if self.annuaire.static_file is None and self.annuaire.service_url is None:
             raise ConfigError("annuaire: set static_file, service_url or both")
 

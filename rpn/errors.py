@@ -114,6 +114,27 @@ class RpnError(SpecEnum):
         "(FinessJuridique), tels qu'inscrits, et le certificat doit être celui de ce site ou "
         "de cette entité : vérifier le paramétrage FINESS du logiciel.",
     )
+    IN_QUALIFICATION = ErrorSpec(
+        "RPN-403-QUALIFICATION",
+        403,
+        "Client",
+        "L'établissement est en qualification : il n'atteint que les AMC fictives de Mutuelle "
+        "ANS tant que l'ANS ne l'a pas passé en production sous surveillance.",
+        False,
+        "Jouer la suite de qualification sur Mutuelle ANS (page de l'établissement, "
+        "docs/raccordement.md) ; une fois chaque étape réussie, demander à l'ANS le passage en "
+        "production sous surveillance.",
+    )
+    SUSPENDED = ErrorSpec(
+        "RPN-403-SUSPENDU",
+        403,
+        "Client",
+        "L'établissement est suspendu par l'ANS : il n'atteint que les AMC fictives de Mutuelle "
+        "ANS.",
+        False,
+        "Corriger ce que l'ANS a signalé, rejouer la suite de qualification si elle le demande, "
+        "puis lui demander la reprise (docs/raccordement.md).",
+    )
     NOT_FOUND = ErrorSpec(
         "RPN-404-CHEMIN",
         404,

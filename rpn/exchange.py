@@ -25,6 +25,7 @@ from roc.reasons import Reason
 from rpn.errors import RpnError, RpnFailure
 from rpn.faults import fault_document
 from rpn.interfaces import IRoutingExtractor
+from rpn.lifecycle import State
 from rpn.outcomes import AnswerVerdict, Outcome, outcome_of_error
 from rpn.registration import Registration
 from rpn.routing import RequestView
@@ -191,7 +192,15 @@ def admit(
         )
         if refusal is not None:
             raise RpnFailure(RpnError.SENDER_MISMATCH, refusal)
+    unreachable = policy.registration.reach_refusal(finess, key.amc.amc_number)
+    if unreachable is not None:
+        state, reason = unreachable
+        raise RpnFailure(_UNREACHABLE[state], reason)
     return key
+
+
+#: The fault of an AMC the establishment's state does not reach (rpn.lifecycle).
+_UNREACHABLE = {State.QUALIFICATION: RpnError.IN_QUALIFICATION, State.SUSPENDED: RpnError.SUSPENDED}
 
 
 def _path_reason(paths: tuple[str, ...]) -> Reason:

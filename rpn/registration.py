@@ -4,7 +4,9 @@ An establishment is registered as a legal entity (FINESS juridique) with its sit
 géographiques). A client certificate identifies a site or a legal entity. A message names its
 sender pair (legal entity, site); it is accepted only when that pair is registered and the
 certificate is that site or that site's legal entity, so that no establishment speaks for
-another's site. Pure logic: the relay asks, this module answers.
+another's site. Each legal entity also has its lifecycle (``rpn.lifecycle``): in qualification
+or suspended, it reaches only Mutuelle ANS's fictitious AMCs. Pure logic: the relay asks, this
+module answers.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from roc.reasons import Reason
+from rpn.lifecycle import Lifecycle, State, reach_refusal
 
 __all__ = ["Registration"]
+
+_IN_PRODUCTION = Lifecycle()
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +30,25 @@ class Registration:
     entity_of_site: Mapping[str, str] = field(default_factory=dict)
     #: Sites of each registered legal entity.
     sites_of_entity: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Where each legal entity stands on its way to production (absent: in production).
+    lifecycle_of_entity: Mapping[str, Lifecycle] = field(default_factory=dict)
+    #: The AMC numbers Mutuelle ANS plays: what an entity in qualification may reach.
+    simulated_amcs: frozenset[str] = frozenset()
+    #: Days an establishment stays under watch after going live (exported for the rules).
+    watch_days: int = 30
 
     @classmethod
-    def of(cls, entities: Iterable[tuple[str, Iterable[str]]]) -> Registration:
-        """From (legal entity, its sites) pairs; ValueError if a site is listed twice."""
+    def of(
+        cls,
+        entities: Iterable[tuple[str, Iterable[str]]],
+        lifecycles: Mapping[str, Lifecycle] | None = None,
+        simulated_amcs: Iterable[str] = (),
+        watch_days: int = 30,
+    ) -> Registration:
+        """From (legal entity, its sites) pairs; ValueError if a site is listed twice.
+
+        *lifecycles* gives each legal entity's state (an entity not named is in production).
+        """
         entity_of_site: dict[str, str] = {}
         sites_of_entity: dict[str, frozenset[str]] = {}
         for entity, sites in entities:
@@ -41,7 +61,13 @@ class Registration:
                     raise ValueError(f"site {site} is registered under {other} and {entity}")
                 entity_of_site[site] = entity
             sites_of_entity[entity] = own
-        return cls(entity_of_site, sites_of_entity)
+        lifecycles = dict(lifecycles or {})
+        for entity in lifecycles:
+            if entity not in sites_of_entity:
+                raise ValueError(f"lifecycle given for {entity}, which is not registered")
+        return cls(
+            entity_of_site, sites_of_entity, lifecycles, frozenset(simulated_amcs), watch_days
+        )
 
     def __len__(self) -> int:
         return len(self.sites_of_entity)
@@ -49,6 +75,26 @@ class Registration:
     def knows(self, finess: str) -> bool:
         """Whether *finess* (a certificate's) is a registered site or legal entity."""
         return finess in self.entity_of_site or finess in self.sites_of_entity
+
+    def entity_of(self, finess: str) -> str | None:
+        """The legal entity of *finess* (a site's or the entity itself), None if unknown."""
+        if finess in self.sites_of_entity:
+            return finess
+        return self.entity_of_site.get(finess)
+
+    def lifecycle(self, entity: str) -> Lifecycle:
+        """Where legal entity *entity* stands (production when not given)."""
+        return self.lifecycle_of_entity.get(entity, _IN_PRODUCTION)
+
+    def reach_refusal(self, certificate: str, amc: str) -> tuple[State, Reason] | None:
+        """The state that keeps the establishment of *certificate* from *amc*, and why; or
+        None when it may reach it."""
+        entity = self.entity_of(certificate)
+        if entity is None:
+            return None
+        lifecycle = self.lifecycle(entity)
+        reason = reach_refusal(lifecycle, entity, amc, self.simulated_amcs)
+        return None if reason is None else (lifecycle.state, reason)
 
     def sender_refusal(self, certificate: str, legal: str, site: str) -> Reason | None:
         """Why a message naming (*legal*, *site*) may not come with *certificate*, or None.

@@ -38,6 +38,7 @@ from rpn.config import RpnConfig, load_config
 from rpn.http.client import ClientTLSPolicy, ConnectionPool, HttpClient
 from rpn.http.server import HttpServerFactory
 from rpn.interfaces import IAnnuaireSource
+from rpn.lifecycle import Lifecycle, State, changes
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.routing import build_extractor
@@ -55,12 +56,24 @@ from rpn.workers import (
 )
 
 
+def registration(config: RpnConfig) -> Registration:
+    """The registered establishments, their sites and where each stands (rpn.lifecycle)."""
+    entities = config.establishments.legal_entities
+    return Registration.of(
+        ((entity.finess, entity.sites) for entity in entities),
+        {
+            entity.finess: Lifecycle(State(entity.state), entity.since, tuple(entity.sectors))
+            for entity in entities
+        },
+        config.lifecycle.simulated_amcs,
+        config.lifecycle.watch_days,
+    )
+
+
 def relay_policy(config: RpnConfig) -> RelayPolicy:
     return RelayPolicy(
         paths=config.http.paths,
-        registration=Registration.of(
-            (entity.finess, entity.sites) for entity in config.establishments.legal_entities
-        ),
+        registration=registration(config),
         check_sender=config.establishments.check_sender,
         finess_attribute=config.tls.finess_attribute,
         max_body_bytes=config.http.max_body_bytes,
@@ -215,6 +228,7 @@ class RelayService(MultiService):
             if getattr(config, fixed) != getattr(self.config, fixed):
                 self.log.warn("{table}: changes need a restart; kept as started", table=fixed)
         self.server_tls.swap(options)
+        self._log_lifecycle_changes(self.relay.policy.registration, policy.registration)
         self.relay.policy = policy
         self.relay.extractor = extractor
         self.annuaire.replace_source(source)
@@ -226,6 +240,16 @@ class RelayService(MultiService):
             self.supervisor.reload()
         self.log.info("configuration reloaded from {path}", path=str(self.config_path))
         return True
+
+    def _log_lifecycle_changes(self, before: Registration, after: Registration) -> None:
+        for entity, old, new in changes(before.lifecycle_of_entity, after.lifecycle_of_entity):
+            self.log.info(
+                "lifecycle_changed finess={finess} from={old} to={new} since={since}",
+                finess=entity,
+                old="unregistered" if old is None else old.value,
+                new="unregistered" if new is None else new.value,
+                since=str(after.lifecycle(entity).since or "-") if new is not None else "-",
+            )
 
     def startService(self) -> None:
         # Everything built so far (modules, configuration, TLS contexts) lives as long as the

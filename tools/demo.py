@@ -276,16 +276,33 @@ def exchanges(relay_port: int) -> int:
         if defect.value == "SIGNATURE_EMPREINTE":
             print(f"      « {message} »")
     print("\nRefused by the relay:\n")
+    # Hospital B is in qualification (etc/dev/rpn.toml): a real AMC is refused with the step
+    # that remains, while Mutuelle ANS's AMCs answer it.
+    hospital_b = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+    hospital_b.load_cert_chain(str(PKI / "hospital-b.pem"), str(PKI / "hospital-b.key"))
     refusals = [
-        ("AMC unreachable", UNREACHABLE_AMC, devpki.HOSPITAL_A, "RPN-503-AMC-INDISPONIBLE"),
-        ("A speaking for B's site", "990000101", devpki.HOSPITAL_B, "RPN-403-EMETTEUR"),
+        (
+            "AMC unreachable",
+            UNREACHABLE_AMC,
+            devpki.HOSPITAL_A,
+            context,
+            "RPN-503-AMC-INDISPONIBLE",
+        ),
+        ("A speaking for B's site", "990000101", devpki.HOSPITAL_B, context, "RPN-403-EMETTEUR"),
+        (
+            "B in qualification",
+            UNREACHABLE_AMC,
+            devpki.HOSPITAL_B,
+            hospital_b,
+            "RPN-403-QUALIFICATION",
+        ),
     ]
-    for name, amc, sender, expected in refusals:
+    for name, amc, sender, sent_with, expected in refusals:
         request = envelope(
             Routing("IDB", amc, sender["legal"], sender["site"]),
             '<i:DemandeIDB xmlns:i="urn:piano:roc:idb:v1"/>',
         )
-        status, body = _send(relay_port, context, request)
+        status, body = _send(relay_port, sent_with, request)
         code = _text(body, "Code")
         ok = code == expected
         wrong += not ok

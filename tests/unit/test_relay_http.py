@@ -7,6 +7,7 @@ record and what reached the (fake) AMC upstream.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from rpn.annuaire import CachedAnnuaire
 from rpn.errors import RpnError, RpnFailure
 from rpn.http.server import HttpServerFactory
 from rpn.interfaces import AmcEntry, IStatsSink
+from rpn.lifecycle import Lifecycle, State
 from rpn.registration import Registration
 from rpn.relay import Relay, RelayPolicy, relay_factory
 from rpn.routing import SoapHeaderExtractor
@@ -266,6 +268,7 @@ class RelayHarness:
         check_sender: bool = True,
         stats: IStatsSink | None = None,
         max_in_flight: int = 64,
+        registration: Registration | None = None,
     ) -> None:
         self.certificates = certificates
         self.clock = StrictClock()
@@ -280,7 +283,8 @@ class RelayHarness:
         )
         policy = RelayPolicy(
             paths=("/roc",),
-            registration=Registration.of([(LEGAL_A, [REGISTERED]), (LEGAL_B, [OTHER_REGISTERED])]),
+            registration=registration
+            or Registration.of([(LEGAL_A, [REGISTERED]), (LEGAL_B, [OTHER_REGISTERED])]),
             check_sender=check_sender,
             finess_attribute="OU",
             max_body_bytes=max_body_bytes,
@@ -726,6 +730,60 @@ def test_the_spoofing_fault_names_the_certificate_s_finess_and_the_message_s(
 def test_sender_check_can_be_turned_off(make_relay: Callable[..., RelayHarness]) -> None:
     relay = make_relay(check_sender=False)
     relay.exchange(post(envelope(routage(legal="990000036", site=OTHER_REGISTERED))))
+    assert len(relay.upstreams.calls) == 1
+
+
+def _in_state(state: State, simulated: tuple[str, ...]) -> Registration:
+    """Hospital A in *state*, hospital B in production; *simulated*: Mutuelle ANS's AMCs."""
+    return Registration.of(
+        [(LEGAL_A, [REGISTERED]), (LEGAL_B, [OTHER_REGISTERED])],
+        {LEGAL_A: Lifecycle(state, datetime.date(2026, 12, 1))},
+        simulated,
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "words"),
+    [
+        (State.QUALIFICATION, RpnError.IN_QUALIFICATION, "est en qualification"),
+        (State.SUSPENDED, RpnError.SUSPENDED, "est suspendue"),
+    ],
+)
+@pytest.mark.parametrize("certificate", ["hospital", "entity-a"])
+def test_an_establishment_in_qualification_or_suspended_does_not_reach_a_real_amc(
+    make_relay: Callable[..., RelayHarness],
+    state: State,
+    error: RpnError,
+    words: str,
+    certificate: str,
+) -> None:
+    relay = make_relay(registration=_in_state(state, ("990000202",)))
+    response = relay.exchange(post(envelope()), certificate).response()
+    record = assert_refused(response, relay.records, error)
+    assert relay.upstreams.calls == []
+    assert record.outcome == "rejected" and record.exchange_id == EXCHANGE_ID
+    # The fault says, in French, what the state allows and which AMC was refused.
+    assert words in response.text and AMC in response.text and "990000202" in response.text
+    # Hospital B, in production, still reaches the same AMC.
+    relay.exchange(post(envelope(routage(legal=LEGAL_B, site=OTHER_REGISTERED))), "hospital-b")
+    assert len(relay.upstreams.calls) == 1
+
+
+@pytest.mark.parametrize("state", [State.QUALIFICATION, State.SUSPENDED])
+def test_an_establishment_in_qualification_reaches_mutuelle_ans_s_amcs(
+    make_relay: Callable[..., RelayHarness], state: State
+) -> None:
+    relay = make_relay(registration=_in_state(state, (AMC,)))
+    relay.exchange(post(envelope()))
+    assert len(relay.upstreams.calls) == 1
+
+
+@pytest.mark.parametrize("state", [State.UNDER_WATCH, State.PRODUCTION])
+def test_an_establishment_live_reaches_every_amc(
+    make_relay: Callable[..., RelayHarness], state: State
+) -> None:
+    relay = make_relay(registration=_in_state(state, ("990000202",)))
+    relay.exchange(post(envelope()))
     assert len(relay.upstreams.calls) == 1
 
 

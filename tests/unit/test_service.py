@@ -223,3 +223,28 @@ def test_a_reload_applies_limits_and_registration_and_says_which_changes_need_a_
     assert policy.max_in_flight_per_establishment == 7
     assert any("admin: changes need a restart" in formatEvent(e) for e in events)
     assert service.reloads == 1
+
+
+def test_a_reload_moves_an_establishment_along_its_lifecycle_and_logs_it(
+    pki: Path, tmp_path: Path
+) -> None:
+    entity = {**devpki.registration(devpki.HOSPITAL_A)[0], "state": "qualification"}
+    lifecycle = {"simulated_amcs": ["990000202"]}
+    path = config_file(
+        tmp_path, pki, establishments={"legal_entities": [entity]}, lifecycle=lifecycle
+    )
+    service = build_service(
+        load_config(path), StrictMemoryReactorClock(), CollectorRegistry(), config_path=path
+    )
+    site, legal = devpki.HOSPITAL_A["site"], devpki.HOSPITAL_A["legal"]
+    assert service.relay.policy.registration.reach_refusal(site, "990000101") is not None
+    moved = {**entity, "state": "production_sous_surveillance", "since": "2026-12-03"}
+    config_file(tmp_path, pki, establishments={"legal_entities": [moved]}, lifecycle=lifecycle)
+    with capturedLogs() as events:
+        assert service.reload() is True
+    assert service.relay.policy.registration.reach_refusal(site, "990000101") is None
+    logged = [formatEvent(e) for e in events if "lifecycle_changed" in formatEvent(e)]
+    assert logged == [
+        f"lifecycle_changed finess={legal} from=qualification to=production_sous_surveillance "
+        "since=2026-12-03"
+    ]
