@@ -16,6 +16,9 @@ Routes (``<F>`` is a FINESS, or ``<FINESS>.<trainee>`` a trainee's sandbox, ``mu
                                                adds request and answer bodies, fictitious
                                                data, for ``mutuelle.suite record``)
 - ``GET  /__admin/sandboxes/<F>/conformance``  conformance summary
+- ``GET  /__admin/sandboxes/<F>/qualification?sectors=MCO,PSY``  progress in the
+  qualification suite, computed from the journal (``mutuelle.qualification``)
+- ``GET  /__admin/qualification/suites``        the suites of the usual sector profiles
 - ``POST /__admin/sandboxes/<F>/seed``         add identifications and engagements (JSON)
 - ``PUT  /__admin/sandboxes/<F>/fault``        ``{"fault": "HTTP_503"}``; ``DELETE`` switches off
 - ``PUT  /__admin/sandboxes/<F>/signature``    ``{"policy": "require"}`` (or ``report``, ``off``);
@@ -36,9 +39,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mutuelle.catalogue import Catalogue, default_catalogue
 from mutuelle.engagements import Engagement, EngagementState
 from mutuelle.model import BeneficiaryKey, Sector
-from mutuelle.sandbox import Identification
+from mutuelle.qualification import UnknownSector, progress, standard_suites, suite_for
+from mutuelle.sandbox import JOURNAL_SIZE, Identification
 from mutuelle.storage import ISandbox, ISandboxStore, StorageUnavailable
 from mutuelle.technical import TechnicalFault, by_name
 from mutuelle.trainees import split_sandbox, trainee_error
@@ -68,10 +73,23 @@ class AdminApi:
 
     log = Logger()
 
-    def __init__(self, store: ISandboxStore, signatures_checkable: bool = True) -> None:
+    def __init__(
+        self,
+        store: ISandboxStore,
+        signatures_checkable: bool = True,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.store = store
         #: Whether trusted authorities are configured, so that a sandbox may check signatures.
         self.signatures_checkable = signatures_checkable
+        self._catalogue = catalogue
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue the qualification suites come from (built on first use)."""
+        if self._catalogue is None:
+            self._catalogue = default_catalogue()
+        return self._catalogue
 
     def handle(
         self,
@@ -97,6 +115,9 @@ class AdminApi:
     def _route(
         self, method: str, segments: list[str], query: Mapping[str, str], body: Any
     ) -> Answer | Deferred[Answer]:
+        if segments == ["qualification", "suites"] and method == "GET":
+            shown = [suite.as_dict() for suite in standard_suites(self.catalogue)]
+            return 200, {"suites": shown}
         if segments == ["faults"] and method == "GET":
             return 200, {
                 "faults": [{"name": f.value, "description": f.description} for f in TechnicalFault]
@@ -134,6 +155,8 @@ class AdminApi:
                 return 200, {"finess": finess, "entries": shown}
 
             return self.store.inspect(finess, journal)
+        if action == "qualification" and method == "GET":
+            return self._qualification(finess, query)
         if action == "conformance" and method == "GET":
 
             def conformance(sandbox: ISandbox | None) -> Answer:
@@ -158,6 +181,26 @@ class AdminApi:
 
             return self.store.transact(finess, release)
         return _error(404, "unknown admin path or method")
+
+    def _qualification(self, finess: str, query: Mapping[str, str]) -> Answer | Deferred[Answer]:
+        """The sandbox's progress in the suite of ``?sectors=`` (MCO by default), from its
+        journal (``mutuelle.qualification``); ``?since=`` (ISO time) ignores older entries."""
+        try:
+            suite = suite_for(query.get("sectors", "MCO"), self.catalogue)
+        except UnknownSector as exc:
+            return _error(400, str(exc))
+        since = None
+        if "since" in query:
+            try:
+                since = datetime.datetime.fromisoformat(query["since"]).timestamp()
+            except ValueError:
+                return _error(400, "since : une date et heure ISO 8601 est attendue")
+
+        def measured(sandbox: ISandbox | None) -> Answer:
+            journal = [] if sandbox is None else sandbox.journal_tail(JOURNAL_SIZE)
+            return 200, progress(finess, suite, journal, since).as_dict()
+
+        return self.store.inspect(finess, measured)
 
     def _change(self, finess: str, change: Callable[[ISandbox], None]) -> Deferred[Answer]:
         """Apply *change* to *finess*'s sandbox (created if new); answer its summary."""

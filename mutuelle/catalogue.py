@@ -203,10 +203,12 @@ class Catalogue:
         if len(self._by_name) != len(self.all_cases):
             raise ValueError("two cases share an AMC and a name")
         self._by_key: dict[tuple[str, BeneficiaryKey], list[Case]] = {}
+        self._by_nir: dict[tuple[str, str], list[Case]] = {}
         self._faults: dict[tuple[str, BeneficiaryKey], TechnicalFault] = {}
         for case in self.all_cases:
             key = (case.amc_number, case.request.beneficiary)
             self._by_key.setdefault(key, []).append(case)
+            self._by_nir.setdefault((case.amc_number, key[1].nir), []).append(case)
             if case.technical_fault is not None:
                 self._faults[key] = case.technical_fault
 
@@ -254,6 +256,27 @@ class Catalogue:
             ):
                 return case
         return None
+
+    def aimed(
+        self,
+        amc_number: str,
+        version: RocVersion,
+        service: Service,
+        nir: str,
+        birth_date: str | None = None,
+    ) -> tuple[str, ...]:
+        """The cases a request about *nir* (born *birth_date*, as sent) could be playing at
+        this AMC, service and version, whatever it answered; sorted names."""
+        names = {
+            case.name
+            for case in self._by_nir.get((amc_number, nir), ())
+            if case.service is service
+            and case.version is version
+            and (
+                birth_date is None or case.request.beneficiary.birth_date.isoformat() == birth_date
+            )
+        }
+        return tuple(sorted(names))
 
     def match_invoice(
         self, amc_number: str, version: RocVersion, invoice: Invoice, code: str

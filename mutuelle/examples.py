@@ -51,14 +51,16 @@ CARE_EXAMPLES = {
 _NOTICE = "PiANO project model of ROC — not the official schema."
 
 
-def routing_for(case: Case, exchange_id: str) -> RoutingKey:
-    """The routing block a hospital sends to play *case*."""
+def routing_for(case: Case, exchange_id: str, sender: tuple[str, str] | None = None) -> RoutingKey:
+    """The routing block a hospital sends to play *case*; *sender*: (legal entity, site),
+    the examples' hospital when None."""
+    legal, site = sender or (SENDER_FINESS_LEGAL, SENDER_FINESS_SITE)
     return RoutingKey(
         service=case.service,
         roc_version=case.version,
         amc=AmcKey(case.amc_number, CONVENTION_TYPE, SECONDARY_CRITERION),
-        sender_finess_legal=SENDER_FINESS_LEGAL,
-        sender_finess_site=SENDER_FINESS_SITE,
+        sender_finess_legal=legal,
+        sender_finess_site=site,
         exchange_id=exchange_id,
     )
 
@@ -95,13 +97,17 @@ def body_element(case: Case) -> etree._Element:
 
 
 def case_request(
-    case: Case, exchange_id: str, version: SoapVersion = SoapVersion.SOAP11, pretty: bool = False
+    case: Case,
+    exchange_id: str,
+    version: SoapVersion = SoapVersion.SOAP11,
+    pretty: bool = False,
+    sender: tuple[str, str] | None = None,
 ) -> bytes:
-    """The complete SOAP request playing *case*."""
+    """The complete SOAP request playing *case* (from *sender*: legal entity, site)."""
     return envelope(
         body_element(case),
         version,
-        [routing_block(routing_for(case, exchange_id))],
+        [routing_block(routing_for(case, exchange_id, sender))],
         pretty=pretty,
     )
 

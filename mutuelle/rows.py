@@ -123,6 +123,9 @@ def encode_entry(entry: JournalEntry) -> str:
             e.case,
             [[v.field, v.rule, v.reason] for v in e.violations],
             e.technical_fault,
+            list(e.aimed),
+            e.via_relay,
+            e.signature,
         ],
         separators=(",", ":"),
         ensure_ascii=False,
@@ -130,9 +133,12 @@ def encode_entry(entry: JournalEntry) -> str:
 
 
 def decode_entry(text: str) -> JournalEntry:
+    fields = json.loads(text)
+    # Entries journaled before the qualification fields have 11 of them.
     (sequence, time, service, exchange_id, amc, version, status, outcome, case, found, fault) = (
-        json.loads(text)
+        fields[:11]
     )
+    aimed, via_relay, signature = fields[11:] if len(fields) == 14 else ([], False, "")
     return JournalEntry(
         sequence,
         time,
@@ -145,6 +151,9 @@ def decode_entry(text: str) -> JournalEntry:
         case,
         tuple(Violation(*v) for v in found),
         fault,
+        aimed=tuple(aimed),
+        via_relay=via_relay,
+        signature=signature,
     )
 
 

@@ -147,6 +147,14 @@ class JournalEntry:
     #: shown by the admin API only when asked, never logged). Empty when over BODY_KEPT_BYTES.
     request: bytes = b""
     answer: bytes = b""
+    #: Catalogue cases the request was about (its beneficiary's, for that AMC, service and
+    #: version), even when it was refused: what ties a failed attempt to its qualification
+    #: step (mutuelle.qualification). Empty when the request named no known beneficiary.
+    aimed: tuple[str, ...] = ()
+    #: Whether the exchange came through the relay (its X-ROC-Emetteur-Finess header).
+    via_relay: bool = False
+    #: The signature as checked: "" not checked (policy off), "VALIDE", or the defect's rule.
+    signature: str = ""
 
     def as_dict(self, bodies: bool = False) -> dict[str, Any]:
         shown = (
@@ -168,6 +176,9 @@ class JournalEntry:
             "outcome": self.outcome,
             "case": self.case,
             "technical_fault": self.technical_fault,
+            "aimed": list(self.aimed),
+            "via_relay": self.via_relay,
+            "signature": self.signature,
             "conformance": {
                 "conforming": not self.violations,
                 "violations": [v.as_dict() for v in self.violations],

@@ -75,10 +75,11 @@ class RocResource(Resource):
         soap_action = _header(request, b"soapaction")
         body = request.content.read() if request.content is not None else b""
         establishment = establishment_of(request, prefix)
+        via_relay = came_through_relay(request, prefix)
 
         def play(sandbox: ISandbox) -> Reply:
             return self.simulator.handle_in(
-                sandbox, service, method, content_type, soap_action, body
+                sandbox, service, method, content_type, soap_action, body, via_relay
             )
 
         gone: list[bool] = []
@@ -186,6 +187,15 @@ def establishment_of(request: Request, path_prefix: str | None = None) -> str | 
     if path_prefix is not None and finess_error(path_prefix) is None:
         return path_prefix
     return None
+
+
+def came_through_relay(request: Request, path_prefix: str | None = None) -> bool:
+    """Whether the sandbox was named by the relay's ``X-ROC-Emetteur-Finess`` header: a
+    client certificate naming no establishment (the relay's) and the header present."""
+    if certificate_finess(request) is not None or path_prefix is not None:
+        return False
+    header = _header(request, SENDER_HEADER)
+    return header is not None and finess_error(header.strip()) is None
 
 
 def certificate_finess(request: Request) -> str | None:

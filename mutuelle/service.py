@@ -120,7 +120,8 @@ def build_service(
         plain = roc_site(simulator, reactor, store)
         listen(config.plain.endpoint, plain, reactor, "plain.endpoint", root)
     checkable = simulator.signature_trust is not None
-    admin = admin_site(reactor, AdminApi(store, signatures_checkable=checkable), store)
+    api = AdminApi(store, signatures_checkable=checkable, catalogue=simulator.catalogue)
+    admin = admin_site(reactor, api, store)
     listen(config.admin.endpoint, admin, reactor, "admin.endpoint", root)
     _log.info("Sandboxes kept in {storage}", storage=opened.description)
     return root

@@ -120,6 +120,10 @@ class ExchangeLog:
     violations: tuple[Violation, ...] = ()
     #: The simulated technical fault played, if any.
     technical_fault: str = ""
+    #: The catalogue cases the request was about (its beneficiary's), refused or not.
+    aimed: tuple[str, ...] = ()
+    #: The signature as checked: "" not checked, "VALIDE", or the defect's rule.
+    signature: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +208,12 @@ class Simulator:
         content_type: str | None,
         soap_action_header: str | None,
         body: bytes,
+        via_relay: bool = False,
     ) -> Reply:
-        """The reply to *body* POSTed at ``/roc/<service>``, played in *sandbox*."""
+        """The reply to *body* POSTed at ``/roc/<service>``, played in *sandbox*.
+
+        *via_relay*: the exchange came through the relay (journaled, for the qualification
+        steps that must be played through it)."""
         reply = self._reply(sandbox, service, method, content_type, soap_action_header, body)
         r = reply.record
         if r.service != "ANN":
@@ -224,6 +232,9 @@ class Simulator:
                     technical_fault=r.technical_fault,
                     request=body if len(body) <= BODY_KEPT_BYTES else b"",
                     answer=reply.body if len(reply.body) <= BODY_KEPT_BYTES else b"",
+                    aimed=r.aimed,
+                    via_relay=via_relay,
+                    signature=r.signature,
                 )
             )
         return reply
@@ -326,7 +337,10 @@ class Simulator:
             raise fail(MutuelleError.CONTRADICTORY, f"Routage/Service n'est pas {service.value}")
         if self.data.dataset.amc(routing.amc.amc_number) is None:
             raise fail(MutuelleError.AMC_NOT_SIMULATED, "Routage/AMC/Numero")
+        record.aimed = self._aimed(request.body, service, routing)
         signed = self._signature(sandbox, request, routing)
+        if self._checks_signatures(sandbox):
+            record.signature = "VALIDE" if signed is None else signed.rule
         if signed is not None:
             record.violations = (signed,)
             if self.policy_of(sandbox) is SignaturePolicy.REQUIRE:
@@ -455,15 +469,34 @@ class Simulator:
             return self.signature_policy
         return SignaturePolicy(sandbox.signature_policy)
 
+    def _checks_signatures(self, sandbox: ISandbox) -> bool:
+        return self.policy_of(sandbox) is not SignaturePolicy.OFF and (
+            self.signature_trust is not None
+        )
+
+    def _aimed(
+        self, body: etree._Element, service: Service, routing: RoutingKey
+    ) -> tuple[str, ...]:
+        """The catalogue cases about the beneficiary the request names, read leniently (the
+        request may break the schema): what ties a refused attempt to its case."""
+        nir = body.findtext(f".//{{*}}{_NIR_ELEMENT}")
+        if not nir:
+            return ()
+        born = body.findtext(f".//{{*}}{_BIRTH_DATE_ELEMENT}")
+        return self.catalogue.aimed(
+            routing.amc.amc_number, routing.roc_version, service, nir.strip(), born
+        )
+
     def _signature(
         self, sandbox: ISandbox, request: SoapRequest, routing: RoutingKey
     ) -> Violation | None:
         """The violation the request's signature commits, when the policy checks it."""
-        if self.policy_of(sandbox) is SignaturePolicy.OFF or self.signature_trust is None:
+        trust = self.signature_trust
+        if trust is None or not self._checks_signatures(sandbox):
             return None
         now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
         root = request.body.getroottree().getroot()
-        return signature_violation(root, routing, self.signature_trust, now)
+        return signature_violation(root, routing, trust, now)
 
     def _matched(
         self,
@@ -582,6 +615,10 @@ def _named(violations: tuple[Violation, ...] | list[Violation]) -> str:
     )
     more = len(violations) - FAULT_VIOLATIONS
     return named + (f" ; et {more} de plus" if more > 0 else "")
+
+
+#: Elements naming a beneficiary, in every request of the project's model (docs/roc-model.md).
+_NIR_ELEMENT, _BIRTH_DATE_ELEMENT = "NIR", "DateNaissance"
 
 
 def _defect(violations: tuple[Violation, ...]) -> Defect | None:

@@ -299,6 +299,25 @@ class StoreContract:
         in_sandbox(store, lambda s: s.reset())
         assert in_sandbox(store, lambda s: s.journal_tail(10)) == []
 
+    def test_the_journal_keeps_what_ties_an_exchange_to_its_qualification_step(
+        self, store: ISandboxStore
+    ) -> None:
+        played = dataclasses.replace(
+            entry("01"),
+            aimed=("IDB_KO_MCO_BENEFICIAIRE_INCONNU", "IDB_OK_MCO_DROITS_OUVERTS"),
+            via_relay=True,
+            signature="VALIDE",
+        )
+        in_sandbox(store, lambda s: s.record(played))
+        in_sandbox(store, lambda s: s.record(entry("00")))
+        first, second = in_sandbox(store, lambda s: s.journal_tail(10))
+        assert (first.aimed, first.via_relay, first.signature) == (
+            played.aimed,
+            True,
+            "VALIDE",
+        )
+        assert (second.aimed, second.via_relay, second.signature) == ((), False, "")
+
     def test_the_journal_keeps_the_last_entries_and_counts_conformance(
         self, store: ISandboxStore
     ) -> None:

@@ -338,9 +338,10 @@ def test_oversized_requests_are_refused_and_not_kept() -> None:
         ct: str | None,
         action: str | None,
         body: bytes,
+        via_relay: bool = False,
     ) -> Reply:
         seen.append(len(body))
-        return handle_in(sandbox, service, method, ct, action, body)
+        return handle_in(sandbox, service, method, ct, action, body, via_relay)
 
     simulator.handle_in = spy  # type: ignore[method-assign]
     padded = idb_document().replace(b"<soap:Body>", b"<soap:Body>" + b" " * 5_000_000)
