@@ -22,6 +22,8 @@ import pytest
 from tests.integration.harness import ROOT, Twistd, free_port, http_get, write_toml
 from tools import devpki
 
+#: etc/prometheus/rules/, in the order etc/prometheus/prometheus.yml lists them.
+RULE_FILES = ("rpn-recording.yml", "rpn-alerts.yml", "rpn-watch.yml")
 INSTALL_HINT = "run `make system-deps` (apt-get install prometheus chromium)"
 
 
@@ -51,9 +53,11 @@ class Prometheus:
         rules = ROOT / "etc" / "prometheus" / "rules"
         config = self.directory / "prometheus.yml"
         targets = ", ".join(f'"{t}"' for t in self.targets)
+        # The project's rule files, as etc/prometheus/prometheus.yml lists them.
+        files = ", ".join(f'"{rules / name}"' for name in RULE_FILES)
         config.write_text(
             "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
-            f'rule_files: ["{rules}/rpn-recording.yml", "{rules}/rpn-alerts.yml"]\n'
+            f"rule_files: [{files}]\n"
             "scrape_configs:\n"
             f"  - {{job_name: rpn, static_configs: [{{targets: [{targets}]}}]}}\n"
         )
