@@ -137,28 +137,46 @@ def watch_of(snapshot: Snapshot, lifecycle: Lifecycle) -> Watch | None:
     return Watch(lifecycle.since, ends, tuple(days), not_read, alerts)
 
 
+def _entity_progress(snapshot: Snapshot, legal_entity: str) -> list[Progress]:
+    """The progress read for every FINESS of *legal_entity* (itself and its sites)."""
+    lifecycles = snapshot.observations.lifecycles
+    return [
+        p
+        for finess, p in snapshot.progress.items()
+        if isinstance(p, Progress)
+        and finess in lifecycles
+        and lifecycles[finess].legal_entity == legal_entity
+    ]
+
+
 def _stuck(
-    lifecycle: Lifecycle, progress: ProgressReading, at: float, stuck_days: int
+    snapshot: Snapshot, lifecycle: Lifecycle, progress: ProgressReading
 ) -> tuple[str | None, str | None]:
-    if lifecycle.state == QUALIFICATION and isinstance(progress, Progress):
-        if progress.qualified:
-            return None, "qualifié : à passer en production sous surveillance"
-        reference = progress.last_passed or lifecycle.since
-        if reference is not None and at - reference >= stuck_days * DAY:
-            idle = int((at - reference) // DAY)
-            step = progress.blocking
-            where = f" ; bloqué sur « {step.title} »" if step is not None else ""
-            what = (
-                "aucune étape réussie" if progress.passed == 0 else "aucune nouvelle étape réussie"
-            )
-            return f"{what} depuis {idle} jours{where}", None
-    return None, None
+    """(why it is stuck, what awaits the agency). Stuck: in qualification, and no step passed
+    by any FINESS of its legal entity (its sites play the suite) for ``stuck_days`` since the
+    state began or since the last step passed, whichever is later."""
+    if lifecycle.state != QUALIFICATION or not isinstance(progress, Progress):
+        return None, None
+    if progress.qualified:
+        return None, "qualifié : à passer en production sous surveillance"
+    passed = [t for p in _entity_progress(snapshot, lifecycle.legal_entity) if (t := p.last_passed)]
+    moments = [t for t in (lifecycle.since, max(passed, default=None)) if t is not None]
+    if not moments:
+        return None, None
+    reference = max(moments)
+    if snapshot.generated_at - reference < snapshot.stuck_days * DAY:
+        return None, None
+    idle = int((snapshot.generated_at - reference) // DAY)
+    step = progress.blocking
+    where = f" ; bloqué sur « {step.title} »" if step is not None else ""
+    what = "aucune nouvelle étape réussie" if passed else "aucune étape réussie"
+    return f"{what} depuis {idle} jours{where}", None
 
 
 def standing(snapshot: Snapshot, lifecycle: Lifecycle) -> Standing:
     at = snapshot.generated_at
     progress = snapshot.progress.get(lifecycle.finess, _default_progress(snapshot, lifecycle))
-    stuck, awaiting = _stuck(lifecycle, progress, at, snapshot.stuck_days)
+    stuck, awaiting = _stuck(snapshot, lifecycle, progress)
     watch = watch_of(snapshot, lifecycle)
     if watch is not None and watch.ends is not None and at >= watch.ends:
         if watch.firing:

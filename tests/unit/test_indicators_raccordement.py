@@ -498,3 +498,34 @@ def test_the_entity_is_qualified_by_any_of_its_sites() -> None:
         {"finess": ENTITY, "state": "production_sous_surveillance", "reason": "ok"},
     )
     assert got == 200
+
+
+def test_an_entity_is_not_stuck_while_one_of_its_sites_passes_steps() -> None:
+    source = progress_source()
+    source.documents[STUCK] = progress_document(STUCK, ["not_played"] * 9)
+    # STUCK's own sandbox played nothing, but a site of it passed a step yesterday.
+    site = "990000085"
+    lifecycles = [*LIFECYCLES, lifecycle_sample(site, "qualification", ts("2026-11-01"), STUCK)]
+    source.documents[site] = progress_document(
+        site, ["passed"] + ["not_played"] * 8, played_at="2026-12-02T09:00:00+00:00"
+    )
+    observations = Observations(
+        at=NOW, window_days=30, lifecycles=lifecycles_of(lifecycles), watch_days=30
+    )
+    refresher = Refresher(FakePrometheus(), StrictClock(), 30, 14, 20, 1, progress=source)
+    readings = SynchronousTestCase().successResultOf(
+        Deferred.fromCoroutine(refresher._read_progress(observations))
+    )
+    snap = Snapshot(observations, progress=readings, qualification_configured=True)
+    assert not [s.finess for s in standings(snap) if s.stuck]
+
+
+def test_steps_passed_before_the_state_began_do_not_unstick_it() -> None:
+    # Back in qualification since 01/11 (after a suspension): its steps passed in October.
+    source = progress_source()
+    source.documents[STUCK] = progress_document(
+        STUCK, ["passed"] * 2 + ["not_played"] * 7, played_at="2026-10-05T09:00:00+00:00"
+    )
+    (row,) = [s for s in standings(scenario(source)) if s.stuck]
+    assert row.finess == STUCK
+    assert row.stuck == "aucune nouvelle étape réussie depuis 32 jours ; bloqué sur « Étape 3 »"
