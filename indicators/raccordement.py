@@ -157,9 +157,10 @@ def _stuck(
     state began or since the last step passed, whichever is later."""
     if lifecycle.state != QUALIFICATION or not isinstance(progress, Progress):
         return None, None
-    if progress.qualified:
+    members = _entity_progress(snapshot, lifecycle.legal_entity)
+    if progress.qualified or any(p.qualified for p in members):
         return None, "qualifié : à passer en production sous surveillance"
-    passed = [t for p in _entity_progress(snapshot, lifecycle.legal_entity) if (t := p.last_passed)]
+    passed = [t for p in members if (t := p.last_passed)]
     moments = [t for t in (lifecycle.since, max(passed, default=None)) if t is not None]
     if not moments:
         return None, None

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface.verify import verifyObject
 
-from indicators import agency_page, establishment_page
+from indicators import agency_page, documents, establishment_page
 from indicators.access import Identity
 from indicators.compute import Snapshot
 from indicators.fetch import observe
@@ -529,3 +529,16 @@ def test_steps_passed_before_the_state_began_do_not_unstick_it() -> None:
     (row,) = [s for s in standings(scenario(source)) if s.stuck]
     assert row.finess == STUCK
     assert row.stuck == "aucune nouvelle étape réussie depuis 32 jours ; bloqué sur « Étape 3 »"
+
+
+def test_the_json_page_carries_the_raccordement() -> None:
+    snap = scenario()
+    watched = documents.report_document(snap.report(WATCHED), snap)["raccordement"]
+    assert watched["state"] == "production_sous_surveillance"
+    assert watched["since"] == "2026-11-30" and watched["days_in_state"] == 3
+    assert [d["exchanges"] for d in watched["watch"]["days"]] == [20, 0, 14, 6]
+    assert watched["watch"]["alerts"][0]["anomaly"] == "watch_error_rate"
+    site = documents.report_document(snap.report(SITE), snap)["raccordement"]
+    assert site["progress"]["counts"] == {"passed": 3, "failed": 1, "not_played": 5, "total": 9}
+    listed = documents.agency_document(snap)["raccordements"]
+    assert listed[0]["finess"] == STUCK and listed[0]["stuck"]
