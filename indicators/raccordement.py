@@ -26,7 +26,7 @@ from indicators.lifecycle import (
 )
 from indicators.model import INVALID, REJECTED, Alert
 from indicators.progress import Progress, ProgressReading, Unavailable
-from indicators.trends import daily_rates
+from indicators.trends import ERROR_CLASSES, daily_rates
 
 #: The anomaly kinds of etc/prometheus/rules/rpn-watch.yml (the tighter rules of the watch).
 WATCH_PREFIX = "watch_"
@@ -49,6 +49,8 @@ class WatchDay:
     day: str
     exchanges: int
     error_rate: float | None
+    #: exchanges counted in the error rate (invalid, refused by the relay, technical)
+    errors: int
     invalid: int  # requests the AMCs refused as invalid
     rejected: int  # requests the relay refused
 
@@ -117,6 +119,7 @@ def watch_of(snapshot: Snapshot, lifecycle: Lifecycle) -> Watch | None:
                 day.day,
                 day.rates.total,
                 day.rates.error_rate,
+                sum(day.rates.by_class.get(c, 0) for c in ERROR_CLASSES),
                 day.rates.by_class.get(INVALID, 0),
                 day.rates.by_class.get(REJECTED, 0),
             )

@@ -29,7 +29,8 @@ def _since(standing: Standing) -> str:
     if lifecycle.since is None:
         return "depuis une date non renseignée dans l'inscription"
     days = standing.days_in_state or 0
-    return f"depuis le {french.utc_date(lifecycle.since)} ({french.days(days)})"
+    elapsed = "aujourd'hui" if days == 0 else french.days(days)
+    return f"depuis le {french.utc_date(lifecycle.since)} ({elapsed})"
 
 
 def _alerts_list(alerts: Sequence[Anomaly], list_id: str) -> str:
@@ -146,7 +147,7 @@ def watch_html(watch: Watch, at: float) -> str:
         left = max(0, int((watch.ends - at) // 86400))
         when = f"jusqu'au {french.utc_date(watch.ends - 1)} inclus ({french.days(left)} restant(s))"
     total = sum(d.exchanges for d in watch.days)
-    errors = sum(round((d.error_rate or 0.0) * d.exchanges) for d in watch.days)
+    errors = sum(d.errors for d in watch.days)
     rate = errors / total if total else None
     summary = (
         f"Sous surveillance {when}. Sur les {len(watch.days)} jour(s) lus : "

@@ -48,6 +48,8 @@ class Refresher:
         self._prometheus = prometheus
         self._progress = progress
         self._stuck_days = stuck_days
+        #: (failed, first reason) of the last progress reading: logged when it changes
+        self._progress_failures: tuple[int, str | None] = (0, None)
         self._clock = clock
         self._window_days = window_days
         self._daily_days = daily_days
@@ -124,7 +126,8 @@ class Refresher:
 
         readings = await gatherResults([Deferred.fromCoroutine(one(lc)) for lc in targets])
         failed = [r for r in readings if isinstance(r, Unavailable)]
-        if failed:
+        summary = (len(failed), failed[0].reason if failed else None)
+        if failed and summary != self._progress_failures:  # once per change, not every refresh
             self.log.warn(
                 "qualification progress unavailable for {failed} of {asked} establishments: "
                 "{reason}",
@@ -132,6 +135,7 @@ class Refresher:
                 asked=len(targets),
                 reason=failed[0].reason,
             )
+        self._progress_failures = summary
         return {lc.finess: r for lc, r in zip(targets, readings, strict=True)}
 
     def _failed(self, at: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,11 +54,6 @@ class PromotionSettings:
     reload_command: str = "systemctl reload piano-rpn"
 
 
-class _WallClock:
-    def seconds(self) -> float:
-        return time.time()
-
-
 def _security_headers(request: Request) -> None:
     request.setHeader(b"Cache-Control", b"no-store")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
@@ -83,14 +77,15 @@ class PagesResource(Resource):
         failing_since: Callable[[], float | None],
         identify: Callable[[x509.Certificate | None], Identity],
         promotion: PromotionSettings | None = None,
-        clock: IReactorTime | _WallClock | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._snapshot = snapshot
         self._failing_since = failing_since
         self._identify = identify
         self._promotion = promotion or PromotionSettings()
-        self._clock = clock or _WallClock()
+        #: Checks "now" (the watch's end); without a clock, the snapshot's reading time.
+        self._clock = clock
 
     def render_POST(self, request: Request) -> bytes:
         _security_headers(request)
@@ -133,7 +128,7 @@ class PagesResource(Resource):
             return refusal_html(problem)
         assert finess is not None and state is not None and reason is not None
         entity = entities(snapshot).get(finess)
-        now = self._clock.seconds()
+        now = snapshot.generated_at if self._clock is None else self._clock.seconds()
         if entity is None:
             problem = (
                 f"le FINESS {finess} n'est pas une entité juridique inscrite auprès des relais"

@@ -451,7 +451,7 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     # daily summary, the tighter rule's alert.
     today = datetime.datetime.fromtimestamp(TODAY, datetime.UTC)
     state = tree.xpath("string(//p[@id='state'])")
-    assert f"Production sous surveillance depuis le {today:%d/%m/%Y} (0 jour)" in state
+    assert f"Production sous surveillance depuis le {today:%d/%m/%Y} (aujourd'hui)" in state
     assert f"entité juridique {HOSPITAL_A['legal']}" in state
     ends = today + datetime.timedelta(days=29)
     assert f"jusqu'au {ends:%d/%m/%Y} inclus" in tree.xpath("string(//p[@id='watch-summary'])")
