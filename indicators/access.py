@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
 
 from piano.tls import TLSConfigError, load_pem_certificates
 from roc.certificates import finess_from_certificate
@@ -19,6 +20,9 @@ class Identity:
 
     finess: str | None = None
     agency: bool = False
+    #: Who the agency's reader is (its certificate's common name): the author of the changes
+    #: the promotion page prints.
+    name: str | None = None
 
     def may_read(self, finess: str) -> bool:
         return self.agency or self.finess == finess
@@ -50,5 +54,14 @@ def identify(
     if cert is None:
         return Identity()
     if fingerprint(cert) in agency:
-        return Identity(agency=True)
+        return Identity(agency=True, name=agent_name(cert))
     return Identity(finess=finess_from_certificate(cert, finess_attribute))
+
+
+def agent_name(cert: x509.Certificate) -> str:
+    """The certificate's common name (its SHA-256 fingerprint when it has none), printable."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else ""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    printable = "".join(c for c in text if c.isprintable()).strip()
+    return printable or f"certificat sha256:{fingerprint(cert).hex()[:16]}"

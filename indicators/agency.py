@@ -36,6 +36,26 @@ ANOMALIES = {
         "Souvent une mise à jour du logiciel : voir ses codes MUT-400/SOAP-CLIENT et contacter "
         "l'éditeur.",
     ),
+    # The tighter rules of production under watch (etc/prometheus/rules/rpn-watch.yml).
+    "watch_error_rate": (
+        "Sous surveillance : taux d'erreurs au-dessus de 5 % sur une heure",
+        "Regarder ses codes et ses erreurs techniques ; contacter l'établissement et son "
+        "éditeur avant que l'AMC ne le fasse.",
+    ),
+    "watch_invalid_requests": (
+        "Sous surveillance : au moins 3 demandes refusées comme invalides en une heure",
+        "Voir ses codes MUT-400/SOAP-CLIENT et contacter l'éditeur de son logiciel.",
+    ),
+    "watch_silent": (
+        "Sous surveillance : silencieux aux heures ouvrées",
+        "Aucun échange depuis une heure en journée : vérifier avec l'établissement son "
+        "logiciel, son certificat et sa connexion au relais.",
+    ),
+    "watch_silent_day": (
+        "Sous surveillance : aucun échange depuis un jour",
+        "L'établissement passé en production n'envoie rien : vérifier qu'il utilise bien le "
+        "relais de production.",
+    ),
 }
 STATE_LABELS = {"firing": "confirmée", "pending": "à confirmer"}
 SEVERITY_LABELS = {"critical": "critique", "warning": "à surveiller"}

@@ -30,6 +30,8 @@ from indicators.html import (
     week_table,
 )
 from indicators.model import CLASS_LABELS, CLASSES
+from indicators.raccordement import entities, standings
+from indicators.raccordement_page import promotion_form, standings_table
 
 
 def _anomalies_table(rows: Sequence[Anomaly]) -> str:
@@ -126,6 +128,13 @@ def agency_html(snapshot: Snapshot, stale_since: float | None = None) -> bytes:
             f"{nation.establishments} établissements avec des échanges. Aussi en "
             '<a href="agency.json">JSON</a> et <a href="agency.csv">CSV</a>.</p>',
             stale_banner(snapshot.generated_at, stale_since),
+            "<h2>Raccordement des établissements</h2>",
+            f'<p class="muted">Bloqués d\'abord (en qualification sans nouvelle étape réussie '
+            f"depuis {snapshot.stuck_days} jours), puis ceux qui attendent une décision de "
+            "l'agence ; progression lue auprès de Mutuelle ANS.</p>",
+            standings_table(standings(snapshot)),
+            "<h3>Changer l'état d'une entité juridique</h3>",
+            promotion_form(entities(snapshot)),
             "<h2>Anomalies à suivre</h2>",
             '<p class="muted">Calculées en continu par les règles d\'alerte de Prometheus '
             "(les mêmes que les alertes reçues) ; « à confirmer » : la condition est vraie mais "

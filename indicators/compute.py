@@ -25,6 +25,7 @@ from indicators.model import (
     Observations,
     outcome_class,
 )
+from indicators.progress import ProgressReading
 from indicators.trends import DayRates, WeekComparison, daily_rates, week_comparison
 from roc.returncodes import CodeDescription, describe_code
 
@@ -223,9 +224,20 @@ class Snapshot:
     """Every establishment's figures from one reading, with the peer distributions."""
 
     def __init__(
-        self, observations: Observations, top_codes: int = 20, minimum_peers: int = 5
+        self,
+        observations: Observations,
+        top_codes: int = 20,
+        minimum_peers: int = 5,
+        *,
+        progress: Mapping[str, ProgressReading] | None = None,
+        qualification_configured: bool = False,
+        stuck_days: int = 7,
     ) -> None:
         self.observations = observations
+        #: finess -> its qualification progress read from Mutuelle ANS, or why not
+        self.progress: Mapping[str, ProgressReading] = dict(progress or {})
+        self.qualification_configured = qualification_configured
+        self.stuck_days = stuck_days
         self.generated_at = observations.at
         self.window_days = observations.window_days
         self.minimum_peers = minimum_peers
@@ -282,6 +294,7 @@ class Snapshot:
         (an exchange or a certificate)."""
         return (
             finess in self.observations.registered
+            or finess in self.observations.lifecycles
             or finess in self._counts
             or finess in self.observations.certificate_expiry
         )

@@ -77,6 +77,34 @@ class IndicatorsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QualificationConfig:
+    mutuelle_admin_url: str | None = setting(
+        "Base URL of Mutuelle ANS's admin API (e.g. 'http://127.0.0.1:8091/__admin'), read for "
+        "each establishment's qualification progress; absent, the pages say the progress is "
+        "not available.",
+        None,
+        _http_url,
+    )
+    timeout: float = setting("Seconds a progress request to Mutuelle ANS may take.", 5.0, positive)
+    stuck_days: int = setting(
+        "Days in qualification without a newly passed step after which the agency page lists "
+        "an establishment as stuck (first).",
+        7,
+        _days,
+    )
+    relay_config: str = setting(
+        "Path of the relays' configuration file, as the promotion page prints it in the "
+        "`python -m rpn.lifecycle set --config ...` command.",
+        "/etc/piano/rpn.toml",
+    )
+    reload_command: str = setting(
+        "The command the promotion page tells the operator to run after the change, on every "
+        "relay host.",
+        "systemctl reload piano-rpn",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
     endpoint: str = setting(
         "Endpoint for /healthz, /readyz and /metrics (keep it on loopback).",
@@ -93,6 +121,10 @@ class Config:
         "The Prometheus server read.", default_factory=PrometheusConfig
     )
     indicators: IndicatorsConfig = setting("What is computed.", default_factory=IndicatorsConfig)
+    qualification: QualificationConfig = setting(
+        "Qualification progress (Mutuelle ANS) and the promotion page.",
+        default_factory=QualificationConfig,
+    )
     admin: AdminConfig = setting("Admin endpoint.", default_factory=AdminConfig)
 
     def __post_init__(self) -> None:

@@ -14,7 +14,10 @@ from typing import Any
 from indicators import french
 from indicators.agency import amc_health, anomalies, national
 from indicators.compute import INDICATORS, EstablishmentReport, Snapshot
+from indicators.lifecycle import iso_day
 from indicators.model import CLASSES
+from indicators.progress import STATUSES, ProgressReading, Unavailable
+from indicators.raccordement import standing, standings
 from indicators.trends import Rates, WeekComparison
 
 
@@ -85,6 +88,59 @@ def report_document(report: EstablishmentReport, snapshot: Snapshot) -> dict[str
             "status": report.certificate.status,
         },
         "last_success": french.iso_local(report.last_success),
+        "raccordement": raccordement_document(snapshot, report.finess),
+    }
+
+
+def _progress(progress: ProgressReading) -> dict[str, Any]:
+    if isinstance(progress, Unavailable):
+        return {"available": False, "reason": progress.reason}
+    return {
+        "available": True,
+        "suite": progress.suite,
+        "qualified": progress.qualified,
+        "counts": {s: progress.count(s) for s in STATUSES} | {"total": progress.total},
+        "steps": [
+            {"id": s.id, "title": s.title, "status": s.status, "reason": s.reason, "fix": s.fix}
+            for s in progress.steps
+        ],
+    }
+
+
+def raccordement_document(snapshot: Snapshot, finess: str) -> dict[str, Any] | None:
+    """Its state, progress and watch (None when the relays export no state for it)."""
+    lifecycle = snapshot.observations.lifecycles.get(finess)
+    if lifecycle is None:
+        return None
+    s = standing(snapshot, lifecycle)
+    watch = s.watch
+    return {
+        "state": lifecycle.state,
+        "legal_entity": lifecycle.legal_entity,
+        "since": None if lifecycle.since is None else iso_day(lifecycle.since),
+        "days_in_state": s.days_in_state,
+        "sectors": list(lifecycle.sectors),
+        "progress": _progress(s.progress),
+        "stuck": s.stuck,
+        "watch": None
+        if watch is None
+        else {
+            "ends": french.iso_local(watch.ends),
+            "days": [
+                {
+                    "day": d.day,
+                    "exchanges": d.exchanges,
+                    "error_rate": d.error_rate,
+                    "invalid": d.invalid,
+                    "rejected": d.rejected,
+                }
+                for d in watch.days
+            ],
+            "alerts": [
+                {"anomaly": a.kind, "state": a.state, "since": french.iso_local(a.since)}
+                for a in watch.alerts
+            ],
+        },
     }
 
 
@@ -104,6 +160,19 @@ def agency_document(snapshot: Snapshot) -> dict[str, Any]:
             ],
         },
         "national_median": dict(snapshot.national_median),
+        "raccordements": [
+            {
+                "finess": r.finess,
+                "legal_entity": r.lifecycle.legal_entity,
+                "state": r.lifecycle.state,
+                "since": None if r.lifecycle.since is None else iso_day(r.lifecycle.since),
+                "days_in_state": r.days_in_state,
+                "progress": _progress(r.progress),
+                "stuck": r.stuck,
+                "awaiting": r.awaiting,
+            }
+            for r in standings(snapshot)
+        ],
         "anomalies": [
             {
                 "finess": a.finess,

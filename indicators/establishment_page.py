@@ -29,6 +29,8 @@ from indicators.html import (
     week_table,
 )
 from indicators.model import CLASS_ACTOR, CLASS_LABELS, CLASSES, OUTCOME_LABELS
+from indicators.raccordement import is_watch_alert, standing
+from indicators.raccordement_page import establishment_section
 from roc.returncodes import NORMAL
 
 #: The relay records "unknown" when it refused a request before reading its service.
@@ -217,9 +219,22 @@ def _latency_rows(snapshot: Snapshot) -> list[tuple[str, str, float | None, floa
     ]
 
 
+def _raccordement(snapshot: Snapshot, finess: str) -> str:
+    """Its state, qualification progress and watch (nothing when the relays export no state)."""
+    lifecycle = snapshot.observations.lifecycles.get(finess)
+    if lifecycle is None:
+        return ""
+    return establishment_section(standing(snapshot, lifecycle), snapshot.generated_at)
+
+
 def _own_anomalies(snapshot: Snapshot, finess: str) -> str:
-    """The anomalies the agency follows for this establishment (none: nothing shown)."""
-    rows = [a for a in anomalies(snapshot.observations.alerts) if a.finess == finess]
+    """The anomalies the agency follows for this establishment (none: nothing shown); the
+    watch's own are in the raccordement section."""
+    rows = [
+        a
+        for a in anomalies(snapshot.observations.alerts)
+        if a.finess == finess and not is_watch_alert(a)
+    ]
     if not rows:
         return ""
     items = "".join(
@@ -263,12 +278,14 @@ def report_html(
                 id="empty",
                 class_="banner",
             ),
+            _raccordement(snapshot, report.finess),
             _certificate(report),
             glossary(),
         )
         return page(f"Indicateurs ROC {report.finess}", "\n".join(empty))
     body = (
         *header,
+        _raccordement(snapshot, report.finess),
         "<h2>Chiffres clés</h2>",
         _figures_table(report, snapshot),
         "<h2>Tendance : taux par jour" + glossary_link("taux-erreurs") + "</h2>",

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 
 from indicators import queries
+from indicators.lifecycle import lifecycles_of
 from indicators.model import Alert, DailyCounts, Observations
 from indicators.prometheus import IPrometheus, Sample, finite
 
@@ -98,6 +99,8 @@ async def _observe(
         prometheus.query(queries.anomalies(), at),
         prometheus.query(queries.anomalies_since(), at),
         prometheus.query(queries.registered(), at),
+        prometheus.query(queries.lifecycles(), at),
+        prometheus.query(queries.watch_days(), at),
     ]
     asked += [
         prometheus.query(queries.daily_exchanges(queries.duration(seconds)), end)
@@ -109,7 +112,8 @@ async def _observe(
         exc.subFailure.raiseException()
     (exchanges, codes, amc_exchanges, p50, p95, expiry, success) = answers[:7]
     (this_week, previous_week, names, breakers, alerts, alerts_since, registered) = answers[7:14]
-    daily = answers[14:]
+    lifecycles, watch_days = answers[14:16]
+    daily = answers[16:]
     p50s, p95s = _by_one(p50, "amc"), _by_one(p95, "amc")
     states: dict[str, set[str]] = {}
     for sample in breakers:
@@ -142,7 +146,14 @@ async def _observe(
         last_success=_by_one(success, "finess"),
         alerts=alerts_of(alerts, alerts_since),
         registered=frozenset(s.labels["finess"] for s in registered if "finess" in s.labels),
+        lifecycles=lifecycles_of(lifecycles),
+        watch_days=_watch_days(watch_days),
     )
+
+
+def _watch_days(samples: list[Sample]) -> int | None:
+    values = [v for s in samples if (v := finite(s.value)) is not None and v > 0]
+    return round(max(values)) if values else None
 
 
 def _finite_or_none(value: float | None) -> float | None:

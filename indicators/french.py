@@ -38,6 +38,25 @@ def date_time(timestamp: float | None) -> str:
     return local(timestamp).strftime("%d/%m/%Y à %H:%M")
 
 
+def date(timestamp: float | None) -> str:
+    """'03/12/2026' (the Paris day); None -> '—'."""
+    if timestamp is None:
+        return "—"
+    return local(timestamp).strftime("%d/%m/%Y")
+
+
+def utc_date(timestamp: float | None) -> str:
+    """'01/12/2026': the UTC day a registration's ``since`` names (its start, UTC)."""
+    if timestamp is None:
+        return "—"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%d/%m/%Y")
+
+
+def days(n: int) -> str:
+    """'0 jour', '1 jour', '12 jours'."""
+    return f"{number(n)} jour" if n <= 1 else f"{number(n)} jours"
+
+
 def iso_local(timestamp: float | None) -> str | None:
     """ISO 8601 with the Paris offset (what JSON carries)."""
     if timestamp is None:

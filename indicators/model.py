@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from indicators.lifecycle import Lifecycle
+
 SERVICES = ("IDB", "SIM", "CLC", "DEL")
 
 OK = "ok"
@@ -118,3 +120,7 @@ class Observations:
     alerts: tuple[Alert, ...] = ()
     #: Every FINESS (site or legal entity) a relay's registration admits now
     registered: frozenset[str] = frozenset()
+    #: finess -> its legal entity's state (rpn_establishment_lifecycle_since_timestamp_seconds)
+    lifecycles: Mapping[str, Lifecycle] = field(default_factory=dict)
+    #: The relays' lifecycle.watch_days (None: not exported)
+    watch_days: int | None = None

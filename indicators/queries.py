@@ -28,6 +28,8 @@ REGISTERED = "rpn_establishment_registered"
 LAST_SUCCESS = "rpn_establishment_last_success_timestamp_seconds"
 AMC_INFO = "rpn_amc_info"
 BREAKER_STATE = "rpn_breaker_state"
+LIFECYCLE = "rpn_establishment_lifecycle_since_timestamp_seconds"
+WATCH_DAYS = "rpn_lifecycle_watch_days"
 
 
 #: How far back the latest sample of a series is looked for.
@@ -75,6 +77,18 @@ def amc_exchanges(window: str) -> str:
 def registered() -> str:
     """Every FINESS a relay's registration admits now (site or legal entity)."""
     return f"max by (finess) (last_over_time({REGISTERED}[{RECENT}]))"
+
+
+def lifecycles() -> str:
+    """Each registered FINESS's state now (value: since when). Read without
+    ``last_over_time``: after a state change the old state's series is marked stale at the
+    next scrape, so only the new one answers."""
+    return f"max by (finess, legal_entity, role, state, sectors) ({LIFECYCLE})"
+
+
+def watch_days() -> str:
+    """The relays' ``lifecycle.watch_days`` (the longest, should they differ)."""
+    return f"max(last_over_time({WATCH_DAYS}[{RECENT}]))"
 
 
 def amc_names() -> str:

@@ -7,13 +7,26 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from indicators.compute import Snapshot
 from indicators.fetch import observe
+from indicators.lifecycle import Lifecycle
+from indicators.model import Observations
+from indicators.progress import (
+    IProgressSource,
+    Progress,
+    ProgressError,
+    ProgressReading,
+    Unavailable,
+)
 from indicators.prometheus import IPrometheus, PrometheusError
+from indicators.raccordement import progress_targets
+
+#: Progress requests to Mutuelle ANS in flight at once.
+PROGRESS_CONCURRENCY = 8
 
 
 class Refresher:
@@ -29,8 +42,14 @@ class Refresher:
         daily_days: int,
         top_codes: int,
         minimum_peers: int = 5,
+        progress: IProgressSource | None = None,
+        stuck_days: int = 7,
     ) -> None:
         self._prometheus = prometheus
+        self._progress = progress
+        self._stuck_days = stuck_days
+        #: (failed, first reason) of the last progress reading: logged when it changes
+        self._progress_failures: tuple[int, str | None] = (0, None)
         self._clock = clock
         self._window_days = window_days
         self._daily_days = daily_days
@@ -55,7 +74,15 @@ class Refresher:
             observations = await observe(
                 self._prometheus, started, self._window_days, self._daily_days
             )
-            snapshot = Snapshot(observations, self._top_codes, self._minimum_peers)
+            progress = await self._read_progress(observations)
+            snapshot = Snapshot(
+                observations,
+                self._top_codes,
+                self._minimum_peers,
+                progress=progress,
+                qualification_configured=self._progress is not None,
+                stuck_days=self._stuck_days,
+            )
         except PrometheusError as exc:
             self._failed(started)
             self.log.warn("cannot read Prometheus: {reason}", reason=str(exc))
@@ -73,6 +100,43 @@ class Refresher:
             peers=len(snapshot.peers),
             cpu=time.process_time() - cpu,
         )
+
+    async def _read_progress(self, observations: Observations) -> dict[str, ProgressReading]:
+        """Each non-production FINESS's progress from Mutuelle ANS; a failure is that FINESS's
+        "progression indisponible" with why, never a failed refresh."""
+        source = self._progress
+        if source is None:
+            return {}
+        limit = DeferredSemaphore(PROGRESS_CONCURRENCY)
+        targets = progress_targets(observations.lifecycles)
+
+        async def one(lifecycle: Lifecycle) -> ProgressReading:
+            try:
+                found: Progress = await limit.run(
+                    source.progress, lifecycle.finess, lifecycle.sectors
+                )
+                return found
+            except ProgressError as exc:
+                return Unavailable(str(exc))
+            except Exception:  # noqa: BLE001 - one bad answer must not hide the others
+                self.log.failure(
+                    "qualification progress of {finess} failed", finess=lifecycle.finess
+                )
+                return Unavailable("erreur du service des indicateurs")
+
+        readings = await gatherResults([Deferred.fromCoroutine(one(lc)) for lc in targets])
+        failed = [r for r in readings if isinstance(r, Unavailable)]
+        summary = (len(failed), failed[0].reason if failed else None)
+        if failed and summary != self._progress_failures:  # once per change, not every refresh
+            self.log.warn(
+                "qualification progress unavailable for {failed} of {asked} establishments: "
+                "{reason}",
+                failed=len(failed),
+                asked=len(targets),
+                reason=failed[0].reason,
+            )
+        self._progress_failures = summary
+        return {lc.finess: r for lc, r in zip(targets, readings, strict=True)}
 
     def _failed(self, at: float) -> None:
         self.failures_total += 1

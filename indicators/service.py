@@ -14,9 +14,11 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from indicators import refresh
 from indicators.access import agency_fingerprints, identify
 from indicators.config import Config
+from indicators.mutuelle_admin import MutuelleAdminApi
+from indicators.progress import IProgressSource
 from indicators.prometheus import IPrometheus, PrometheusHttpApi
 from indicators.refresh import Refresher
-from indicators.web import PagesResource, admin_resource
+from indicators.web import PagesResource, PromotionSettings, admin_resource
 from piano.reactors import IServiceReactor
 from piano.tls import SwappableServerContext, TLSFiles, server_options
 from piano.web import QuietSite, listen
@@ -53,11 +55,23 @@ def prometheus_api(
     return api, pool
 
 
+def progress_api(
+    config: Config, reactor: IServiceReactor, pool: HTTPConnectionPool
+) -> IProgressSource | None:
+    """The client of Mutuelle ANS's admin API, when one is configured."""
+    qualification = config.qualification
+    if qualification.mutuelle_admin_url is None:
+        return None
+    agent = Agent(reactor, connectTimeout=qualification.timeout, pool=pool)
+    return MutuelleAdminApi(agent, qualification.mutuelle_admin_url, qualification.timeout, reactor)
+
+
 def build_service(
     config: Config,
     reactor: IServiceReactor,
     registry: CollectorRegistry,
     prometheus: IPrometheus | None = None,
+    progress: IProgressSource | None = None,
 ) -> IndicatorsService:
     """Every part wired together; nothing listens or queries until the service starts."""
     tls = config.tls
@@ -69,6 +83,11 @@ def build_service(
     pool = None
     if prometheus is None:
         prometheus, pool = prometheus_api(config, reactor)
+    if progress is None and config.qualification.mutuelle_admin_url is not None:
+        if pool is None:
+            pool = HTTPConnectionPool(reactor, persistent=True)
+            pool._factory.noisy = False
+        progress = progress_api(config, reactor, pool)
     refresher = Refresher(
         prometheus,
         reactor,
@@ -76,6 +95,8 @@ def build_service(
         ind.daily_days,
         ind.top_codes,
         ind.minimum_peers,
+        progress,
+        config.qualification.stuck_days,
     )
     refresh.register(registry, refresher, reactor)
     root = IndicatorsService(refresher, pool)
@@ -86,6 +107,8 @@ def build_service(
         lambda: refresher.snapshot,
         lambda: refresher.failing_since,
         partial(identify, finess_attribute=tls.finess_attribute, agency=agency),
+        PromotionSettings(config.qualification.relay_config, config.qualification.reload_command),
+        reactor,
     )
     site = QuietSite(pages)  # type: ignore[no-untyped-call]
     tls_factory = TLSMemoryBIOFactory(context, False, site, clock=reactor)

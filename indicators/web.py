@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography import x509
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from indicators import agency_page, documents, establishment_page, html
+from indicators import agency_page, documents, establishment_page, html, promotion
 from indicators.access import Identity
 from indicators.compute import Snapshot
+from indicators.raccordement import entities
+from indicators.raccordement_page import change_html, refusal_html
 from piano.web import HealthResource
 
 _ESTABLISHMENT = re.compile(r"^(?P<finess>[0-9A-B]{9})(?P<ext>\.json|\.csv)?$")
@@ -42,8 +46,27 @@ def _extension(path: list[str]) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class PromotionSettings:
+    """What the promotion page prints: the relays' configuration path and their reload."""
+
+    relay_config: str = "/etc/piano/rpn.toml"
+    reload_command: str = "systemctl reload piano-rpn"
+
+
+def _security_headers(request: Request) -> None:
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(
+        b"Content-Security-Policy",
+        b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        b"frame-ancestors 'none'",
+    )
+
+
 class PagesResource(Resource):
-    """``/``, ``/establishments/<FINESS>[.json|.csv]`` and ``/agency[.json|.csv]``."""
+    """``/``, ``/establishments/<FINESS>[.json|.csv]``, ``/agency[.json|.csv]``, and the
+    agency's ``POST /agency/promotion`` (which prints a change and makes none)."""
 
     isLeaf = True
     log = Logger()
@@ -53,18 +76,82 @@ class PagesResource(Resource):
         snapshot: Callable[[], Snapshot | None],
         failing_since: Callable[[], float | None],
         identify: Callable[[x509.Certificate | None], Identity],
+        promotion: PromotionSettings | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._snapshot = snapshot
         self._failing_since = failing_since
         self._identify = identify
+        self._promotion = promotion or PromotionSettings()
+        #: Checks "now" (the watch's end); without a clock, the snapshot's reading time.
+        self._clock = clock
+
+    def render_POST(self, request: Request) -> bytes:
+        _security_headers(request)
+        identity = self._identify(peer_certificate(request))
+        path = [p.decode("ascii", "replace") for p in request.postpath or () if p]
+        if path != ["agency", "promotion"]:
+            return self._refuse(request, "", 405, "Méthode non permise", _NO_PAGE)
+        if not identity.agency:
+            return self._refuse(
+                request, "", 403, "Accès refusé", "Seule l'agence prépare un changement d'état."
+            )
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self._not_ready(request, "")
+        form = request.args or {}
+
+        def field(name: bytes) -> str | None:
+            values = form.get(name) or []
+            if len(values) != 1:
+                return None
+            try:
+                return str(values[0].decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+
+        finess, state, reason = field(b"finess"), field(b"state"), field(b"reason")
+        agent = identity.name or ""
+        problem = None
+        if finess is None or state is None or reason is None:
+            problem = "formulaire incomplet : entité juridique, nouvel état et raison sont requis"
+        else:
+            problem = promotion.text_problem(
+                reason, "la raison", promotion.MAX_REASON
+            ) or promotion.text_problem(
+                agent, "le nom de l'agent (certificat)", promotion.MAX_AGENT
+            )
+        request.setHeader(b"Content-Type", _TYPES[""])
+        if problem is not None:
+            request.setResponseCode(400)
+            return refusal_html(problem)
+        assert finess is not None and state is not None and reason is not None
+        entity = entities(snapshot).get(finess)
+        now = snapshot.generated_at if self._clock is None else self._clock.seconds()
+        if entity is None:
+            problem = (
+                f"le FINESS {finess} n'est pas une entité juridique inscrite auprès des relais"
+            )
+        else:
+            problem = promotion.move_problem(entity, state, now, snapshot.observations.watch_days)
+        if problem is not None or entity is None:
+            request.setResponseCode(409)
+            return refusal_html(problem or "")
+        settings = self._promotion
+        self.log.info(
+            "promotion prepared: {finess} {before} -> {after}",
+            finess=finess,
+            before=entity.lifecycle.state,
+            after=state,
+        )
+        change = promotion.change(
+            entity, state, agent, reason, now, settings.relay_config, settings.reload_command
+        )
+        return change_html(entity, state, change, agent)
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Cache-Control", b"no-store")
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        request.setHeader(
-            b"Content-Security-Policy", b"default-src 'none'; style-src 'unsafe-inline'"
-        )
+        _security_headers(request)
         identity = self._identify(peer_certificate(request))
         path = [p.decode("ascii", "replace") for p in request.postpath or () if p]
         ext = _extension(path)

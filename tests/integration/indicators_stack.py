@@ -14,6 +14,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pytest
 from tests.integration.harness import ROOT, Twistd, free_port, http_get, write_toml
 from tools import devpki
 
+#: etc/prometheus/rules/, in the order etc/prometheus/prometheus.yml lists them.
+RULE_FILES = ("rpn-recording.yml", "rpn-alerts.yml", "rpn-watch.yml")
 INSTALL_HINT = "run `make system-deps` (apt-get install prometheus chromium)"
 
 
@@ -51,9 +55,11 @@ class Prometheus:
         rules = ROOT / "etc" / "prometheus" / "rules"
         config = self.directory / "prometheus.yml"
         targets = ", ".join(f'"{t}"' for t in self.targets)
+        # The project's rule files, as etc/prometheus/prometheus.yml lists them.
+        files = ", ".join(f'"{rules / name}"' for name in RULE_FILES)
         config.write_text(
             "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
-            f'rule_files: ["{rules}/rpn-recording.yml", "{rules}/rpn-alerts.yml"]\n'
+            f"rule_files: [{files}]\n"
             "scrape_configs:\n"
             f"  - {{job_name: rpn, static_configs: [{{targets: [{targets}]}}]}}\n"
         )
@@ -110,9 +116,26 @@ class IndicatorsProcess:
     admin_port: int
 
     def get(self, path: str, context: ssl.SSLContext) -> tuple[int, bytes]:
+        return self.request("GET", path, context)
+
+    def post_form(
+        self, path: str, context: ssl.SSLContext, fields: dict[str, str]
+    ) -> tuple[int, bytes]:
+        body = urllib.parse.urlencode(fields).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.request("POST", path, context, body, headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        context: ssl.SSLContext,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=30)
         try:
-            conn.request("GET", path)
+            conn.request(method, path, body, headers or {})
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -120,9 +143,18 @@ class IndicatorsProcess:
 
 
 def start_indicators(
-    pki: Path, directory: Path, prometheus_url: str, agency_pem: Path
+    pki: Path,
+    directory: Path,
+    prometheus_url: str,
+    agency_pem: Path,
+    mutuelle_admin_url: str | None = None,
 ) -> IndicatorsProcess:
     port, admin = free_port(), free_port()
+    qualification = (
+        {}
+        if mutuelle_admin_url is None
+        else {"qualification": {"mutuelle_admin_url": mutuelle_admin_url, "timeout": 3.0}}
+    )
     config = write_toml(
         directory / "indicators.toml",
         {
@@ -135,6 +167,7 @@ def start_indicators(
             "access": {"agency_certificates": [agency_pem]},
             "prometheus": {"url": prometheus_url, "timeout": 5.0},
             "indicators": {"refresh_interval": 1.0},
+            **qualification,
             "admin": {"endpoint": f"tcp:{admin}:interface=127.0.0.1"},
         },
     )
@@ -142,6 +175,44 @@ def start_indicators(
         "indicators", config, directory / "indicators.log", f"http://127.0.0.1:{admin}/healthz"
     )
     return IndicatorsProcess(twistd.start(), port, admin)
+
+
+class StaticHttpServer:
+    """A loopback HTTP server answering GETs from *answer(path)* -> (status, type, body), in a
+    thread: it stands in for a peer a test does not start (see its callers)."""
+
+    def __init__(self, answer: Callable[[str], tuple[int, str, bytes]]) -> None:
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, content_type, body = answer(self.path)
+                server.requests.append(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.requests: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> StaticHttpServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class ClientCertificateForwarder:

@@ -9,15 +9,18 @@ import json
 import re
 import ssl
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from lxml import html
 
+from indicators.testing import progress_document
 from mutuelle.catalogue import default_catalogue
 from mutuelle.examples import case_request
 from rpn.outcomes import classify_answer
@@ -27,6 +30,7 @@ from tests.integration.indicators_stack import (
     ClientCertificateForwarder,
     IndicatorsProcess,
     Prometheus,
+    StaticHttpServer,
     chromium_dom,
     require,
     start_indicators,
@@ -45,6 +49,54 @@ RELAY_FAULTS = {
     "RPN-503-AMC-INDISPONIBLE": "amc_unavailable",
 }
 CLASS_OF = {"ok": "ok", "refused": "refused", "rejected": "rejected", "invalid_request": "invalid"}
+DAY = 86400
+TODAY = int(time.time()) // DAY * DAY  # the day's start, UTC, as the registration's `since`
+#: Where each FINESS stands (contract B): hospital A went live today (under watch), hospital B
+#: is in qualification since ten days; its site plays the suite, its legal entity never did.
+LIFECYCLES = {
+    HOSPITAL_A["legal"]: (HOSPITAL_A["legal"], "production_sous_surveillance", TODAY),
+    A: (HOSPITAL_A["legal"], "production_sous_surveillance", TODAY),
+    HOSPITAL_B["legal"]: (HOSPITAL_B["legal"], "qualification", TODAY - 10 * DAY),
+    B: (HOSPITAL_B["legal"], "qualification", TODAY - 10 * DAY),
+}
+B_STEPS = ["passed", "passed", "passed", "failed"] + ["not_played"] * 5
+
+
+def lifecycle_metrics(path: str) -> tuple[int, str, bytes]:
+    """The relays' lifecycle series (contract B). A stand-in until the relay exports them
+    (issue 21, the lead's part): then the states go into the relays' rpn.toml instead."""
+    lines = ["# TYPE rpn_establishment_lifecycle_since_timestamp_seconds gauge"]
+    for finess, (entity, state, since) in LIFECYCLES.items():
+        role = "legal_entity" if finess == entity else "site"
+        lines.append(
+            "rpn_establishment_lifecycle_since_timestamp_seconds"
+            f'{{finess="{finess}",legal_entity="{entity}",role="{role}",state="{state}",'
+            f'sectors="MCO"}} {since}'
+        )
+    lines += ["# TYPE rpn_lifecycle_watch_days gauge", "rpn_lifecycle_watch_days 30", ""]
+    return 200, "text/plain; version=0.0.4", "\n".join(lines).encode()
+
+
+def qualification_progress(path: str) -> tuple[int, str, bytes]:
+    """Mutuelle ANS's progress answers (contract C). A stand-in served from contract-C JSON:
+    the lead's end-to-end test plays the suite against the real Mutuelle ANS instead."""
+    url = urllib.parse.urlsplit(path)
+    parts = url.path.split("/")  # /__admin/sandboxes/<FINESS>/qualification
+    finess = parts[3] if len(parts) == 5 and parts[4] == "qualification" else ""
+    sectors = urllib.parse.parse_qs(url.query).get("sectors", [""])[0].split(",")
+    now = datetime.datetime.now(datetime.UTC)
+    played = now.isoformat(timespec="seconds")
+    # B's site passed its three steps before B went (back) into qualification: stuck since.
+    long_ago = (now - datetime.timedelta(days=11)).isoformat(timespec="seconds")
+    documents = {
+        B: progress_document(B, B_STEPS, sectors, long_ago),
+        HOSPITAL_B["legal"]: progress_document(HOSPITAL_B["legal"], ["not_played"] * 9, sectors),
+        A: progress_document(A, ["passed"] * 9, sectors, played),
+    }
+    if finess not in documents:
+        answer = {"error": f"bac à sable {finess} inconnu"}
+        return 404, "application/json", json.dumps(answer, ensure_ascii=False).encode()
+    return 200, "application/json", json.dumps(documents[finess]).encode()
 
 
 def example(name: str, sender: dict[str, str] = HOSPITAL_A, amc: str = "990000101") -> bytes:
@@ -128,10 +180,14 @@ class Traffic:
 @pytest.fixture
 def stack(
     start_relay: StartRelay, pki: Path, tmp_path: Path
-) -> Iterator[tuple[list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path]]:
+) -> Iterator[
+    tuple[list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path, StaticHttpServer]
+]:
     require("prometheus")
     require("chromium")
     started: list[Twistd] = []
+    exporter = StaticHttpServer(lifecycle_metrics).__enter__()
+    progress = StaticHttpServer(qualification_progress).__enter__()
     (tmp_path / "mutuelle").mkdir()
     mutuelle, mutuelle_port = start_mutuelle(pki, tmp_path / "mutuelle")
     started.append(mutuelle)
@@ -144,18 +200,27 @@ def stack(
         relays = [start_relay(amcs), start_relay(amcs)]
         (tmp_path / "prometheus").mkdir()
         prometheus = Prometheus(
-            tmp_path / "prometheus", [f"127.0.0.1:{r.admin_port}" for r in relays]
+            tmp_path / "prometheus",
+            [f"127.0.0.1:{r.admin_port}" for r in relays] + [exporter.address],
         ).start()
         (tmp_path / "indicators").mkdir()
         agency = write_agency_identity(pki, tmp_path / "indicators")
-        indicators = start_indicators(pki, tmp_path / "indicators", prometheus.url, agency)
+        indicators = start_indicators(
+            pki,
+            tmp_path / "indicators",
+            prometheus.url,
+            agency,
+            f"http://{progress.address}/__admin",
+        )
         started.append(indicators.twistd)
-        yield relays, prometheus, indicators, Traffic(pki), tmp_path / "indicators"
+        yield relays, prometheus, indicators, Traffic(pki), tmp_path / "indicators", progress
     finally:
         for twistd in reversed(started):
             twistd.stop()
         if prometheus is not None:
             prometheus.stop()
+        progress.__exit__()
+        exporter.__exit__()
 
 
 def wait_for_totals(
@@ -200,10 +265,32 @@ def wait_for_anomaly(
     raise AssertionError(f"no {anomaly} anomaly for {finess}: {document.get('anomalies')}")
 
 
+def wait_for_watch_alert(
+    indicators: IndicatorsProcess, pki: Path, identity: str, finess: str, anomaly: str
+) -> dict[str, Any]:
+    """The establishment's raccordement (JSON) once a watch rule raised *anomaly* for it."""
+    deadline = time.monotonic() + 60
+    found: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, body = indicators.get(
+            f"/establishments/{finess}.json", client_context(pki, identity)
+        )
+        if status == 200:
+            found = json.loads(body)["raccordement"] or {}
+            watch = found.get("watch") or {}
+            if any(a["anomaly"] == anomaly for a in watch.get("alerts", ())):
+                return found
+        time.sleep(0.5)
+    raise AssertionError(f"no {anomaly} watch alert for {finess}: {found}")
+
+
 def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_page(
-    stack: tuple[list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path], pki: Path
+    stack: tuple[
+        list[RelayProcess], Prometheus, IndicatorsProcess, Traffic, Path, StaticHttpServer
+    ],
+    pki: Path,
 ) -> None:
-    (relay1, relay2), prometheus, indicators, traffic, directory = stack
+    (relay1, relay2), prometheus, indicators, traffic, directory, progress = stack
     ouverts, inconnu = "idb-droits-ouverts.xml", "idb-beneficiaire-inconnu.xml"
     fermes = "idb-droits-fermes.xml"
     # Hospital A, through both relay processes.
@@ -312,15 +399,31 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
 
     # A sudden rise of B's invalid requests: Prometheus' anomaly rule sees it within seconds
     # (pending: it confirms after 15 minutes) and the agency page lists it.
+    assert traffic.send(relay2, "hospital-a", A, "IDB", invalid_request(HOSPITAL_A)) == (
+        "MUT-400-DEMANDE"
+    )
     time.sleep(3)  # the first invalid request was scraped: the rise counts from there
     for _ in range(8):
         traffic.send(relay1, "hospital-b", B, "IDB", invalid_request(HOSPITAL_B))
+    for _ in range(4):
+        traffic.send(relay2, "hospital-a", A, "IDB", invalid_request(HOSPITAL_A))
     document = wait_for_anomaly(indicators, agency, B, "invalid_requests")
     wait_for_totals(indicators, "hospital-b", B, sum(traffic.classes(B).values()), pki)
     document = wait_for_anomaly(indicators, agency, B, "invalid_requests")
     amcs = {a["amc"]: a for a in document["amcs"]}  # type: ignore[attr-defined]
     assert amcs[UNREACHABLE]["technical_errors"] == 1 and amcs[UNREACHABLE]["exchanges"] == 1
     assert amcs["990000101"]["name"] == "AMC 990000101"
+
+    # A went live today (under watch): 4 invalid requests in the hour reach the watch's
+    # threshold (3), not the usual rule's (5), so the tighter rule is pending within seconds and
+    # A's page lists it.
+    expected_a = traffic.classes(A)
+    wait_for_totals(indicators, "hospital-a", A, sum(expected_a.values()), pki)
+    raccordement_a = wait_for_watch_alert(
+        indicators, pki, "hospital-a", A, "watch_invalid_requests"
+    )
+    assert raccordement_a["state"] == "production_sous_surveillance"
+    assert raccordement_a["progress"]["qualified"] is True
 
     # A real browser renders A's page: charts and figures are there and match what A sent.
     with ClientCertificateForwarder(
@@ -344,12 +447,24 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     ) == str(total_a)
     assert tree.xpath("string(//span[@id='finess'])") == A
     assert tree.get("lang") == "fr"
+    # Its raccordement: under watch since today, until 30 days later, today's exchanges in the
+    # daily summary, the tighter rule's alert.
+    today = datetime.datetime.fromtimestamp(TODAY, datetime.UTC)
+    state = tree.xpath("string(//p[@id='state'])")
+    assert f"Production sous surveillance depuis le {today:%d/%m/%Y} (aujourd'hui)" in state
+    assert f"entité juridique {HOSPITAL_A['legal']}" in state
+    ends = today + datetime.timedelta(days=29)
+    assert f"jusqu'au {ends:%d/%m/%Y} inclus" in tree.xpath("string(//p[@id='watch-summary'])")
+    watch_days = tree.xpath("//table[@id='watch-days']//tr[@data-day]")
+    assert sum(int(d.get("data-exchanges")) for d in watch_days) == total_a
+    assert tree.xpath("//ul[@id='watch-alerts']/li[@data-anomaly='watch_invalid_requests']")
     # Trend: today's point of the success and error rates, from A's own counts.
     today = tree.xpath("//svg[@id='daily-rates']/circle[contains(@class,'success')]")[-1]
     assert float(today.get("data-rate")) == pytest.approx(expected_a["ok"] / total_a, abs=1e-4)
     errors_today = tree.xpath("//svg[@id='daily-rates']/circle[contains(@class,'error')]")[-1]
     assert float(errors_today.get("data-rate")) == pytest.approx(
-        (expected_a["rejected"] + expected_a["technical"]) / total_a, abs=1e-4
+        (expected_a["invalid"] + expected_a["rejected"] + expected_a["technical"]) / total_a,
+        abs=1e-4,
     )
     # Codes in French, with service, AMC and nature: 01 is a normal answer, not an error.
     unknown = tree.xpath("//table[@id='codes']//tr[@data-code='01']")[0]
@@ -384,6 +499,23 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
     assert f"AMC {UNREACHABLE}" in unreachable.text_content()
     # The anomaly the agency follows for B is on B's own page too.
     assert tree.xpath("//ul[@id='anomalies']/li[@data-anomaly='invalid_requests']")
+    # B is in qualification: what it may reach, and its progress read from Mutuelle ANS, each
+    # step with its status, the failed one with what was wrong and what to change.
+    assert tree.xpath("string(//p[@id='state']/@data-state)") == "qualification"
+    assert "Qualification depuis le" in tree.xpath("string(//p[@id='state'])")
+    assert "seules les AMC fictives de Mutuelle ANS sont joignables" in tree.xpath(
+        "string(//p[@id='state-allows'])"
+    )
+    shown = tree.xpath("//div[@id='progress']")[0]
+    assert (shown.get("data-passed"), shown.get("data-failed"), shown.get("data-total")) == (
+        "3",
+        "1",
+        "9",
+    )
+    assert [r.get("data-status") for r in shown.xpath(".//tr[@data-step]")] == B_STEPS
+    failed = shown.xpath(".//tr[@data-status='failed']")[0].text_content()
+    assert "code 05 reçu au lieu de 00" in failed and "À corriger" in failed
+    assert f"/__admin/sandboxes/{B}/qualification?sectors=MCO" in progress.requests
 
     # The agency's page in a browser: the anomaly with a link to B's page, the AMCs' health.
     with ClientCertificateForwarder(indicators.port, agency) as forwarder:
@@ -399,6 +531,56 @@ def test_each_establishment_reads_exactly_its_own_exchanges_and_only_its_own_pag
         str(sum(traffic.classes(A).values()) + sum(traffic.classes(B).values()))
     ]
     assert tree.xpath("//svg[@id='daily-rates']/circle")
+    # Every establishment's raccordement, B's first: in qualification for ten days without a
+    # newly passed step. Then the promotion form.
+    rows = tree.xpath("//table[@id='raccordements']//tr[@data-finess]")
+    assert [r.get("data-finess") for r in rows[:2]] == [HOSPITAL_B["legal"], B]
+    assert [r.get("data-stuck") for r in rows] == ["true", "true", "false", "false"]
+    assert "aucune nouvelle étape réussie depuis 10 jours" in rows[1].text_content()
+    by_finess = {r.get("data-finess"): r for r in rows}
+    assert set(by_finess) == set(LIFECYCLES)
+    assert by_finess[A].get("data-state") == "production_sous_surveillance"
+    assert "3/9" in by_finess[B].text_content()
+    assert "indisponible" in by_finess[HOSPITAL_A["legal"]].text_content()  # its 404
+    assert tree.xpath("//form[@id='promotion']//select[@name='state']/option")
+    # The form's answer: refused moves say why; an allowed one prints the command, with the
+    # agent named by the agency certificate, and changes nothing.
+    status, body = indicators.post_form(
+        "/agency/promotion",
+        agency,
+        {"finess": HOSPITAL_B["legal"], "state": "production_sous_surveillance", "reason": "x"},
+    )
+    assert status == 409, body[:800]
+    assert "Pas encore qualifiée : 3/9 étapes réussies ; étape à faire : « Étape 4 »" in (
+        html.fromstring(body).xpath("string(//p[@id='refusal'])")
+    )
+    status, body = indicators.post_form(
+        "/agency/promotion",
+        agency,
+        {"finess": HOSPITAL_A["legal"], "state": "production", "reason": "x"},
+    )
+    assert status == 409
+    assert "La période de surveillance n'est pas terminée : elle dure jusqu'au" in (
+        html.fromstring(body).xpath("string(//p[@id='refusal'])")
+    )
+    status, body = indicators.post_form(
+        "/agency/promotion",
+        agency,
+        {"finess": HOSPITAL_B["legal"], "state": "suspendue", "reason": "Tests d'intégration"},
+    )
+    assert status == 200, body[:800]
+    command = html.fromstring(body).xpath("string(//pre[@id='command'])")
+    assert command == (
+        "python -m rpn.lifecycle set --config /etc/piano/rpn.toml "
+        f"--finess {HOSPITAL_B['legal']} --state suspendue --by 'ANS supervision ROC' "
+        "--reason 'Tests d'\"'\"'intégration'"
+    )
+    assert (
+        indicators.post_form("/agency/promotion", client_context(pki, "hospital-a"), {"finess": A})[
+            0
+        ]
+        == 403
+    )
 
     # Prometheus becomes unreachable: the pages keep the last reading and say it is stale.
     prometheus.stop()

@@ -42,3 +42,13 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     rules.write_text("\n".join(lines) + "\n")
     done = promtool("check", "rules", str(rules))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_prometheus_and_the_test_stack_load_every_rule_file() -> None:
+    from tests.integration.indicators_stack import RULE_FILES
+
+    config = (PROMETHEUS / "prometheus.yml").read_text()
+    files = sorted(p.name for p in (PROMETHEUS / "rules").glob("*.yml"))
+    assert sorted(RULE_FILES) == files
+    for name in files:
+        assert f"  - rules/{name}\n" in config, name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indicators.access import Identity, agency_fingerprints, identify
+from indicators.access import Identity, agency_fingerprints, agent_name, identify
 from piano.tls import TLSConfigError
 from tools import devpki
 
@@ -46,6 +46,8 @@ def test_a_listed_agency_certificate_reads_everything_even_if_it_carries_a_fines
     for stem in ("agency", "agency-with-finess"):
         reader = identify(certs[stem].certificate, "OU", agency)
         assert reader.agency and reader.may_read(A) and reader.may_read(B)
+    # The agent the promotion page names: the certificate's common name.
+    assert identify(certs["agency"].certificate, "OU", agency).name == "Agency"
 
 
 def test_no_certificate_or_no_finess_reads_nothing(
@@ -62,3 +64,11 @@ def test_an_agency_file_without_certificate_fails_at_start_up(tmp_path: Path) ->
     empty.write_text("")
     with pytest.raises(TLSConfigError):
         agency_fingerprints([empty])
+
+
+def test_an_agent_is_named_by_a_printable_common_name_or_else_the_fingerprint() -> None:
+    ca = devpki.make_ca("Test CA")
+    odd = devpki.issue(ca, "Agnès\tDupont\n", client=True).certificate
+    assert agent_name(odd) == "AgnèsDupont"
+    blank = devpki.issue(ca, " ", client=True).certificate
+    assert agent_name(blank).startswith("certificat sha256:")

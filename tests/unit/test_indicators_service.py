@@ -20,7 +20,13 @@ from twisted.test.iosim import connectedServerAndClient
 from indicators import tap
 from indicators.config import load_config
 from indicators.service import IndicatorsService, build_service
-from indicators.testing import FakePrometheus, sample
+from indicators.testing import (
+    FakeProgress,
+    FakePrometheus,
+    lifecycle_sample,
+    progress_document,
+    sample,
+)
 from piano.config import ConfigError
 from piano.testing import StrictMemoryReactorClock
 from piano.tls import TLSFiles, client_options
@@ -136,9 +142,15 @@ class _HttpClient(Protocol):
 def get(
     reactor: StrictMemoryReactorClock, tls: IOpenSSLClientConnectionCreator, path: str
 ) -> bytes:
-    server_factory = next(f for port, f, _, _ in reactor.tcpServers if port == 8445)
     request = f"GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
-    client = _HttpClient(request.encode())
+    return exchange(reactor, tls, request.encode())
+
+
+def exchange(
+    reactor: StrictMemoryReactorClock, tls: IOpenSSLClientConnectionCreator, request: bytes
+) -> bytes:
+    server_factory = next(f for port, f, _, _ in reactor.tcpServers if port == 8445)
+    client = _HttpClient(request)
     client_factory = TLSMemoryBIOFactory(
         tls, True, Factory.forProtocol(lambda: client), clock=reactor
     )
@@ -239,3 +251,63 @@ def test_the_configuration_reference_in_the_docs_is_current() -> None:
     docs = (REPO / "docs" / "indicators.md").read_text()
     for key, kind, default, help_text in describe(Config):
         assert f"| `{key}` | {kind} | {default} | {help_text} |" in docs, key
+
+
+def test_the_promotion_page_names_the_agent_of_the_agency_certificate(
+    pki: Path, tmp_path: Path
+) -> None:
+    reactor = StrictMemoryReactorClock()
+    legal = devpki.HOSPITAL_B["legal"]
+    prometheus = FakePrometheus(
+        {
+            "rpn_establishment_lifecycle_since_timestamp_seconds": [
+                lifecycle_sample(legal, "qualification", 0)
+            ]
+        }
+    )
+    progress = FakeProgress({legal: progress_document(legal, ["passed"] * 3)})
+    config = load_config(
+        write(
+            tmp_path,
+            config_text(
+                pki,
+                '[qualification]\nmutuelle_admin_url = "http://127.0.0.1:9181/__admin"\n'
+                'relay_config = "/srv/relay one/rpn.toml"\n',
+            ),
+        )
+    )
+    service = build_service(config, reactor, CollectorRegistry(), prometheus, progress)
+    service.startService()
+    try:
+        form = f"finess={legal}&state=production_sous_surveillance&reason=Suite+r%C3%A9ussie"
+        answer = post(reactor, identity(pki, "agency"), "/agency/promotion", form)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert progress.asked == [(legal, ("MCO",))]
+        command = (
+            "python -m rpn.lifecycle set --config &#x27;/srv/relay one/rpn.toml&#x27; "
+            f"--finess {legal} --state production_sous_surveillance --by Agency "
+            "--reason &#x27;Suite réussie&#x27;"
+        )
+        assert command.encode() in answer
+        refused = post(reactor, identity(pki, "a"), "/agency/promotion", form)
+        assert refused.startswith(b"HTTP/1.1 403 ")
+    finally:
+        service.stopService()
+
+
+def post(
+    reactor: StrictMemoryReactorClock, tls: IOpenSSLClientConnectionCreator, path: str, form: str
+) -> bytes:
+    body = form.encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return exchange(reactor, tls, request)
+
+
+def test_the_mutuelle_admin_url_is_checked(pki: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"qualification\.mutuelle_admin_url: must be an http"):
+        load_config(
+            write(tmp_path, config_text(pki, '[qualification]\nmutuelle_admin_url = "m:9181"\n'))
+        )
