@@ -62,19 +62,31 @@ LIFECYCLES = {
 B_STEPS = ["passed", "passed", "passed", "failed"] + ["not_played"] * 5
 
 
-def lifecycle_metrics(path: str) -> tuple[int, str, bytes]:
-    """The relays' lifecycle series (contract B). A stand-in until the relay exports them
-    (issue 21, the lead's part): then the states go into the relays' rpn.toml instead."""
-    lines = ["# TYPE rpn_establishment_lifecycle_since_timestamp_seconds gauge"]
-    for finess, (entity, state, since) in LIFECYCLES.items():
-        role = "legal_entity" if finess == entity else "site"
-        lines.append(
-            "rpn_establishment_lifecycle_since_timestamp_seconds"
-            f'{{finess="{finess}",legal_entity="{entity}",role="{role}",state="{state}",'
-            f'sectors="MCO"}} {since}'
+def registration() -> dict[str, dict[str, object]]:
+    """The relays' registration with the states of ``LIFECYCLES`` (what the relays export).
+
+    The unreachable AMC counts as one of Mutuelle ANS's, so that hospital B, in
+    qualification, still reaches it and sees it fail."""
+
+    def day(when: int) -> str:
+        return datetime.datetime.fromtimestamp(when, datetime.UTC).date().isoformat()
+
+    entities = []
+    for hospital in (HOSPITAL_A, HOSPITAL_B):
+        _, state, since = LIFECYCLES[hospital["legal"]]
+        entities.append(
+            {
+                "finess": hospital["legal"],
+                "sites": [hospital["site"]],
+                "state": state,
+                "since": day(since),
+                "sectors": ["MCO"],
+            }
         )
-    lines += ["# TYPE rpn_lifecycle_watch_days gauge", "rpn_lifecycle_watch_days 30", ""]
-    return 200, "text/plain; version=0.0.4", "\n".join(lines).encode()
+    return {
+        "establishments": {"legal_entities": entities},
+        "lifecycle": {"simulated_amcs": ["990000101", UNREACHABLE], "watch_days": 30},
+    }
 
 
 def qualification_progress(path: str) -> tuple[int, str, bytes]:
@@ -186,7 +198,6 @@ def stack(
     require("prometheus")
     require("chromium")
     started: list[Twistd] = []
-    exporter = StaticHttpServer(lifecycle_metrics).__enter__()
     progress = StaticHttpServer(qualification_progress).__enter__()
     (tmp_path / "mutuelle").mkdir()
     mutuelle, mutuelle_port = start_mutuelle(pki, tmp_path / "mutuelle")
@@ -197,11 +208,11 @@ def stack(
             "990000101": f"https://127.0.0.1:{mutuelle_port}",
             UNREACHABLE: f"https://127.0.0.1:{free_port()}",
         }
-        relays = [start_relay(amcs), start_relay(amcs)]
+        relays = [start_relay(amcs, tables=registration()) for _ in range(2)]
         (tmp_path / "prometheus").mkdir()
         prometheus = Prometheus(
             tmp_path / "prometheus",
-            [f"127.0.0.1:{r.admin_port}" for r in relays] + [exporter.address],
+            [f"127.0.0.1:{r.admin_port}" for r in relays],
         ).start()
         (tmp_path / "indicators").mkdir()
         agency = write_agency_identity(pki, tmp_path / "indicators")
@@ -220,7 +231,6 @@ def stack(
         if prometheus is not None:
             prometheus.stop()
         progress.__exit__()
-        exporter.__exit__()
 
 
 def wait_for_totals(
