@@ -148,13 +148,16 @@ def start_indicators(
     prometheus_url: str,
     agency_pem: Path,
     mutuelle_admin_url: str | None = None,
+    relay_config: str | None = None,
 ) -> IndicatorsProcess:
     port, admin = free_port(), free_port()
-    qualification = (
+    qualification: dict[str, dict[str, object]] = (
         {}
         if mutuelle_admin_url is None
         else {"qualification": {"mutuelle_admin_url": mutuelle_admin_url, "timeout": 3.0}}
     )
+    if relay_config is not None:
+        qualification.setdefault("qualification", {})["relay_config"] = relay_config
     config = write_toml(
         directory / "indicators.toml",
         {
