@@ -37,8 +37,6 @@ from tests.integration.harness import (
     SoapClient,
     Twistd,
     client_context,
-    free_port,
-    write_toml,
 )
 from tests.integration.indicators_stack import (
     ClientCertificateForwarder,
@@ -49,6 +47,7 @@ from tests.integration.indicators_stack import (
     start_indicators,
     write_agency_identity,
 )
+from tests.integration.test_with_mutuelle import run_mutuelle
 from tools.devpki import HOSPITAL_A, HOSPITAL_B
 
 REAL_AMC = "990000909"
@@ -95,27 +94,13 @@ def wait_in_log(relay: RelayProcess, text: str, timeout: float = 10.0) -> str:
 
 
 def start_mutuelle(pki: Path, directory: Path) -> tuple[Twistd, int, int]:
-    """Mutuelle ANS checking signatures (policy report: served, violations journaled)."""
-    port, admin = free_port(), free_port()
-    config = write_toml(
-        directory / "mutuelle.toml",
-        {
-            "": {"public_url": f"https://127.0.0.1:{port}"},
-            "listen": {"endpoint": f"tcp:{port}:interface=127.0.0.1"},
-            "tls": {
-                "certificate": pki / "mutuelle-server.pem",
-                "private_key": pki / "mutuelle-server.key",
-                "ca_certificates": [pki / "ca.pem"],
-            },
-            "admin": {"endpoint": f"tcp:{admin}:interface=127.0.0.1"},
-            "signatures": {"policy": "report"},
-            "storage": {"url": "sqlite:///" + str(directory / "sandboxes.sqlite")},
-        },
-    )
-    twistd = Twistd(
-        "mutuelle", config, directory / "mutuelle.log", f"http://127.0.0.1:{admin}/healthz"
-    )
-    return twistd.start(), port, admin
+    """Mutuelle ANS checking signatures (policy report: served, violations journaled), its
+    sandboxes in SQLite."""
+    tables: dict[str, dict[str, object]] = {
+        "signatures": {"policy": "report"},
+        "storage": {"url": "sqlite:///" + str(directory / "sandboxes.sqlite")},
+    }
+    return run_mutuelle(pki, directory, tables=tables)
 
 
 class Establishment:

@@ -22,13 +22,11 @@ from roc.signature import sign
 from tests.integration.conftest import StartRelay
 from tests.integration.harness import (
     SoapClient,
-    Twistd,
     client_context,
-    free_port,
     http_get,
-    write_toml,
 )
 from tests.integration.test_signature_interop import xmlsec1_sign, xmlsec1_template
+from tests.integration.test_with_mutuelle import run_mutuelle
 from tools.devpki import HOSPITAL_A
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -159,25 +157,7 @@ def _forms(pki: Path, tmp_path: Path) -> Iterator[tuple[str, bytes, str]]:
 
 @pytest.fixture
 def mutuelle(pki: Path, tmp_path: Path) -> Iterator[tuple[int, int]]:
-    port, admin = free_port(), free_port()
-    config = write_toml(
-        tmp_path / "mutuelle.toml",
-        {
-            "": {"public_url": f"https://127.0.0.1:{port}"},
-            "listen": {"endpoint": f"tcp:{port}:interface=127.0.0.1"},
-            "tls": {
-                "certificate": pki / "mutuelle-server.pem",
-                "private_key": pki / "mutuelle-server.key",
-                "ca_certificates": [pki / "ca.pem"],
-            },
-            "admin": {"endpoint": f"tcp:{admin}:interface=127.0.0.1"},
-            "signatures": {"policy": "require"},
-        },
-    )
-    twistd = Twistd(
-        "mutuelle", config, tmp_path / "mutuelle.log", f"http://127.0.0.1:{admin}/healthz"
-    )
-    twistd.start()
+    twistd, port, admin = run_mutuelle(pki, tmp_path, tables={"signatures": {"policy": "require"}})
     yield port, admin
     twistd.stop()
 

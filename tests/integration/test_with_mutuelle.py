@@ -53,6 +53,18 @@ def test_demo_plays_every_catalogue_case_through_the_relay() -> None:
 
 
 def start_mutuelle(pki: Path, directory: Path, public_url: str | None = None) -> tuple[Twistd, int]:
+    twistd, port, _ = run_mutuelle(pki, directory, public_url)
+    return twistd, port
+
+
+def run_mutuelle(
+    pki: Path,
+    directory: Path,
+    public_url: str | None = None,
+    tables: dict[str, dict[str, object]] | None = None,
+) -> tuple[Twistd, int, int]:
+    """``twistd mutuelle`` with the test PKI (and *tables* added to its configuration):
+    the process, its ROC port and its admin port."""
     port, admin = free_port(), free_port()
     config = write_toml(
         directory / "mutuelle.toml",
@@ -65,12 +77,13 @@ def start_mutuelle(pki: Path, directory: Path, public_url: str | None = None) ->
                 "ca_certificates": [pki / "ca.pem"],
             },
             "admin": {"endpoint": f"tcp:{admin}:interface=127.0.0.1"},
+            **(tables or {}),
         },
     )
     twistd = Twistd(
         "mutuelle", config, directory / "mutuelle.log", f"http://127.0.0.1:{admin}/healthz"
     )
-    return twistd.start(), port
+    return twistd.start(), port, admin
 
 
 @pytest.fixture
