@@ -8,10 +8,11 @@ PKI := .dev/pki
 .PHONY: install system-deps bench-deps dev-pki demo lint test test-unit test-integration bench bench-mutuelle bench-scrape clean
 
 # Debian packages the tests use as real peers: openssl s_client, curl, systemd-analyze and
-# systemd-socket-activate, Prometheus (with promtool), headless Chromium, xmlsec1 (the independent
+# systemd-socket-activate, Prometheus (with promtool), Alertmanager (amtool checks the routing),
+# headless Chromium, xmlsec1 (the independent
 # XML-signature implementation the signature tests check against), PostgreSQL (the tests start
 # their own server with initdb/pg_ctl). Installed only when missing; needs root (or sudo).
-SYSTEM_PACKAGES := openssl curl systemd prometheus chromium xmlsec1 postgresql
+SYSTEM_PACKAGES := openssl curl systemd prometheus prometheus-alertmanager chromium xmlsec1 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Create or reuse the virtual environment; reinstall when the project's metadata changes.

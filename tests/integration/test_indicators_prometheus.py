@@ -4,6 +4,7 @@ recording and alert rules (with their unit tests), and every expression of the d
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,3 +53,30 @@ def test_prometheus_and_the_test_stack_load_every_rule_file() -> None:
     assert sorted(RULE_FILES) == files
     for name in files:
         assert f"  - rules/{name}\n" in config, name
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("amtool"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def receivers(*labels: str) -> list[str]:
+    config = f"--config.file={PROMETHEUS / 'alertmanager.yml'}"
+    done = amtool("config", "routes", "test", config, *labels)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().split(",")
+
+
+def test_the_agency_receives_the_watch_alerts_first() -> None:
+    done = amtool("check-config", str(PROMETHEUS / "alertmanager.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Every watch alert of rpn-watch.yml carries notify: agence, and is routed to the agency.
+    rules = (PROMETHEUS / "rules" / "rpn-watch.yml").read_text()
+    alerts = len(re.findall(r"^\s+- alert: ", rules, re.MULTILINE))
+    labelled = len(re.findall(r"^\s+notify: agence$", rules, re.MULTILINE))
+    assert alerts >= 4 and labelled == alerts
+    watch = ["alertname=RpnWatchErrorRate", "notify=agence", "anomaly=watch_error_rate"]
+    assert receivers(*watch, "severity=warning") == ["agence"]
+    assert receivers(*watch, "severity=critical") == ["agence", "exploitation"]
+    assert receivers("alertname=RpnAmcDown", "severity=critical") == ["exploitation"]
