@@ -179,6 +179,10 @@ class Relay:
         held = self.in_flight_by_establishment
         held[finess] = held.get(finess, 0) + 1
         token = id(record)
+        entry = self.annuaire.fresh(key.amc)
+        if entry is not None:
+            self._resolved(entry, request, key, record, started, token)
+            return
         # No Deferred chained into another: each stage adds its callbacks to the Deferred
         # it waits for, which is also the one a forced stop cancels.
         d: Deferred[AmcEntry] = self.annuaire.resolve(key.amc)
