@@ -51,7 +51,7 @@ _ERRORS_HELP = "Faults produced by the relay itself, by project error code."
 _DURATION_HELP = "Time from the request's arrival to the end of the answer, by ROC service."
 _UPSTREAM_HELP = "Time the AMC took to answer a forwarded exchange, by AMC number."
 _BYTES_HELP = "Bytes of SOAP bodies relayed, by direction (request, response)."
-_BUCKET_LABELS = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")
+_BUCKET_LABELS = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
 
 
 class _Histogram:
