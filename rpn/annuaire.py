@@ -165,6 +165,17 @@ class CachedAnnuaire:
         """The name of every AMC the cache knows, by AMC number (for pages and metrics)."""
         return {cached.entry.amc_number: cached.entry.name for cached in self._entries.values()}
 
+    def fresh(self, key: AmcKey) -> AmcEntry | None:
+        """The entry for *key* when ``resolve`` would answer it from the cache, fresh (counted
+        as the same hit), else None: then ``resolve`` decides (unknown, stale, source)."""
+        if key in self._negative:
+            return None
+        cached = self._entries.get(key)
+        if cached is None or not self._clock.seconds() < cached.expires_at:
+            return None
+        self._count("hit")
+        return cached.entry
+
     def resolve(self, key: AmcKey) -> Deferred[AmcEntry]:
         now = self._clock.seconds()
         negative_until = self._negative.get(key)

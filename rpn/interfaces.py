@@ -57,6 +57,10 @@ class IAnnuaire(Interface):
         ``ANNUAIRE_UNAVAILABLE``.
         """
 
+    def fresh(key: AmcKey) -> AmcEntry | None:
+        """The entry for *key* if ``resolve`` would give it at once from its cache (and
+        counted as ``resolve`` would count it), else None; no Deferred on the usual path."""
+
 
 class IHttpClient(Interface):
     """Where the annuaire source POSTs its questions (``rpn.http.client.HttpClient``)."""

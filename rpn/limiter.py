@@ -106,6 +106,13 @@ class ConcurrencyLimiter:
     def max_queued(self) -> int:
         return self._max_queued
 
+    def try_acquire(self) -> Slot | None:
+        """A slot at once if one is free and nobody waits for one (as ``acquire``), else None."""
+        if self._active < self._max_active and not self._waiters:
+            self._active += 1
+            return Slot(self)
+        return None
+
     def acquire(self, timeout: float) -> Deferred[Slot]:
         """A slot: at once if one is free, after waiting up to *timeout* seconds otherwise.
 

@@ -100,7 +100,10 @@ def outcome_of_error(error: RpnError) -> Outcome:
 UNREADABLE = "AMC-REPONSE-ILLISIBLE"
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,39}")
 _BUSINESS_CODE = re.compile(r"[0-9A-Za-z]{1,4}")
-_ENVELOPES = {f"{{{SOAP11_NS}}}Envelope": SOAP11_NS, f"{{{SOAP12_NS}}}Envelope": SOAP12_NS}
+#: Envelope tag -> (namespace, Body tag, Fault tag) of each SOAP version.
+_SOAP_TAGS = {
+    f"{{{ns}}}Envelope": (ns, f"{{{ns}}}Body", f"{{{ns}}}Fault") for ns in (SOAP11_NS, SOAP12_NS)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,10 @@ class AnswerVerdict:
     @property
     def code(self) -> str:
         return self.business_code or self.amc_code
+
+
+#: The verdict on a business answer with code 00 (the most frequent by far).
+_OK = AnswerVerdict(Outcome.OK, business_code="00")
 
 
 def _local(tag: object) -> str:
@@ -151,24 +158,26 @@ def classify_answer(status: int, body: bytes) -> AnswerVerdict:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError:
         return _unreadable(status)
-    ns = _ENVELOPES.get(root.tag) if isinstance(root.tag, str) else None
-    if ns is None:
+    tags = _SOAP_TAGS.get(root.tag) if isinstance(root.tag, str) else None
+    if tags is None:
         return _unreadable(status)
-    soap_body = root.find(f"{{{ns}}}Body")
-    content = next(iter(soap_body), None) if soap_body is not None else None
-    while content is not None and not isinstance(content.tag, str):
-        content = content.getnext()  # comments and processing instructions
+    ns, body_tag, fault_tag = tags
+    # The Envelope's first Body child, then the Body's first element (comments and processing
+    # instructions skipped); tag filters run in lxml, without a proxy per node skipped.
+    soap_body = next(root.iterchildren(body_tag), None)
+    content = next(soap_body.iterchildren(etree.Element), None) if soap_body is not None else None
     if content is None:
         return _unreadable(status)
-    if content.tag == f"{{{ns}}}Fault":
+    if content.tag == fault_tag:
         return _fault_verdict(content, ns)
-    code = ""
-    for child in content:
-        if _local(child.tag) == "CodeRetour":
-            code = (child.text or "").strip()
-            break
-    if status == 200 and _BUSINESS_CODE.fullmatch(code):
-        return AnswerVerdict(Outcome.OK if code == "00" else Outcome.REFUSED, business_code=code)
+    # The first CodeRetour child, in any namespace or none.
+    returned = next(content.iterchildren("{*}CodeRetour"), None)
+    code = (returned.text or "").strip() if returned is not None else ""
+    if status == 200:
+        if code == "00":
+            return _OK
+        if _BUSINESS_CODE.fullmatch(code):
+            return AnswerVerdict(Outcome.REFUSED, business_code=code)
     return _unreadable(status)
 
 

@@ -179,17 +179,74 @@ class Relay:
         held = self.in_flight_by_establishment
         held[finess] = held.get(finess, 0) + 1
         token = id(record)
-        d: Deferred[Any] = self.annuaire.resolve(key.amc)
+        entry = self.annuaire.fresh(key.amc)
+        if entry is not None:
+            self._resolved(entry, request, key, record, started, token)
+            return
+        # No Deferred chained into another: each stage adds its callbacks to the Deferred
+        # it waits for, which is also the one a forced stop cancels.
+        d: Deferred[AmcEntry] = self.annuaire.resolve(key.amc)
         self._forwarding[token] = d
-        d.addCallback(self._forward, request, key, record)
         d.addCallbacks(
-            self._relay_answer,
-            self._failed,
-            callbackArgs=(request, record, started),
+            self._resolved,
+            self._stopped,
+            callbackArgs=(request, key, record, started, token),
             errbackArgs=(request, record, key.soap_version, started, token),
         )
-        d.addErrback(self._bug, request, record, started)
-        d.addBoth(self._release, finess, token)
+
+    def _resolved(
+        self,
+        entry: AmcEntry,
+        request: HttpRequest,
+        key: RoutingKey,
+        record: ExchangeRecord,
+        started: float,
+        token: int,
+    ) -> None:
+        try:
+            forwarding = self._forward(entry, request, key, record)
+        except Exception:  # noqa: BLE001 - a refusal (or a bug), answered by _stopped
+            self._stopped(Failure(), request, record, key.soap_version, started, token)
+            return
+        self._forwarding[token] = forwarding
+        forwarding.addCallbacks(
+            self._answered,
+            self._stopped,
+            callbackArgs=(request, record, started, token),
+            errbackArgs=(request, record, key.soap_version, started, token),
+        )
+
+    def _answered(
+        self,
+        answer: UpstreamAnswer,
+        request: HttpRequest,
+        record: ExchangeRecord,
+        started: float,
+        token: int,
+    ) -> None:
+        try:
+            self._relay_answer(answer, request, record, started)
+        except Exception:  # noqa: BLE001 - a bug: answered RPN-500 and logged
+            self._bug(Failure(), request, record, started)
+        finally:
+            self._release(record.finess, token)
+
+    def _stopped(
+        self,
+        failure: Failure,
+        request: HttpRequest,
+        record: ExchangeRecord,
+        version: SoapVersion,
+        started: float,
+        token: int,
+    ) -> None:
+        """The exchange ends without the AMC's answer: refused, failed, or cut."""
+        try:
+            self._failed(failure, request, record, version, started, token)
+        except Exception:  # noqa: BLE001 - a bug: answered RPN-500 and logged
+            self._bug(Failure(), request, record, started)
+        finally:
+            self._release(record.finess, token)
 
     def _forward(
         self, entry: AmcEntry, request: HttpRequest, key: RoutingKey, record: ExchangeRecord
@@ -203,7 +260,7 @@ class Relay:
         headers = upstream_headers(request.headers, key, record.finess)
         return upstream.forward(url, request.body, headers)
 
-    def _release(self, _: object, finess: str, token: int) -> None:
+    def _release(self, finess: str, token: int) -> None:
         """The exchange is over: its establishment's count goes down, whatever ended it."""
         self._forwarding.pop(token, None)
         self._cut.discard(token)

@@ -357,7 +357,9 @@ def build_service(
         snapshot=JsonFileSnapshot(ann.snapshot) if ann.snapshot else None,
     )
     upstreams = UpstreamRegistry(reactor, upstream_tls_files(config), upstream_settings(config))
-    access_log = AccessLog.to_file(config.log.access_log) if config.log.access_log else AccessLog()
+    access_log = (
+        AccessLog.to_file(config.log.access_log, reactor) if config.log.access_log else AccessLog()
+    )
     prometheus = PrometheusStats(registry, reactor)
     stats = StatsFanout(prometheus, access_log)
     relay = Relay(reactor, relay_policy(config), extractor, annuaire, upstreams, stats)

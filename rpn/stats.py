@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from twisted.internet.interfaces import IReactorTime
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -41,9 +46,83 @@ class ExchangeRecord:
     bytes_out: int = 0
 
 
+_EXCHANGES_HELP = "Exchanges handled by the relay, by ROC service, AMC number and outcome."
+_ERRORS_HELP = "Faults produced by the relay itself, by project error code."
+_DURATION_HELP = "Time from the request's arrival to the end of the answer, by ROC service."
+_UPSTREAM_HELP = "Time the AMC took to answer a forwarded exchange, by AMC number."
+_BYTES_HELP = "Bytes of SOAP bodies relayed, by direction (request, response)."
+_BUCKET_LABELS = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
+
+
+class _Histogram:
+    """One histogram series as plain numbers: a count per bucket (not cumulative) and a sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(_LATENCY_BUCKETS, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        total = 0
+        cumulative = []
+        for label, count in zip(_BUCKET_LABELS, self.counts, strict=True):
+            total += count
+            cumulative.append((label, float(total)))
+        return cumulative
+
+
+class _ExchangeCollector(Collector):
+    """The relay-wide exchange families, read from ``PrometheusStats``'s numbers at scrape time.
+
+    The same families, help texts, labels and samples as prometheus_client's ``Counter`` and
+    ``Histogram`` would expose (no ``_created`` series: the relay disables them), without a
+    lock and a labelled child per update on the exchange path.
+    """
+
+    def __init__(self, stats: PrometheusStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        exchanges = CounterMetricFamily(
+            "rpn_exchanges_total", _EXCHANGES_HELP, labels=("service", "amc", "outcome")
+        )
+        for labels, count in list(stats.exchange_counts.items()):
+            exchanges.add_metric(labels, count)
+        yield exchanges
+        errors = CounterMetricFamily("rpn_relay_errors_total", _ERRORS_HELP, labels=("code",))
+        for code, count in list(stats.error_counts.items()):
+            errors.add_metric((code,), count)
+        yield errors
+        for name, help_text, label, series in (
+            ("rpn_exchange_duration_seconds", _DURATION_HELP, "service", stats.durations),
+            ("rpn_upstream_duration_seconds", _UPSTREAM_HELP, "amc", stats.upstream_durations),
+        ):
+            family = HistogramMetricFamily(name, help_text, labels=(label,))
+            for value, histogram in list(series.items()):
+                family.add_metric((value,), histogram.buckets(), histogram.sum)
+            yield family
+        relayed = CounterMetricFamily(
+            "rpn_exchange_bytes_total", _BYTES_HELP, labels=("direction",)
+        )
+        if stats.exchange_counts:
+            relayed.add_metric(("request",), stats.bytes_in)
+            relayed.add_metric(("response",), stats.bytes_out)
+        yield relayed
+
+
 @implementer(IStatsSink)
 class PrometheusStats:
-    """Counters and histograms of exchanges, registered in the given registry."""
+    """Counters and histograms of exchanges, exposed through the given registry.
+
+    Each record updates plain numbers; ``_ExchangeCollector`` turns them into families when
+    the registry is scraped.
+    """
 
     def __init__(self, registry: CollectorRegistry, clock: IReactorTime) -> None:
         self._clock = clock
@@ -83,64 +162,43 @@ class PrometheusStats:
             self.last_success,
             self.certificate_expiry,
         )
-        self._children: dict[tuple[str, ...], Any] = {}
-        self.exchanges = Counter(
-            "rpn_exchanges_total",
-            "Exchanges handled by the relay, by ROC service, AMC number and outcome.",
-            ("service", "amc", "outcome"),
-            registry=registry,
-        )
-        self.errors = Counter(
-            "rpn_relay_errors_total",
-            "Faults produced by the relay itself, by project error code.",
-            ("code",),
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "rpn_exchange_duration_seconds",
-            "Time from the request's arrival to the end of the answer, by ROC service.",
-            ("service",),
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.upstream_duration = Histogram(
-            "rpn_upstream_duration_seconds",
-            "Time the AMC took to answer a forwarded exchange, by AMC number.",
-            ("amc",),
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.bytes = Counter(
-            "rpn_exchange_bytes_total",
-            "Bytes of SOAP bodies relayed, by direction (request, response).",
-            ("direction",),
-            registry=registry,
-        )
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """The labelled child of *metric*, cached: prometheus_client's labels() is slow."""
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        #: Exchanges by (service, AMC, outcome).
+        self.exchange_counts: dict[tuple[str, str, str], int] = {}
+        #: Relay faults by code.
+        self.error_counts: dict[str, int] = {}
+        self.durations: dict[str, _Histogram] = {}
+        self.upstream_durations: dict[str, _Histogram] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        registry.register(_ExchangeCollector(self))
 
     def record(self, exchange: ExchangeRecord) -> None:
         service = exchange.service or "unknown"
         outcome = exchange.outcome
-        self._child(self.exchanges, service, exchange.amc or "none", outcome).inc()
-        if exchange.code:
-            self._child(self.errors, exchange.code).inc()
-        self._child(self.duration, service).observe(exchange.total_seconds)
-        if exchange.upstream_seconds is not None:
-            self._child(self.upstream_duration, exchange.amc).observe(exchange.upstream_seconds)
-        self._child(self.bytes, "request").inc(exchange.bytes_in)
-        self._child(self.bytes, "response").inc(exchange.bytes_out)
+        amc = exchange.amc or "none"
+        counts = self.exchange_counts
+        key = (service, amc, outcome)
+        counts[key] = counts.get(key, 0) + 1
+        code = exchange.code
+        if code:
+            errors = self.error_counts
+            errors[code] = errors.get(code, 0) + 1
+        histogram = self.durations.get(service)
+        if histogram is None:
+            histogram = self.durations[service] = _Histogram()
+        histogram.observe(exchange.total_seconds)
+        upstream_seconds = exchange.upstream_seconds
+        if upstream_seconds is not None:
+            histogram = self.upstream_durations.get(exchange.amc)
+            if histogram is None:
+                histogram = self.upstream_durations[exchange.amc] = _Histogram()
+            histogram.observe(upstream_seconds)
+        self.bytes_in += exchange.bytes_in
+        self.bytes_out += exchange.bytes_out
         if exchange.registered:
             finess = exchange.finess
-            amc = exchange.amc or "none"
             self.by_establishment.inc((finess, service, amc, outcome))
-            code = exchange.business_code or exchange.amc_code or exchange.code
+            code = exchange.business_code or exchange.amc_code or code
             if code:
                 self.codes.inc((finess, service, amc, code))
             if outcome == "ok":
@@ -180,22 +238,37 @@ def _json_line(r: ExchangeRecord) -> str:
 
 @implementer(IStatsSink)
 class AccessLog:
-    """One JSON line per exchange, to a file or as an event in the service log."""
+    """One JSON line per exchange, to a file or as an event in the service log.
+
+    With a *clock*, the lines of the exchanges recorded in one turn of the reactor are written
+    together, once that turn is over (``callLater(0)``): one write to the file for many
+    exchanges under load, and each line in the file before the next turn sends any answer's
+    bytes. ``close`` and ``reopen`` write what is pending first.
+    """
 
     log = Logger()
 
-    def __init__(self, stream: IO[str] | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        path: Path | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self._stream = stream
         self._path = path
+        self._clock = clock
+        self._pending: list[str] = []
+        self._flush_call: IDelayedCall | None = None
 
     @classmethod
-    def to_file(cls, path: Path) -> AccessLog:
+    def to_file(cls, path: Path, clock: IReactorTime | None = None) -> AccessLog:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path.open("a", encoding="utf-8", buffering=1), path)
+        return cls(path.open("a", encoding="utf-8", buffering=1), path, clock)
 
     def reopen(self) -> None:
         """Reopen the file (after logrotate moved it away), on reload."""
         if self._path is not None and self._stream is not None:
+            self.flush()
             self._stream.close()
             self._stream = self._path.open("a", encoding="utf-8", buffering=1)
 
@@ -209,13 +282,36 @@ class AccessLog:
                 "outcome={outcome} code={code} status={status} elapsed={total_seconds:.4f}",
                 **entry,
             )
-        else:
+        elif self._clock is None:
             self._stream.write(_json_line(exchange))
+        else:
+            self._pending.append(_json_line(exchange))
+            if self._flush_call is None:
+                self._flush_call = self._clock.callLater(0, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_call = None
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - logged; the next lines are still written
+            self.log.failure("access log write failed")
+
+    def flush(self) -> None:
+        """Write the lines still pending (one write)."""
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        pending, self._pending = self._pending, []
+        if pending and self._stream is not None:
+            self._stream.write("".join(pending))
 
     def close(self) -> None:
         """Close the file (on stop, once every exchange has been recorded)."""
         if self._stream is not None:
-            self._stream.close()
+            try:
+                self.flush()
+            finally:
+                self._stream.close()
 
 
 @implementer(IStatsSink)

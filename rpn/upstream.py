@@ -239,7 +239,12 @@ class _Exchange:
         self.result: Deferred[UpstreamAnswer] = Deferred(self._cancel)
 
     def start(self, queue_timeout: float) -> None:
-        acquiring = self._upstream.limiter.acquire(queue_timeout)
+        limiter = self._upstream.limiter
+        slot = limiter.try_acquire()
+        if slot is not None:
+            self._slot_granted(slot)
+            return
+        acquiring = limiter.acquire(queue_timeout)
         if not acquiring.called:
             self._acquiring = acquiring  # to cancel while waiting in the queue
         acquiring.addCallbacks(self._slot_granted, self._slot_refused)

@@ -209,13 +209,12 @@ class AnswerParser:
         lengths: list[bytes] = []
         codings: list[bytes] = []
         for line in lines[1:]:
-            colon = line.find(b":")
-            if colon <= 0:
+            name, colon, value = line.partition(b":")
+            if not (colon and name):
                 raise NotAnHttpAnswer("header line without a name")
-            name = line[:colon]
             if name.translate(None, TOKEN_CHARS):
                 raise NotAnHttpAnswer("bad header name")
-            value = line[colon + 1 :].strip(b" \t")
+            value = value.strip(b" \t")
             if b"\r" in value:
                 value = value.replace(b"\r", b" ")
             lower = name.lower()
@@ -226,6 +225,9 @@ class AnswerParser:
             elif lower == b"transfer-encoding":
                 codings.append(value)
             elif lower == b"connection":
+                if value == b"keep-alive":  # what nginx sends
+                    keep_alive = True
+                    continue
                 tokens = {t.strip(b" \t").lower() for t in value.split(b",")}
                 if b"close" in tokens:
                     keep_alive = False
@@ -256,14 +258,10 @@ class AnswerParser:
         if not lengths:
             self._state = _UNTIL_CLOSE
             return
-        values = set()
-        for text in b",".join(lengths).split(b","):
-            text = text.strip(b" \t")
-            if not text.isdigit():
-                raise NotAnHttpAnswer("bad Content-Length")
-            if len(text) > 18:
-                raise BodyTooLarge(self._max_body)  # and too long for int() to be cheap
-            values.add(int(text))
+        if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18:
+            values = {int(lengths[0])}  # the usual case, as the loop below would read it
+        else:
+            values = self._lengths(lengths)
         if len(values) != 1:
             raise NotAnHttpAnswer("conflicting Content-Length")
         (length,) = values
@@ -275,6 +273,17 @@ class AnswerParser:
         else:
             self._state = _LENGTH
             self._remaining = length
+
+    def _lengths(self, lengths: list[bytes]) -> set[int]:
+        values = set()
+        for text in b",".join(lengths).split(b","):
+            text = text.strip(b" \t")
+            if not text.isdigit():
+                raise NotAnHttpAnswer("bad Content-Length")
+            if len(text) > 18:
+                raise BodyTooLarge(self._max_body)  # and too long for int() to be cheap
+            values.add(int(text))
+        return values
 
     # -- chunked body ------------------------------------------------------------------------
 

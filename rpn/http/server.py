@@ -205,8 +205,15 @@ class HttpServerProtocol(Protocol):
         self._body_size = 0
         self._limit = 0
         self._began = self._completed = False
+        # Timers are lazy: a request or an idle spell sets its deadline, and the timer armed
+        # for an earlier one, when it fires, waits on for the current deadline (or for none).
+        # So an exchange on a kept-alive connection arms and cancels no timer.
         self._read_deadline: IDelayedCall | None = None
+        #: When the request being received must be complete (None: none is being received).
+        self._read_by: float | None = None
         self._idle_timer: IDelayedCall | None = None
+        #: When the connection, idle since its last answer, is closed (None: not idle).
+        self._idle_until: float | None = None
         self._abort_call: IDelayedCall | None = None
         self.disconnected = False
         #: Set by the handler: (FINESS, certificate expiry) of this connection's client.
@@ -216,9 +223,7 @@ class HttpServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.factory.connections.add(self)
-        self._idle_timer = self.factory.clock.callLater(
-            self.factory.idle_timeout, self._idle_timed_out
-        )
+        self._become_idle()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connection_lost(self)
@@ -231,8 +236,23 @@ class HttpServerProtocol(Protocol):
                 call.cancel()
         self._read_deadline = self._idle_timer = self._abort_call = None
 
+    def _become_idle(self) -> None:
+        clock = self.factory.clock
+        timeout = self.factory.idle_timeout
+        self._idle_until = clock.seconds() + timeout
+        if self._idle_timer is None:
+            self._idle_timer = clock.callLater(timeout, self._idle_timed_out)
+
     def _idle_timed_out(self) -> None:
         self._idle_timer = None
+        until = self._idle_until
+        if until is None:
+            return  # busy: armed again when idle again
+        clock = self.factory.clock
+        now = clock.seconds()
+        if now < until:
+            self._idle_timer = clock.callLater(until - now, self._idle_timed_out)
+            return
         self.close_if_idle()
 
     def close_if_idle(self) -> None:
@@ -311,12 +331,15 @@ class HttpServerProtocol(Protocol):
         self._codings = []
         self._body = []
         self._body_size = 0
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        self._read_deadline = self.factory.clock.callLater(
-            self.factory.policy_read_timeout(), self._too_slow
-        )
+        self._idle_until = None
+        clock = self.factory.clock
+        timeout = self.factory.policy_read_timeout()
+        by = self._read_by = clock.seconds() + timeout
+        call = self._read_deadline
+        if call is None:
+            self._read_deadline = clock.callLater(timeout, self._too_slow)
+        elif call.getTime() > by:  # a shorter read timeout since it was armed (a reload)
+            call.reset(timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -379,9 +402,7 @@ class HttpServerProtocol(Protocol):
     def on_message_complete(self) -> None:
         self._completed = True
         self._receiving = False
-        if self._read_deadline is not None:
-            self._read_deadline.cancel()
-            self._read_deadline = None
+        self._read_by = None
         parser = self._parser
         method = parser.get_method()
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
@@ -404,6 +425,14 @@ class HttpServerProtocol(Protocol):
 
     def _too_slow(self) -> None:
         self._read_deadline = None
+        by = self._read_by
+        if by is None or not self._receiving:
+            return  # armed again by the next request
+        clock = self.factory.clock
+        now = clock.seconds()
+        if now < by:
+            self._read_deadline = clock.callLater(by - now, self._too_slow)
+            return
         if self._receiving:
             self._refuse_or_defer(
                 RpnError.REQUEST_TIMEOUT,
@@ -430,10 +459,8 @@ class HttpServerProtocol(Protocol):
                 if self._refusal is not None:
                     error, detail = self._refusal
                     self._refuse_now(error, detail)
-                elif not self._receiving and self._idle_timer is None:
-                    self._idle_timer = self.factory.clock.callLater(
-                        self.factory.idle_timeout, self._idle_timed_out
-                    )
+                elif not self._receiving and self._idle_until is None:
+                    self._become_idle()
         finally:
             self._dispatching = False
 
@@ -487,6 +514,7 @@ class HttpServerProtocol(Protocol):
         if self._read_deadline is not None and self._read_deadline.active():
             self._read_deadline.cancel()
         self._read_deadline = None
+        self._read_by = None
         self._refusal = (error, detail)
         if self._serving is None and not self._waiting:
             self._refuse_now(error, detail)

@@ -94,6 +94,20 @@ def test_first_lookup_asks_the_source_and_the_next_is_answered_from_cache() -> N
     assert annuaire.last_success_time == 1000
 
 
+def test_fresh_gives_a_cached_entry_at_once_counted_as_the_hit_resolve_would_count() -> None:
+    annuaire, source, clock = make({KEY: ALPHA}, ttl=300)
+    assert annuaire.fresh(KEY) is None  # not cached yet: resolve asks the source
+    success_result_of(annuaire.resolve(KEY))
+    assert annuaire.fresh(KEY) == ALPHA
+    assert counts(annuaire) == {"miss": 1, "hit": 1}
+    clock.advance(300)
+    assert annuaire.fresh(KEY) is None  # stale: resolve decides (refresh, stale-if-error)
+    failure_result_of(annuaire.resolve(OTHER_KEY), RpnFailure)  # unknown, remembered
+    assert annuaire.fresh(OTHER_KEY) is None
+    assert counts(annuaire)["hit"] == 1  # fresh counts only the hits it gives
+    assert source.calls == [KEY, OTHER_KEY]
+
+
 def test_keys_are_cached_separately() -> None:
     annuaire, source, _ = make({KEY: ALPHA, OTHER_KEY: BETA})
     assert success_result_of(annuaire.resolve(KEY)) == ALPHA

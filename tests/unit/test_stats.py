@@ -184,6 +184,65 @@ def test_the_access_log_file_is_appended_to_and_created_with_its_folder(tmp_path
     assert [e["exchange_id"] for e in entries] == ["ex-1", ""]
 
 
+def test_with_a_clock_the_lines_of_one_reactor_turn_are_written_together_after_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "access.log"
+    clock = StrictClock()
+    log = AccessLog.to_file(path, clock)
+    log.record(ANSWERED)
+    log.record(REFUSED_EARLY)
+    assert path.read_text() == ""  # still in the reactor turn that recorded them
+    clock.advance(0)
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["exchange_id"] for e in entries] == ["ex-1", ""]
+    log.record(ANSWERED)
+    clock.advance(0)
+    assert len(path.read_text().splitlines()) == 3
+    log.close()
+
+
+def test_a_batched_access_log_loses_nothing_on_close_or_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    clock = StrictClock()
+    log = AccessLog.to_file(path, clock)
+    log.record(ANSWERED)
+    rotated = tmp_path / "access.log.1"
+    path.rename(rotated)
+    log.reopen()  # what was pending goes to the file it was recorded for
+    assert len(rotated.read_text().splitlines()) == 1
+    log.record(REFUSED_EARLY)
+    log.close()
+    assert [json.loads(line)["exchange_id"] for line in path.read_text().splitlines()] == [""]
+    assert clock.getDelayedCalls() == []
+    with capturedLogs() as events:
+        log.record(ANSWERED)  # after the close: the service log gets it
+    assert [e["exchange_id"] for e in events] == ["ex-1"]
+
+
+def test_a_failed_batched_write_is_logged_and_the_next_lines_are_still_written() -> None:
+    class Flaky(io.StringIO):
+        fail = True
+
+        def write(self, text: str) -> int:
+            if self.fail:
+                self.fail = False
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+
+    stream = Flaky()
+    clock = StrictClock()
+    log = AccessLog(stream, clock=clock)
+    log.record(ANSWERED)
+    with capturedLogs() as events:
+        clock.advance(0)
+    [event] = [e for e in events if "log_failure" in e]
+    assert event["log_failure"].check(OSError)
+    log.record(REFUSED_EARLY)
+    clock.advance(0)
+    assert [json.loads(line)["exchange_id"] for line in stream.getvalue().splitlines()] == [""]
+
+
 def test_without_a_file_each_exchange_is_an_event_in_the_service_log() -> None:
     with capturedLogs() as events:
         AccessLog().record(ANSWERED)
