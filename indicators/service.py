@@ -21,7 +21,7 @@ from indicators.refresh import Refresher
 from indicators.web import PagesResource, PromotionSettings, admin_resource
 from piano.reactors import IServiceReactor
 from piano.tls import SwappableServerContext, TLSFiles, server_options
-from piano.web import QuietSite, listen
+from piano.web import BoundedRequest, QuietSite, listen
 
 
 class IndicatorsService(MultiService):
@@ -111,6 +111,7 @@ def build_service(
         reactor,
     )
     site = QuietSite(pages)  # type: ignore[no-untyped-call]
+    site.requestFactory = BoundedRequest  # the promotion form is the only body: a few hundred bytes
     tls_factory = TLSMemoryBIOFactory(context, False, site, clock=reactor)
     listen(config.listen.endpoint, tls_factory, reactor, "listen.endpoint", root)
     admin = QuietSite(  # type: ignore[no-untyped-call]

@@ -27,6 +27,50 @@ class QuietSite(Site):
         pass
 
 
+class _Discard:
+    """Where a refused request's body goes: nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class BoundedRequest(Request):
+    """A request whose body may not exceed ``max_body_bytes``: a larger declared body, or a
+    chunked one (its size unknown), is answered 413 and the connection closed before the body
+    is read or the resource called (Twisted itself reads any body whole)."""
+
+    max_body_bytes = 64 * 1024
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        chunked = self.requestHeaders.hasHeader(b"transfer-encoding")
+        if not chunked and (length is None or length <= self.max_body_bytes):
+            super().gotLength(length)  # type: ignore[no-untyped-call]
+            return
+        self._refused = True
+        self.content = _Discard()
+        transport = self.channel.transport
+        assert transport is not None  # called while the headers arrive
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        transport.loseConnection()
+
+    def process(self) -> None:
+        if not self._refused:
+            super().process()  # type: ignore[no-untyped-call]
+
+
 class HealthResource(Resource):
     """``/healthz`` (no *ready*: 200 while the process serves) or ``/readyz`` (503 ``not
     ready`` while *ready* says no): plain text, never cached, for load balancers and systemd."""

@@ -14,7 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from piano.config import ConfigError
 from rpn.admin import _lifecycle_metrics
 from rpn.config import load_config
-from rpn.lifecycle import Lifecycle, State, changes, reach_refusal, transition_problem
+from rpn.lifecycle import (
+    TRANSITIONS,
+    Lifecycle,
+    State,
+    changes,
+    reach_refusal,
+    transition_problem,
+)
 from rpn.lifecycle_cli import main, set_state
 from rpn.registration import Registration
 from rpn.service import registration
@@ -366,3 +373,12 @@ def test_an_unreadable_configuration_is_exit_2(
 ) -> None:
     assert main(["show", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_indicators_offer_exactly_the_relay_s_moves() -> None:
+    """The promotion page restates the moves (one service never imports another): the same."""
+    from indicators import lifecycle as pages
+
+    assert {state.value: {s.value for s in allowed} for state, allowed in TRANSITIONS.items()} == {
+        state: set(allowed) for state, allowed in pages.TRANSITIONS.items()
+    }
