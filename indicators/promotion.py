@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import shlex
-import unicodedata
 from dataclasses import dataclass
 
 from indicators import french
@@ -22,22 +21,16 @@ from indicators.lifecycle import (
 )
 from indicators.progress import Progress, Unavailable
 from indicators.raccordement import Entity
+from roc.reasons import MAX_DECISION_AUTHOR, MAX_DECISION_REASON, free_text_problem
 
-#: Longest reason the relay's audit log keeps (rpn.lifecycle set refuses longer ones).
-MAX_REASON = 500
-#: Longest agent name put in the command.
-MAX_AGENT = 200
+#: Longest reason and agent name, as rpn.lifecycle set keeps them.
+MAX_REASON, MAX_AGENT = MAX_DECISION_REASON, MAX_DECISION_AUTHOR
 
 
 def text_problem(value: str, what: str, longest: int) -> str | None:
     """Why *value* cannot be carried in the command (French), or None."""
-    if not value.strip():
-        return f"{what} est vide"
-    if len(value) > longest:
-        return f"{what} dépasse {longest} caractères"
-    if any(unicodedata.category(c).startswith("C") for c in value):
-        return f"{what} contient des caractères de contrôle"
-    return None
+    problem = free_text_problem(value, what, longest)
+    return None if problem is None else problem.fr
 
 
 def _label(state: str) -> str:

@@ -23,7 +23,6 @@ import json
 import os
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,11 +30,9 @@ from typing import Any, TextIO
 import tomlkit
 
 from piano.config import ConfigError
+from roc.reasons import MAX_DECISION_AUTHOR, MAX_DECISION_REASON, free_text_problem
 from rpn.config import RpnConfig, load_config
 from rpn.lifecycle import State, transition_problem
-
-#: Longest reason kept in the audit log.
-MAX_REASON = 500
 
 
 class Refused(Exception):
@@ -67,16 +64,6 @@ def show(config: RpnConfig, as_json: bool, out: TextIO) -> None:
             f"{e['finess']:<17} {e['state']:<29} {e['since'] or '-':<11} "
             f"{','.join(e['sectors']):<16} {', '.join(e['sites'])}\n"
         )
-
-
-def _text_problem(value: str, what: str, longest: int) -> str | None:
-    if not value.strip():
-        return f"{what} is empty"
-    if len(value) > longest:
-        return f"{what} is longer than {longest} characters"
-    if any(unicodedata.category(c).startswith("C") for c in value):
-        return f"{what} contains control characters"
-    return None
 
 
 def planned_text(
@@ -176,8 +163,11 @@ def set_state(
 ) -> None:
     """Move *finess* to *state* in the file at *path*, audited; ``Refused`` says why not."""
     now = now or datetime.datetime.now(datetime.UTC)
-    for value, what, longest in ((by, "--by", 200), (reason, "--reason", MAX_REASON)):
-        problem = _text_problem(value, what, longest)
+    for value, what, longest in (
+        (by, "--by", MAX_DECISION_AUTHOR),
+        (reason, "--reason", MAX_DECISION_REASON),
+    ):
+        problem = free_text_problem(value, what, longest)
         if problem:
             raise Refused(problem)
     config = load_config(path)
