@@ -172,6 +172,7 @@ def suite_for(sectors: str | Iterable[str], catalogue: Catalogue) -> Suite:
         if c.amc_number == QUALIFICATION_AMC and c.version is version and not c.spec.full_stay
     ]
     steps: list[Step] = []
+    refusal_made = False
     for sector in chosen:
         of_sector = [c for c in plain if c.sector.value == sector]
         for service in _SERVICES:
@@ -184,12 +185,19 @@ def suite_for(sectors: str | Iterable[str], catalogue: Catalogue) -> Suite:
             if service is Service.IDB and not any(s.signed for s in steps):
                 title = f"Requête signée (WS-Security, signature valide) — {sector}"
                 steps.append(_step(case, f"SIGNATURE_{sector}", title, signed=True))
+        # One expected refusal per suite: an IDB refusal of the first sector that has one at
+        # this version (V2 has none in MCO, HAD or OQN: MCO-PSY and MCO-SMR get theirs).
         refusals = [c for c in of_sector if c.service is Service.IDB and "_KO_" in c.name]
-        if sector == chosen[0] and refusals:
+        if not refusal_made and refusals:
             case = _pick(refusals)
             assert case is not None
             title = f"{_TITLES[Service.IDB]} — {sector}, refus attendu"
-            steps.insert(2, _step(case, f"IDB_{sector}_REFUS", title))
+            # Right after the sector's IDB steps (rights open, then signed when it has them).
+            at = 1 + max(
+                i for i, s in enumerate(steps) if s.sector == sector and s.service is Service.IDB
+            )
+            steps.insert(at, _step(case, f"IDB_{sector}_REFUS", title))
+            refusal_made = True
     name = f"qualification-{version.value}-{'-'.join(chosen)}"
     return Suite(name, chosen, version, tuple(steps))
 

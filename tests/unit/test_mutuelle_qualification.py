@@ -83,6 +83,23 @@ def test_another_sector_moves_the_suite_to_v2_with_that_sector_s_cases(sector: s
     assert any(s.signed for s in suite.steps)
 
 
+@pytest.mark.parametrize(
+    ("sector", "case", "code"),
+    [
+        ("PSY", "IDB_KO_PSY_SECTEUR_NON_COUVERT", "03"),
+        ("SMR", "IDB_KO_SMR_DEBUT_DROITS_EN_COURS_DE_SEJOUR", "02"),
+    ],
+)
+def test_a_v2_suite_expects_an_idb_refusal_where_the_catalogue_has_one_in_v2(
+    sector: str, case: str, code: str
+) -> None:
+    steps = suite_for(["MCO", sector], CATALOGUE).steps
+    ids = [s.id for s in steps]
+    refusal = steps[ids.index(f"IDB_{sector}_REFUS")]
+    assert (refusal.case, refusal.expected_code, refusal.through_relay) == (case, code, True)
+    assert ids.index(f"IDB_{sector}_REFUS") == ids.index(f"IDB_{sector}") + 1
+
+
 def test_sectors_are_read_in_any_order_and_case() -> None:
     assert suite_for(" psy,MCO ", CATALOGUE).sectors == ("MCO", "PSY")
 
