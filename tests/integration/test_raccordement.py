@@ -262,6 +262,19 @@ def test_an_establishment_goes_from_qualification_to_production_under_watch(
                 assert "À corriger" in sim_row.text_content()
         progress = progress_of(mutuelle_admin)
         assert progress["qualified"], json.dumps(progress, ensure_ascii=False)[:3000]
+        # The IT team's command says the same, from the real service (exit 0: qualified).
+        admin_url = f"http://127.0.0.1:{mutuelle_admin}/__admin"
+        command = ["-m", "mutuelle.qualification", "--admin", admin_url]
+        shown = subprocess.run(
+            [sys.executable, *command, "--sandbox", HOSPITAL_A["site"]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "7/7 étapes réussies — qualifiée" in shown.stdout
         assert {s["id"]: s["attempts"] for s in progress["steps"]}["SIM_MCO"] == 2
 
         # 3. Shown qualified, on its page and on the agency's, in Chromium.
