@@ -264,9 +264,9 @@ def test_an_establishment_goes_from_qualification_to_production_under_watch(
         assert progress["qualified"], json.dumps(progress, ensure_ascii=False)[:3000]
         # The IT team's command says the same, from the real service (exit 0: qualified).
         admin_url = f"http://127.0.0.1:{mutuelle_admin}/__admin"
-        command = ["-m", "mutuelle.qualification", "--admin", admin_url]
+        cli = ["-m", "mutuelle.qualification", "--admin", admin_url]
         shown = subprocess.run(
-            [sys.executable, *command, "--sandbox", HOSPITAL_A["site"]],
+            [sys.executable, *cli, "--sandbox", HOSPITAL_A["site"]],
             cwd=ROOT,
             capture_output=True,
             text=True,
