@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from indicators import charts, french
-from indicators.agency import SEVERITY_LABELS, STATE_LABELS, amc_health, anomalies
+from indicators.agency import amc_health, anomalies
 from indicators.compute import (
     CERTIFICATE_CRITICAL_DAYS,
     CERTIFICATE_WARNING_DAYS,
@@ -30,7 +30,7 @@ from indicators.html import (
 )
 from indicators.model import CLASS_ACTOR, CLASS_LABELS, CLASSES, OUTCOME_LABELS
 from indicators.raccordement import is_watch_alert, standing
-from indicators.raccordement_page import establishment_section
+from indicators.raccordement_page import anomalies_list, establishment_section
 from roc.returncodes import NORMAL
 
 #: The relay records "unknown" when it refused a request before reading its service.
@@ -237,21 +237,7 @@ def _own_anomalies(snapshot: Snapshot, finess: str) -> str:
     ]
     if not rows:
         return ""
-    items = "".join(
-        tag(
-            "li",
-            escape(
-                f"{a.label} ({SEVERITY_LABELS.get(a.severity, a.severity)}, "
-                f"{STATE_LABELS.get(a.state, a.state)}) depuis le {french.date_time(a.since)} "
-                f": {a.action}"
-            ),
-            data_anomaly=a.kind,
-        )
-        for a in rows
-    )
-    return "<h2>Anomalies suivies par l'agence</h2>" + tag(
-        "ul", items, id="anomalies", class_="banner"
-    )
+    return "<h2>Anomalies suivies par l'agence</h2>" + anomalies_list(rows, "anomalies", "banner")
 
 
 def report_html(

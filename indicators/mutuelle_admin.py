@@ -7,9 +7,7 @@ from urllib.parse import quote, urlencode
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import readBody
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
 from indicators.progress import (
@@ -19,6 +17,7 @@ from indicators.progress import (
     error_message,
     parse_progress,
 )
+from indicators.webclient import timed_get
 
 
 @implementer(IProgressSource)
@@ -32,31 +31,25 @@ class MutuelleAdminApi:
         self._clock = clock
 
     def progress(self, finess: str, sectors: tuple[str, ...]) -> Deferred[Progress]:
-        answer = Deferred.fromCoroutine(self._progress(finess, sectors))
-        answer.addTimeout(self._timeout, self._clock)
-        return answer.addErrback(_timed_out)
-
-    async def _progress(self, finess: str, sectors: tuple[str, ...]) -> Progress:
         query = urlencode({"sectors": ",".join(sectors)}, safe=",")
         url = f"{self._base}/sandboxes/{quote(finess, safe='')}/qualification?{query}"
-        request: Deferred[IResponse] = self._agent.request(
-            b"GET", url.encode(), Headers({b"Accept": [b"application/json"]})
-        )
-        try:
-            response = await request
-            body: bytes = await readBody(response)
-        except CancelledError:
-            raise
-        except Exception as exc:
-            raise ProgressError(f"Mutuelle ANS injoignable ({exc.__class__.__name__})") from exc
-        if response.code == 200:
-            return parse_progress(body)
-        detail = error_message(body)
-        raise ProgressError(
-            f"Mutuelle ANS a répondu HTTP {response.code}" + (f" : {detail}" if detail else "")
-        )
+        answer = timed_get(self._agent, url, self._timeout, self._clock)
+        return answer.addCallbacks(_progress, _failed)
 
 
-def _timed_out(failure: Failure) -> Progress:
-    failure.trap(TimeoutError)
-    raise ProgressError("Mutuelle ANS n'a pas répondu à temps")
+def _progress(answer: tuple[int, bytes]) -> Progress:
+    status, body = answer
+    if status == 200:
+        return parse_progress(body)
+    detail = error_message(body)
+    raise ProgressError(
+        f"Mutuelle ANS a répondu HTTP {status}" + (f" : {detail}" if detail else "")
+    )
+
+
+def _failed(failure: Failure) -> Failure:
+    if failure.check(TimeoutError):
+        raise ProgressError("Mutuelle ANS n'a pas répondu à temps")
+    if failure.check(CancelledError):
+        return failure
+    raise ProgressError(f"Mutuelle ANS injoignable ({failure.value.__class__.__name__})")

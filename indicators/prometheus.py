@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import readBody
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.iweb import IAgent
 from zope.interface import Interface, implementer
+
+from indicators.webclient import timed_get
 
 
 class PrometheusError(Exception):
@@ -73,11 +73,6 @@ class PrometheusHttpApi:
         self._clock = clock
 
     def query(self, expr: str, at: float) -> Deferred[list[Sample]]:
-        answer = Deferred.fromCoroutine(self._query(expr, at))
-        answer.addTimeout(self._timeout, self._clock)
-        return answer.addErrback(_timed_out)
-
-    async def _query(self, expr: str, at: float) -> list[Sample]:
         params = urlencode(
             {
                 "query": expr,
@@ -85,25 +80,24 @@ class PrometheusHttpApi:
                 "timeout": f"{max(1, round(self._timeout * 1000))}ms",
             }
         )
-        url = f"{self._base}/api/v1/query?{params}".encode()
-        request: Deferred[IResponse] = self._agent.request(
-            b"GET", url, Headers({b"Accept": [b"application/json"]})
-        )
-        try:
-            response = await request
-            body: bytes = await readBody(response)
-        except CancelledError:
-            raise
-        except Exception as exc:
-            raise PrometheusError(f"cannot query Prometheus: {exc.__class__.__name__}") from exc
-        if response.code == 200 or response.code in (400, 422, 503):
-            return parse_vector(body)
-        raise PrometheusError(f"Prometheus answered HTTP {response.code}")
+        url = f"{self._base}/api/v1/query?{params}"
+        answer = timed_get(self._agent, url, self._timeout, self._clock)
+        return answer.addCallbacks(_vector, _failed)
 
 
-def _timed_out(failure: Failure) -> list[Sample]:
-    failure.trap(TimeoutError)
-    raise PrometheusError("Prometheus did not answer in time")
+def _vector(answer: tuple[int, bytes]) -> list[Sample]:
+    status, body = answer
+    if status == 200 or status in (400, 422, 503):
+        return parse_vector(body)
+    raise PrometheusError(f"Prometheus answered HTTP {status}")
+
+
+def _failed(failure: Failure) -> Failure:
+    if failure.check(TimeoutError):
+        raise PrometheusError("Prometheus did not answer in time")
+    if failure.check(CancelledError):
+        return failure
+    raise PrometheusError(f"cannot query Prometheus: {failure.value.__class__.__name__}")
 
 
 def finite(value: float) -> float | None:

@@ -33,7 +33,8 @@ def _since(standing: Standing) -> str:
     return f"depuis le {french.utc_date(lifecycle.since)} ({elapsed})"
 
 
-def _alerts_list(alerts: Sequence[Anomaly], list_id: str) -> str:
+def anomalies_list(alerts: Sequence[Anomaly], list_id: str, class_: str = "alert") -> str:
+    """The anomalies as a French list: what, how serious, since when, what to do."""
     items = "".join(
         tag(
             "li",
@@ -47,7 +48,7 @@ def _alerts_list(alerts: Sequence[Anomaly], list_id: str) -> str:
         )
         for a in alerts
     )
-    return tag("ul", items, id=list_id, class_="alert")
+    return tag("ul", items, id=list_id, class_=class_)
 
 
 def progress_html(progress: ProgressReading) -> str:
@@ -193,7 +194,7 @@ def watch_html(watch: Watch, at: float) -> str:
     parts.append(tag("table", "".join(rows), id="watch-days"))
     if watch.alerts:
         parts.append("<h3>Alertes de surveillance en cours</h3>")
-        parts.append(_alerts_list(watch.alerts, "watch-alerts"))
+        parts.append(anomalies_list(watch.alerts, "watch-alerts"))
     else:
         parts.append(
             tag("p", "Aucune alerte de surveillance en cours.", id="watch-alerts", class_="muted")
