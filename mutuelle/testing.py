@@ -17,8 +17,10 @@ from twisted.web.server import Site
 from mutuelle.catalogue import Catalogue, build_catalogue
 from mutuelle.datafiles import SimulatorData, load_data
 from mutuelle.server import roc_site
+from mutuelle.signatures import SignaturePolicy
 from mutuelle.simulator import Simulator
-from piano.testing import StrictMemoryReactorClock
+from piano.testing import StrictClock, StrictMemoryReactorClock
+from roc.signature import Trust
 
 PUBLIC_URL = "https://mutuelle.test:8444"
 
@@ -49,6 +51,22 @@ def simulator(
     else:
         catalogue = build_catalogue(data)
     return Simulator(data, catalogue, PUBLIC_URL, max_body_bytes, clock=clock)
+
+
+def checking_simulator(trust: Trust, policy: SignaturePolicy, now: float) -> Simulator:
+    """A simulator over the shipped data checking signatures against *trust* under *policy*,
+    its clock at *now* (unix seconds: certificates are checked at that time)."""
+    clock = StrictClock()
+    clock.advance(now)
+    data, catalogue = shipped()
+    return Simulator(
+        data,
+        catalogue,
+        PUBLIC_URL,
+        clock=clock,
+        signature_policy=policy,
+        signature_trust=trust,
+    )
 
 
 @functools.cache

@@ -243,12 +243,13 @@ class RelayService(MultiService):
 
     def _log_lifecycle_changes(self, before: Registration, after: Registration) -> None:
         for entity, old, new in changes(before.lifecycle_of_entity, after.lifecycle_of_entity):
+            since = after.lifecycle_of_entity[entity].since if new is not None else None
             self.log.info(
                 "lifecycle_changed finess={finess} from={old} to={new} since={since}",
                 finess=entity,
                 old="unregistered" if old is None else old.value,
                 new="unregistered" if new is None else new.value,
-                since=str(after.lifecycle(entity).since or "-") if new is not None else "-",
+                since=since or "-",
             )
 
     def startService(self) -> None:

@@ -30,7 +30,6 @@ from mutuelle.sandbox import MemoryStore
 from mutuelle.signatures import SignaturePolicy, Trust
 from mutuelle.simulator import Simulator
 from mutuelle.soap import request_headers
-from piano.testing import StrictClock
 from roc.model import RocVersion, Service, SoapVersion
 from roc.signature import sign
 from tests.deferreds import success_result_of as result_of
@@ -125,16 +124,7 @@ def trust_and_signer() -> tuple[Trust, tuple[bytes, bytes]]:
 
 
 def simulator(trust: Trust, policy: SignaturePolicy) -> Simulator:
-    clock = StrictClock()
-    clock.advance(NOW.timestamp())
-    return Simulator(
-        DATA,
-        CATALOGUE,
-        testing.PUBLIC_URL,
-        clock=clock,
-        signature_policy=policy,
-        signature_trust=trust,
-    )
+    return testing.checking_simulator(trust, policy, NOW.timestamp())
 
 
 class Player:

@@ -64,16 +64,7 @@ def pki() -> Pki:
 
 
 def _simulator(pki: Pki, policy: SignaturePolicy) -> Simulator:
-    clock = StrictClock()
-    clock.advance(NOW.timestamp())
-    return Simulator(
-        DATA,
-        CATALOGUE,
-        testing.PUBLIC_URL,
-        clock=clock,
-        signature_policy=policy,
-        signature_trust=pki.trust,
-    )
+    return testing.checking_simulator(pki.trust, policy, NOW.timestamp())
 
 
 def _send(sim: Simulator, case: Case, defect: Defect | None, pki: Pki) -> tuple[int, bytes]:
