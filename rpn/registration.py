@@ -36,6 +36,18 @@ class Registration:
     simulated_amcs: frozenset[str] = frozenset()
     #: Days an establishment stays under watch after going live (exported for the rules).
     watch_days: int = 30
+    #: Every FINESS (legal entity or site) whose state keeps it from real AMCs, computed once
+    #: from ``lifecycle_of_entity`` so that an exchange in production asks one set.
+    restricted: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        restricted = {
+            finess
+            for entity, lifecycle in self.lifecycle_of_entity.items()
+            if not lifecycle.state.live
+            for finess in (entity, *self.sites_of_entity.get(entity, ()))
+        }
+        object.__setattr__(self, "restricted", frozenset(restricted))
 
     @classmethod
     def of(
@@ -89,9 +101,10 @@ class Registration:
     def reach_refusal(self, certificate: str, amc: str) -> tuple[State, Reason] | None:
         """The state that keeps the establishment of *certificate* from *amc*, and why; or
         None when it may reach it."""
-        entity = self.entity_of(certificate)
-        if entity is None:
+        if certificate not in self.restricted:
             return None
+        entity = self.entity_of(certificate)
+        assert entity is not None  # restricted FINESS are registered
         lifecycle = self.lifecycle(entity)
         reason = reach_refusal(lifecycle, entity, amc, self.simulated_amcs)
         return None if reason is None else (lifecycle.state, reason)
