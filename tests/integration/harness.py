@@ -134,10 +134,26 @@ class Twistd:
                 time.sleep(0.05)
 
     def log_text(self) -> str:
+        """The log's tail, for failure reports."""
         try:
             return self.log.read_text(errors="replace")[-6000:]
         except OSError:
             return "(no log)"
+
+    def log_count(self, text: str) -> int:
+        """How many times *text* was logged, in the whole log and the files it rotated to.
+
+        A tail (``log_text``) is no way to count: under load, the lines logged after the one
+        awaited push it out of the tail between two polls.
+        """
+        files = [self.log, *self.log.parent.glob(self.log.name + ".*")]
+        total = 0
+        for path in files:
+            try:
+                total += path.read_text(errors="replace").count(text)
+            except OSError:
+                continue
+        return total
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after *timeout*; only the process this object started."""

@@ -268,10 +268,10 @@ def reload_with(relay: RelayProcess, replace: Callable[[str], str]) -> None:
     config = relay.twistd.config
     config.write_text(replace(config.read_text()))
     assert relay.twistd.process is not None
-    before = relay.twistd.log_text().count("configuration reloaded")
+    before = relay.twistd.log_count("configuration reloaded")
     relay.twistd.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while relay.twistd.log_text().count("configuration reloaded") <= before:
+    while relay.twistd.log_count("configuration reloaded") <= before:
         assert time.monotonic() < deadline, relay.twistd.log_text()
         time.sleep(0.05)
 

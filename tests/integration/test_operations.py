@@ -28,7 +28,7 @@ def idb(sender: dict[str, str], exchange_id: str) -> bytes:
 
 def wait_for_log(relay: RelayProcess, text: str, count: int = 1, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while relay.twistd.log_text().count(text) < count:
+    while relay.twistd.log_count(text) < count:
         assert time.monotonic() < deadline, f"{text!r} not logged:\n{relay.twistd.log_text()}"
         time.sleep(0.05)
 

@@ -141,7 +141,7 @@ def test_sessions_still_resume_after_a_respawn_and_a_reload(
     assert two_workers.twistd.process is not None
     two_workers.twistd.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while two_workers.twistd.log_text().count("configuration reloaded") < 2:
+    while two_workers.twistd.log_count("configuration reloaded") < 2:
         assert time.monotonic() < deadline, two_workers.twistd.log_text()
         time.sleep(0.05)
     flags = []
